@@ -1,0 +1,148 @@
+//! The headless command line. Each command lives in its own file; this one parses and dispatches.
+//!
+//! stdout belongs to results and `--json`; diagnostics go to stderr through `tracing`
+//! (`KOSMO_LOG=debug` for more). Exit codes: 0 success, 1 failure, 2 usage error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Result;
+use crate::registry::{Registry, RegistryOptions};
+
+pub mod docs_cmd;
+pub mod integrations;
+pub mod lua_cmd;
+pub mod simulator_cmd;
+
+/// Exit code for a usage error (bad flag, bad value).
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kosmo",
+    version,
+    about = "Drive API integrations from sandboxed Lua, declared by YAML manifests",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Extra manifest directory (repeatable); also KOSMO_MANIFEST_PATH (colon-separated).
+    #[arg(long = "manifests", value_name = "DIR", global = true)]
+    pub manifests: Vec<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the loaded integrations and their functions.
+    #[command(name = "integrations:list")]
+    IntegrationsList(integrations::ListArgs),
+    /// Print a function's input JSON Schema (e.g. anthropic.create_message).
+    #[command(name = "integrations:schema")]
+    IntegrationsSchema(integrations::SchemaArgs),
+    /// Check manifest files (or the loaded manifests) and report every problem.
+    #[command(name = "manifests:check")]
+    ManifestsCheck(integrations::CheckArgs),
+    /// Run Lua against the integration registry.
+    #[command(name = "integrations:lua")]
+    IntegrationsLua(lua_cmd::LuaArgs),
+    /// Run Lua that only needs MCP servers (app.mcp.*, mcp.*).
+    #[command(name = "mcp:lua")]
+    McpLua(lua_cmd::LuaArgs),
+    /// Show the rendered docs of an integration, a function or a guide page.
+    #[command(name = "integrations:docs")]
+    IntegrationsDocs(docs_cmd::DocsArgs),
+    /// Write the whole generated reference (markdown and LuaCATS) to a directory.
+    #[command(name = "docs:generate")]
+    DocsGenerate(docs_cmd::GenerateArgs),
+    /// Serve an offline simulator of an integration on loopback.
+    #[command(name = "simulator:serve")]
+    SimulatorServe(simulator_cmd::ServeArgs),
+}
+
+/// What every command gets: the global options.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub manifest_dirs: Vec<PathBuf>,
+}
+
+impl Context {
+    /// Load the registry: built-ins, KOSMO_MANIFEST_PATH, then `--manifests`.
+    pub fn registry(&self) -> Result<Registry> {
+        Registry::load(&RegistryOptions {
+            dirs: self.manifest_dirs.clone(),
+            ignore_env: false,
+        })
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let ctx = Context {
+        manifest_dirs: cli.manifests,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::IntegrationsList(a) => integrations::list(&ctx, a),
+            Command::IntegrationsSchema(a) => integrations::schema(&ctx, a),
+            Command::ManifestsCheck(a) => integrations::check(&ctx, a),
+            Command::IntegrationsLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::Integrations).await,
+            Command::McpLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::McpOnly).await,
+            Command::IntegrationsDocs(a) => docs_cmd::show(&ctx, a),
+            Command::DocsGenerate(a) => docs_cmd::generate(&ctx, a),
+            Command::SimulatorServe(a) => simulator_cmd::serve(&ctx, a).await,
+        }
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KOSMO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Print a JSON value to stdout, pretty, with a trailing newline.
+pub fn print_json(value: &serde_json::Value) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode JSON output: {e}"),
+    }
+}
+
+/// Report an error the way every non-Lua command does: `{success:false, error}` with `--json`,
+/// `error: ...` on stderr otherwise.
+pub fn fail(err: &crate::Error, json: bool) -> ExitCode {
+    if json {
+        print_json(&serde_json::json!({"success": false, "error": err.to_json()}));
+    } else {
+        eprintln!("error: {err}");
+    }
+    ExitCode::from(1)
+}

@@ -1,0 +1,1 @@
+//! The sandboxed Lua runtime. (Being built: issue 5.)

@@ -1,0 +1,849 @@
+//! The manifest format: one YAML file describes one integration and every one of its functions.
+//!
+//! Loading is three passes, so an author sees the most precise error first: YAML syntax (line and
+//! column), the JSON Schema in `manifests/manifest.schema.json` (JSON pointer and rule), then the
+//! semantic lint below (a GET marked write, a path placeholder with no path parameter, ...).
+//! `docs/manifest-format.md` is the author's guide.
+
+use std::sync::OnceLock;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// The JSON Schema every manifest must satisfy.
+pub const MANIFEST_SCHEMA: &str = include_str!("../manifests/manifest.schema.json");
+
+/// One integration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub name: String,
+    pub label: String,
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
+    pub category: String,
+    #[serde(default)]
+    pub docs_url: Option<String>,
+    /// Base URL without a trailing slash; function paths are appended to it.
+    pub base_url: String,
+    /// Headers sent on every request (`anthropic-version`).
+    #[serde(default)]
+    pub headers: IndexMap<String, String>,
+    /// Credential types by name (`api_key`, `admin_key`).
+    pub credentials: IndexMap<String, CredentialType>,
+    /// Account-level settings: where a base URL override comes from.
+    #[serde(default)]
+    pub account: AccountSettings,
+    /// How beta feature flags travel, and which values the service knows.
+    #[serde(default)]
+    pub betas: Option<BetaSettings>,
+    /// Where the API puts the error type, message and request id.
+    #[serde(default)]
+    pub errors: ErrorEnvelope,
+    /// How array query parameters are written (`brackets`: `k[]=a&k[]=b`).
+    #[serde(default)]
+    pub query_arrays: QueryArrayFormat,
+    /// Documentation groups, in the order the docs show them.
+    #[serde(default)]
+    pub groups: Vec<DocGroup>,
+    /// Free-form notes the rendered docs include (intro, multi-account text, ...).
+    #[serde(default)]
+    pub docs: IndexMap<String, String>,
+    /// Functions by Lua name, in documentation order.
+    pub functions: IndexMap<String, Function>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialType {
+    /// Human name: "API key".
+    pub label: String,
+    /// Header that carries the secret.
+    pub header: String,
+    /// Optional scheme written before the secret (`Bearer`).
+    #[serde(default)]
+    pub scheme: Option<String>,
+    /// The prefix real secrets start with (`sk-ant-api`); the simulator checks it.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Environment variable that overrides the default account's value.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// What to tell a user who has not configured it.
+    pub hint: String,
+    /// A placeholder value that passes the prefix check, used by `--offline`.
+    #[serde(default)]
+    pub placeholder: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    /// Environment variable that overrides the default account's base URL.
+    #[serde(default)]
+    pub base_url_env: Option<String>,
+    /// A suffix users often include in base URLs that the paths already carry (`/v1`).
+    #[serde(default)]
+    pub strip_base_url_suffix: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BetaSettings {
+    /// Header that carries the comma-joined beta names.
+    pub header: String,
+    /// The argument name through which callers add betas.
+    #[serde(default = "default_beta_param")]
+    pub param: String,
+    /// Beta names the service accepts; the simulator refuses others.
+    #[serde(default)]
+    pub known: Vec<String>,
+}
+
+fn default_beta_param() -> String {
+    "betas".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorEnvelope {
+    /// JSON pointer to the error type in an error body.
+    #[serde(default = "ErrorEnvelope::default_type")]
+    pub type_pointer: String,
+    /// JSON pointer to the message.
+    #[serde(default = "ErrorEnvelope::default_message")]
+    pub message_pointer: String,
+    /// Response header with the request id.
+    #[serde(default = "ErrorEnvelope::default_request_id_header")]
+    pub request_id_header: String,
+    /// Response header that tells whether to retry (`x-should-retry`).
+    #[serde(default)]
+    pub should_retry_header: Option<String>,
+}
+
+impl ErrorEnvelope {
+    fn default_type() -> String {
+        "/error/type".into()
+    }
+    fn default_message() -> String {
+        "/error/message".into()
+    }
+    fn default_request_id_header() -> String {
+        "request-id".into()
+    }
+}
+
+impl Default for ErrorEnvelope {
+    fn default() -> Self {
+        ErrorEnvelope {
+            type_pointer: Self::default_type(),
+            message_pointer: Self::default_message(),
+            request_id_header: Self::default_request_id_header(),
+            should_retry_header: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryArrayFormat {
+    /// `k[]=a&k[]=b` (what the Stainless SDKs send).
+    #[default]
+    Brackets,
+    /// `k=a&k=b`.
+    Repeat,
+    /// `k=a,b`.
+    Comma,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocGroup {
+    pub id: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Read or write: what permissions and `--read-only` look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    Read,
+    Write,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Read => "read",
+            Class::Write => "write",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        }
+    }
+}
+
+/// How a response body is decoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseKind {
+    #[default]
+    Json,
+    /// Newline-delimited JSON, returned as `{content_type, body}` or streamed as rows.
+    Jsonl,
+    /// Raw bytes, returned as `{content_type, body}`.
+    Binary,
+    /// Server-sent events.
+    Sse,
+}
+
+/// Where a parameter goes in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Location {
+    Path,
+    Query,
+    Body,
+    Header,
+    /// A multipart form field (file uploads).
+    Form,
+    /// Consumed by kosmo itself (poll timeouts, ...), never sent.
+    Control,
+}
+
+/// One function.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Function {
+    /// Fully qualified name; defaults to `<integration>_<name>`.
+    #[serde(default)]
+    pub full_name: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub group: String,
+    pub class: Class,
+    /// A write that is safe to repeat (retries may resend it).
+    #[serde(default)]
+    pub idempotent: bool,
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub method: Option<Method>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub params: Vec<Param>,
+    /// Unknown arguments are sent in the JSON body unchanged.
+    #[serde(default)]
+    pub passthrough: bool,
+    /// Wrapper objects the docs show (`payload`, `query`); flat arguments are always accepted.
+    #[serde(default)]
+    pub wrappers: Vec<Wrapper>,
+    /// Beta names always sent with this function.
+    #[serde(default)]
+    pub betas: Vec<String>,
+    /// Credential type from the manifest's `credentials`.
+    #[serde(default)]
+    pub credential: Option<String>,
+    #[serde(default)]
+    pub response: ResponseKind,
+    /// A boolean argument that switches the response to a stream.
+    #[serde(default)]
+    pub stream: Option<StreamSpec>,
+    #[serde(default)]
+    pub pagination: Option<Pagination>,
+    /// This function polls another one until a field reaches a value.
+    #[serde(default)]
+    pub poll: Option<Poll>,
+    /// The function exists for compatibility only: calling it fails with this message.
+    #[serde(default)]
+    pub unsupported: Option<String>,
+    #[serde(default)]
+    pub deprecated: Option<String>,
+    #[serde(default)]
+    pub examples: Vec<Example>,
+    /// What the generic simulator answers when no built-in behaviour is named.
+    #[serde(default)]
+    pub simulator: Option<SimulatorSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wrapper {
+    /// `payload = {...}`: fields of the JSON body.
+    Payload,
+    /// `query = {...}`: query-string fields.
+    Query,
+}
+
+impl Wrapper {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wrapper::Payload => "payload",
+            Wrapper::Query => "query",
+        }
+    }
+}
+
+/// One parameter. Besides the keys below it takes JSON Schema keywords inline (`type`, `enum`,
+/// `minimum`, `items`, `properties`, `default`, ...), which become its schema.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Param {
+    pub name: String,
+    #[serde(rename = "in")]
+    pub location: Location,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub example: Option<Value>,
+    /// The name on the wire when it differs (a header name, `file` for a form field).
+    #[serde(default)]
+    pub wire_name: Option<String>,
+    /// Send `default` when the caller leaves the parameter out (`max_tokens: 4096`).
+    #[serde(default)]
+    pub send_default: bool,
+    #[serde(default)]
+    pub deprecated: Option<String>,
+    /// JSON Schema keywords.
+    #[serde(flatten)]
+    pub schema: serde_json::Map<String, Value>,
+}
+
+impl Param {
+    /// The name this parameter has on the wire.
+    pub fn wire(&self) -> &str {
+        self.wire_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// The JSON Schema type name, for docs (`string`, `array`, `string | array`).
+    pub fn type_name(&self) -> String {
+        schema_type_name(&Value::Object(self.schema.clone()))
+    }
+
+    pub fn default_value(&self) -> Option<&Value> {
+        self.schema.get("default")
+    }
+}
+
+/// A readable type name for a schema fragment.
+pub fn schema_type_name(schema: &Value) -> String {
+    match schema.get("type") {
+        Some(Value::String(t)) if t == "array" => match schema.get("items") {
+            Some(items) if items.get("type").is_some() => {
+                format!("array<{}>", schema_type_name(items))
+            }
+            _ => "array".into(),
+        },
+        Some(Value::String(t)) => t.clone(),
+        Some(Value::Array(ts)) => ts
+            .iter()
+            .filter_map(Value::as_str)
+            .collect::<Vec<_>>()
+            .join(" | "),
+        _ => {
+            for key in ["oneOf", "anyOf"] {
+                if let Some(Value::Array(alts)) = schema.get(key) {
+                    let mut names: Vec<String> = alts.iter().map(schema_type_name).collect();
+                    names.dedup();
+                    return names.join(" | ");
+                }
+            }
+            "any".into()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSpec {
+    /// The boolean argument that asks for a stream (`stream`).
+    pub param: String,
+    /// How events are folded into the final value (`anthropic_message`).
+    pub assemble: String,
+    /// Event types that end the stream successfully.
+    #[serde(default)]
+    pub end_events: Vec<String>,
+    /// Event type that carries an error.
+    #[serde(default)]
+    pub error_event: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaginationStyle {
+    /// `after_id` / `before_id` in, `has_more` / `first_id` / `last_id` out.
+    IdCursor,
+    /// `page` in, `next_page` out.
+    PageCursor,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pagination {
+    pub style: PaginationStyle,
+    /// Field of the response that holds the items.
+    #[serde(default = "Pagination::default_items")]
+    pub items: String,
+}
+
+impl Pagination {
+    fn default_items() -> String {
+        "data".into()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Poll {
+    /// The function called on every poll, with this function's non-control arguments.
+    pub function: String,
+    /// JSON pointer into the polled result.
+    pub until_pointer: String,
+    /// Values at `until_pointer` that end the wait.
+    pub until_values: Vec<Value>,
+    #[serde(default = "Poll::default_interval")]
+    pub interval_seconds: f64,
+    #[serde(default = "Poll::default_max_interval")]
+    pub max_interval_seconds: f64,
+    #[serde(default = "Poll::default_timeout")]
+    pub timeout_seconds: f64,
+}
+
+impl Poll {
+    fn default_interval() -> f64 {
+        1.0
+    }
+    fn default_max_interval() -> f64 {
+        30.0
+    }
+    fn default_timeout() -> f64 {
+        3600.0
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub title: String,
+    /// Arguments; validated against the function's schema by the linter.
+    pub args: Value,
+    /// Optional Lua to show after the call (`print(result.id)`).
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorSpec {
+    /// A built-in behaviour by name (`anthropic.messages.create`); absent means the example below.
+    #[serde(default)]
+    pub behaviour: Option<String>,
+    /// The JSON answered by the generic simulator.
+    #[serde(default)]
+    pub response: Option<Value>,
+    #[serde(default = "SimulatorSpec::default_status")]
+    pub status: u16,
+}
+
+impl SimulatorSpec {
+    fn default_status() -> u16 {
+        200
+    }
+}
+
+impl Manifest {
+    /// Parse, schema-check and lint a manifest. `file` names it in errors.
+    pub fn from_yaml(file: &str, text: &str) -> Result<Manifest> {
+        let raw: Value = serde_yaml::from_str(text).map_err(|e| Error::Manifest {
+            file: file.into(),
+            location: e
+                .location()
+                .map(|l| format!("line {} column {}", l.line(), l.column()))
+                .unwrap_or_else(|| "document".into()),
+            message: strip_location(&e.to_string()),
+        })?;
+        check_schema(file, &raw)?;
+        let manifest: Manifest = serde_json::from_value(raw).map_err(|e| Error::Manifest {
+            file: file.into(),
+            location: "document".into(),
+            message: e.to_string(),
+        })?;
+        let mut problems = manifest.lint().into_iter();
+        if let Some((location, mut message)) = problems.next() {
+            for (loc, msg) in problems {
+                message.push_str(&format!("\n{file}: {loc}: {msg}"));
+            }
+            return Err(Error::Manifest {
+                file: file.into(),
+                location,
+                message,
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// The fully qualified name of a function.
+    pub fn full_name(&self, name: &str, f: &Function) -> String {
+        f.full_name
+            .clone()
+            .unwrap_or_else(|| format!("{}_{}", self.name, name))
+    }
+
+    /// Semantic rules the JSON Schema cannot express. Each problem is (JSON pointer, message).
+    pub fn lint(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut seen: IndexMap<String, String> = IndexMap::new();
+        let group_ids: Vec<&str> = self.groups.iter().map(|g| g.id.as_str()).collect();
+        for (name, f) in &self.functions {
+            let at = format!("/functions/{name}");
+            let mut names = vec![name.clone(), self.full_name(name, f)];
+            names.extend(f.aliases.iter().cloned());
+            for n in names {
+                if let Some(owner) = seen.get(&n) {
+                    let whose = if owner == name {
+                        "this function's own name".to_string()
+                    } else {
+                        format!("function '{owner}'")
+                    };
+                    problems.push((
+                        at.clone(),
+                        format!("name or alias '{n}' is already used by {whose}"),
+                    ));
+                } else {
+                    seen.insert(n, name.clone());
+                }
+            }
+            if !group_ids.is_empty() && !group_ids.contains(&f.group.as_str()) {
+                problems.push((
+                    format!("{at}/group"),
+                    format!("unknown group '{}' (known: {})", f.group, group_ids.join(", ")),
+                ));
+            }
+            if let Some(c) = &f.credential {
+                if !self.credentials.contains_key(c) {
+                    problems.push((
+                        format!("{at}/credential"),
+                        format!(
+                            "unknown credential type '{c}' (declared: {})",
+                            self.credentials.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    ));
+                }
+            }
+            let callable = f.unsupported.is_none() && f.poll.is_none();
+            if callable {
+                match (&f.method, &f.path) {
+                    (Some(m), Some(path)) => {
+                        if *m == Method::Get && f.class == Class::Write {
+                            problems.push((
+                                format!("{at}/class"),
+                                "a GET function cannot be class 'write'".into(),
+                            ));
+                        }
+                        self.lint_path(&at, f, path, &mut problems);
+                    }
+                    _ => problems.push((
+                        at.clone(),
+                        "a function needs 'method' and 'path' unless it is 'unsupported' or a 'poll'"
+                            .into(),
+                    )),
+                }
+                if f.credential.is_none() && !self.credentials.is_empty() {
+                    problems.push((
+                        at.clone(),
+                        "a function of an integration with credentials must name its 'credential'"
+                            .into(),
+                    ));
+                }
+            }
+            if let Some(poll) = &f.poll {
+                if !self.functions.contains_key(&poll.function) {
+                    problems.push((
+                        format!("{at}/poll/function"),
+                        format!("poll target '{}' is not a function of this manifest", poll.function),
+                    ));
+                }
+            }
+            let mut param_names = Vec::new();
+            for (i, p) in f.params.iter().enumerate() {
+                if param_names.contains(&p.name) {
+                    problems.push((
+                        format!("{at}/params/{i}"),
+                        format!("duplicate parameter '{}'", p.name),
+                    ));
+                }
+                param_names.push(p.name.clone());
+                if p.location == Location::Path && !p.required {
+                    problems.push((
+                        format!("{at}/params/{i}"),
+                        format!("path parameter '{}' must be required", p.name),
+                    ));
+                }
+                if p.location == Location::Body
+                    && matches!(f.method, Some(Method::Get | Method::Delete))
+                {
+                    problems.push((
+                        format!("{at}/params/{i}"),
+                        format!("body parameter '{}' on a {} function", p.name, f.method.map_or("", |m| m.as_str())),
+                    ));
+                }
+                if p.send_default && p.default_value().is_none() {
+                    problems.push((
+                        format!("{at}/params/{i}"),
+                        format!("'{}' has send_default but no default", p.name),
+                    ));
+                }
+                if let Err(e) = jsonschema::meta::validate(&Value::Object(p.schema.clone())) {
+                    problems.push((
+                        format!("{at}/params/{i}"),
+                        format!("invalid JSON Schema for '{}': {e}", p.name),
+                    ));
+                }
+            }
+            if let Some(s) = &f.stream {
+                if !f.params.iter().any(|p| p.name == s.param) {
+                    problems.push((
+                        format!("{at}/stream/param"),
+                        format!("stream parameter '{}' is not declared", s.param),
+                    ));
+                }
+            }
+            for (i, ex) in f.examples.iter().enumerate() {
+                if f.unsupported.is_some() {
+                    continue;
+                }
+                let schema = crate::validate::input_schema(self, f);
+                let args = crate::validate::normalize_value(f, &ex.args);
+                match args {
+                    Err(msg) => problems.push((format!("{at}/examples/{i}"), msg)),
+                    Ok(args) => match jsonschema::validator_for(&schema) {
+                        Ok(v) => {
+                            let errs: Vec<String> = v
+                                .iter_errors(&args)
+                                .map(|e| format!("{}: {e}", display_pointer(&e.instance_path().to_string())))
+                                .collect();
+                            if !errs.is_empty() {
+                                problems.push((
+                                    format!("{at}/examples/{i}"),
+                                    format!(
+                                        "example does not validate against the function's schema: {}",
+                                        errs.join("; ")
+                                    ),
+                                ));
+                            }
+                        }
+                        Err(e) => problems.push((at.clone(), format!("input schema does not compile: {e}"))),
+                    },
+                }
+            }
+        }
+        problems
+    }
+
+    fn lint_path(&self, at: &str, f: &Function, path: &str, problems: &mut Vec<(String, String)>) {
+        let placeholders = path_placeholders(path);
+        for ph in &placeholders {
+            if !f
+                .params
+                .iter()
+                .any(|p| p.location == Location::Path && &p.name == ph)
+            {
+                problems.push((
+                    format!("{at}/path"),
+                    format!("path placeholder '{{{ph}}}' has no path parameter named '{ph}'"),
+                ));
+            }
+        }
+        for p in f.params.iter().filter(|p| p.location == Location::Path) {
+            if !placeholders.contains(&p.name) {
+                problems.push((
+                    format!("{at}/params"),
+                    format!("path parameter '{}' does not appear in path '{path}'", p.name),
+                ));
+            }
+        }
+        if path.matches('{').count() != path.matches('}').count() {
+            problems.push((format!("{at}/path"), format!("unbalanced braces in path '{path}'")));
+        }
+    }
+}
+
+/// `{id}` names in a path template, in order.
+pub fn path_placeholders(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while let Some(start) = rest.find('{') {
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                out.push(after[..end].to_string());
+                rest = &after[end + 1..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// A JSON pointer for messages: the root is `/`.
+pub fn display_pointer(p: &str) -> String {
+    if p.is_empty() { "/".into() } else { p.into() }
+}
+
+/// yaml errors repeat their location inside the message; we already print it in front.
+fn strip_location(msg: &str) -> String {
+    static RE: OnceLock<Option<regex::Regex>> = OnceLock::new();
+    match RE.get_or_init(|| regex::Regex::new(r" at line \d+ column \d+").ok()) {
+        Some(re) => re.replace_all(msg, "").into_owned(),
+        None => msg.to_string(),
+    }
+}
+
+fn manifest_validator() -> std::result::Result<&'static jsonschema::Validator, String> {
+    static V: OnceLock<std::result::Result<jsonschema::Validator, String>> = OnceLock::new();
+    V.get_or_init(|| {
+        let schema: Value = serde_json::from_str(MANIFEST_SCHEMA).map_err(|e| e.to_string())?;
+        jsonschema::validator_for(&schema).map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+fn check_schema(file: &str, raw: &Value) -> Result<()> {
+    let validator = manifest_validator().map_err(|e| Error::Manifest {
+        file: "manifests/manifest.schema.json".into(),
+        location: "document".into(),
+        message: e,
+    })?;
+    let mut errors = validator.iter_errors(raw).map(|e| {
+        (
+            display_pointer(&e.instance_path().to_string()),
+            e.to_string(),
+        )
+    });
+    if let Some((location, message)) = errors.next() {
+        let more = errors.count();
+        return Err(Error::Manifest {
+            file: file.into(),
+            location,
+            message: if more > 0 {
+                format!("{message} (and {more} more problem(s))")
+            } else {
+                message
+            },
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINI: &str = r#"
+name: echo
+label: Echo
+summary: A tiny test integration.
+category: testing
+base_url: http://127.0.0.1:1
+credentials:
+  token: {label: Token, header: authorization, scheme: Bearer, hint: "set ECHO_TOKEN"}
+groups: [{id: main, title: Main}]
+functions:
+  get_thing:
+    group: main
+    class: read
+    summary: Get a thing.
+    method: GET
+    path: /things/{id}
+    credential: token
+    params:
+      - {name: id, in: path, required: true, type: string}
+"#;
+
+    #[test]
+    fn loads_a_small_manifest() {
+        let m = Manifest::from_yaml("echo.yaml", MINI).unwrap();
+        assert_eq!(m.functions["get_thing"].params[0].type_name(), "string");
+        assert_eq!(m.full_name("get_thing", &m.functions["get_thing"]), "echo_get_thing");
+    }
+
+    #[test]
+    fn yaml_errors_have_line_and_column() {
+        let err = Manifest::from_yaml("bad.yaml", "name: [unclosed").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("bad.yaml: line 2 column 1: "), "{msg}");
+        assert_eq!(msg.matches("line 2").count(), 1, "location said once: {msg}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_a_pointer() {
+        let text = MINI.replace("    class: read\n", "    class: read\n    colour: blue\n");
+        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        assert!(msg.contains("/functions/get_thing"), "{msg}");
+        assert!(msg.contains("colour"), "{msg}");
+    }
+
+    #[test]
+    fn lint_catches_get_marked_write_and_broken_placeholders() {
+        let text = MINI
+            .replace("class: read", "class: write")
+            .replace("/things/{id}", "/things/{thing_id}");
+        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        assert!(msg.contains("GET function cannot be class 'write'"), "{msg}");
+        let text = MINI.replace("/things/{id}", "/things/{thing_id}");
+        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        assert!(msg.contains("placeholder '{thing_id}'"), "{msg}");
+    }
+
+    #[test]
+    fn lint_catches_duplicate_aliases_and_unknown_credentials() {
+        let text = MINI.replace(
+            "    credential: token\n",
+            "    credential: token\n    aliases: [echo_get_thing]\n",
+        );
+        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        assert!(msg.contains("already used by this function's own name"), "{msg}");
+        let second = "  other:\n    group: main\n    class: read\n    summary: Other.\n    method: GET\n    path: /other\n    credential: token\n    aliases: [get_thing]\n";
+        let msg = Manifest::from_yaml("x.yaml", &format!("{MINI}{second}")).unwrap_err().to_string();
+        assert!(msg.contains("'get_thing' is already used by function 'get_thing'"), "{msg}");
+        assert!(msg.starts_with("x.yaml: /functions/other: "), "{msg}");
+        let text = MINI.replace("credential: token", "credential: nope");
+        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        assert!(msg.contains("unknown credential type 'nope'"), "{msg}");
+    }
+
+    #[test]
+    fn placeholders_are_found_in_order() {
+        assert_eq!(path_placeholders("/a/{x}/b/{y}"), vec!["x", "y"]);
+        assert!(path_placeholders("/plain").is_empty());
+    }
+}

@@ -1,0 +1,1 @@
+//! Permissions per integration and account (being built: issue 5).

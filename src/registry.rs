@@ -1,0 +1,253 @@
+//! The set of loaded integrations.
+//!
+//! Built-in manifests are compiled into the binary. Directories from `KOSMO_MANIFEST_PATH`
+//! (colon-separated) and `--manifests DIR` are read at start-up, later ones first, so a user
+//! manifest with a built-in's name replaces it. Adding an integration is dropping a YAML file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::error::{Error, Result, closest};
+use crate::manifest::{Function, Manifest};
+use crate::validate::InputValidator;
+
+/// Manifests that ship inside the binary: (file name, YAML).
+pub const BUILTIN: &[(&str, &str)] = &[(
+    "anthropic.yaml",
+    include_str!("../manifests/anthropic.yaml"),
+)];
+
+/// Where a manifest came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Builtin,
+    File(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Builtin => write!(f, "built-in"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// One loaded integration, with its name index and lazily compiled validators.
+pub struct Integration {
+    pub manifest: Manifest,
+    pub source: Source,
+    /// Every accepted name (Lua name, full name, alias) to the Lua name.
+    names: HashMap<String, String>,
+    validators: IndexMap<String, OnceLock<std::result::Result<Arc<InputValidator>, String>>>,
+}
+
+impl std::fmt::Debug for Integration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Integration")
+            .field("name", &self.manifest.name)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Integration {
+    pub fn new(manifest: Manifest, source: Source) -> Self {
+        let mut names = HashMap::new();
+        for (name, f) in &manifest.functions {
+            names.insert(name.clone(), name.clone());
+            names.insert(manifest.full_name(name, f), name.clone());
+            names.insert(format!("{}.{}", manifest.name, manifest.full_name(name, f)), name.clone());
+            for a in &f.aliases {
+                names.insert(a.clone(), name.clone());
+            }
+        }
+        let validators = manifest
+            .functions
+            .keys()
+            .map(|k| (k.clone(), OnceLock::new()))
+            .collect();
+        Integration {
+            manifest,
+            source,
+            names,
+            validators,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.manifest.name
+    }
+
+    /// Resolve a Lua name, full name or alias to `(lua name, function)`.
+    pub fn function(&self, name: &str) -> Option<(&str, &Function)> {
+        let canonical = self.names.get(name)?;
+        self.manifest
+            .functions
+            .get_key_value(canonical)
+            .map(|(k, f)| (k.as_str(), f))
+    }
+
+    /// Like [`Integration::function`], with a "did you mean" error.
+    pub fn require_function(&self, name: &str) -> Result<(&str, &Function)> {
+        self.function(name).ok_or_else(|| Error::UnknownFunction {
+            integration: self.name().into(),
+            name: name.into(),
+            suggestions: closest(name, self.all_names()),
+        })
+    }
+
+    /// Every name a script may use: Lua names first, then aliases.
+    pub fn all_names(&self) -> impl Iterator<Item = &str> {
+        self.manifest.functions.iter().flat_map(|(n, f)| {
+            std::iter::once(n.as_str()).chain(f.aliases.iter().map(String::as_str))
+        })
+    }
+
+    /// The compiled input validator of a function (by Lua name), built on first use.
+    pub fn validator(&self, lua_name: &str) -> Result<Arc<InputValidator>> {
+        let (name, f) = self.require_function(lua_name)?;
+        let cell = self.validators.get(name).ok_or_else(|| Error::UnknownFunction {
+            integration: self.name().into(),
+            name: name.into(),
+            suggestions: vec![],
+        })?;
+        cell.get_or_init(|| {
+            InputValidator::new(&self.manifest, f)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|message| Error::Manifest {
+            file: self.source.to_string(),
+            location: format!("/functions/{name}"),
+            message,
+        })
+    }
+
+    /// The input JSON Schema of a function.
+    pub fn input_schema(&self, lua_name: &str) -> Result<Value> {
+        Ok(self.validator(lua_name)?.schema().clone())
+    }
+}
+
+/// Options for loading the registry.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryOptions {
+    /// Extra manifest directories (`--manifests`), searched after `KOSMO_MANIFEST_PATH`.
+    pub dirs: Vec<PathBuf>,
+    /// Skip `KOSMO_MANIFEST_PATH` (tests).
+    pub ignore_env: bool,
+}
+
+/// All loaded integrations, by name, sorted.
+#[derive(Debug, Default)]
+pub struct Registry {
+    integrations: IndexMap<String, Arc<Integration>>,
+}
+
+impl Registry {
+    /// Built-ins only.
+    pub fn builtin() -> Result<Registry> {
+        let mut reg = Registry::default();
+        for (file, text) in BUILTIN {
+            let m = Manifest::from_yaml(&format!("manifests/{file}"), text)?;
+            reg.insert(Integration::new(m, Source::Builtin));
+        }
+        Ok(reg)
+    }
+
+    /// Built-ins plus every `*.yaml` / `*.yml` in the configured directories.
+    pub fn load(opts: &RegistryOptions) -> Result<Registry> {
+        let mut reg = Registry::builtin()?;
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        if !opts.ignore_env {
+            if let Some(path) = std::env::var_os("KOSMO_MANIFEST_PATH") {
+                dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+            }
+        }
+        dirs.extend(opts.dirs.iter().cloned());
+        for dir in dirs {
+            for path in manifest_files(&dir)? {
+                reg.insert(load_file(&path)?);
+            }
+        }
+        reg.integrations.sort_keys();
+        Ok(reg)
+    }
+
+    pub fn insert(&mut self, integration: Integration) {
+        self.integrations
+            .insert(integration.name().to_string(), Arc::new(integration));
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Integration>> {
+        self.integrations.get(name)
+    }
+
+    pub fn require(&self, name: &str) -> Result<&Arc<Integration>> {
+        self.get(name).ok_or_else(|| Error::UnknownIntegration {
+            name: name.into(),
+            suggestions: closest(name, self.integrations.keys().map(String::as_str)),
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Integration>> {
+        self.integrations.values()
+    }
+
+    /// Resolve `integration.function` (also `app.integrations.x.f` and `x.x_full_name`).
+    pub fn resolve(&self, dotted: &str) -> Result<(&Arc<Integration>, &str, &Function)> {
+        let trimmed = dotted
+            .trim_start_matches("app.")
+            .trim_start_matches("integrations.");
+        let (integration, function) = trimmed.split_once('.').ok_or_else(|| Error::UnknownFunction {
+            integration: trimmed.into(),
+            name: String::new(),
+            suggestions: vec!["use the form <integration>.<function>, e.g. anthropic.create_message".into()],
+        })?;
+        let integ = self.require(integration)?;
+        let (name, f) = integ.require_function(function)?;
+        Ok((integ, name, f))
+    }
+}
+
+/// Manifest files in a directory, sorted by name. A missing directory is an error that names it.
+pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Load and check one manifest file.
+pub fn load_file(path: &Path) -> Result<Integration> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let m = Manifest::from_yaml(&path.display().to_string(), &text)?;
+    Ok(Integration::new(m, Source::File(path.to_path_buf())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_anthropic_loads_and_resolves_aliases() {
+        let reg = Registry::builtin().unwrap();
+        let a = reg.require("anthropic").unwrap();
+        assert_eq!(a.function("anthropic_create_message").unwrap().0, "create_message");
+        assert!(reg.resolve("anthropic.create_message").is_ok());
+        let err = reg.resolve("anthropic.create_mesage").unwrap_err().to_string();
+        assert!(err.contains("create_message"), "{err}");
+    }
+}
