@@ -64,6 +64,8 @@ impl Integration {
             names.insert(format!("{}.{}", manifest.name, manifest.full_name(name, f)), name.clone());
             for a in &f.aliases {
                 names.insert(a.clone(), name.clone());
+                // The seed page's full names follow the alias (`anthropic_get_current_user`).
+                names.insert(format!("{}_{a}", manifest.name), name.clone());
             }
         }
         let validators = manifest

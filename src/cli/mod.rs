@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::error::Result;
 use crate::registry::{Registry, RegistryOptions};
 
+pub mod configure_cmd;
 pub mod docs_cmd;
 pub mod integrations;
 pub mod lua_cmd;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Check manifest files (or the loaded manifests) and report every problem.
     #[command(name = "manifests:check")]
     ManifestsCheck(integrations::CheckArgs),
+    /// Configure a named account (secrets, base URL) and permissions.
+    #[command(name = "integrations:configure")]
+    IntegrationsConfigure(configure_cmd::ConfigureArgs),
     /// Run Lua against the integration registry.
     #[command(name = "integrations:lua")]
     IntegrationsLua(lua_cmd::LuaArgs),
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
             Command::IntegrationsList(a) => integrations::list(&ctx, a),
             Command::IntegrationsSchema(a) => integrations::schema(&ctx, a),
             Command::ManifestsCheck(a) => integrations::check(&ctx, a),
+            Command::IntegrationsConfigure(a) => configure_cmd::run(&ctx, a),
             Command::IntegrationsLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::Integrations).await,
             Command::McpLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::McpOnly).await,
             Command::IntegrationsDocs(a) => docs_cmd::show(&ctx, a),
