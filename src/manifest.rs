@@ -332,6 +332,10 @@ pub struct Param {
     pub send_default: bool,
     #[serde(default)]
     pub deprecated: Option<String>,
+    /// For `in: form` parameters of a multipart upload: which part of the file part this argument
+    /// supplies. Without it a form parameter is a plain text field.
+    #[serde(default)]
+    pub upload: Option<UploadRole>,
     /// JSON Schema keywords.
     #[serde(flatten)]
     pub schema: serde_json::Map<String, Value>,
@@ -378,6 +382,31 @@ pub fn schema_type_name(schema: &Value) -> String {
             }
             "any".into()
         }
+    }
+}
+
+/// How a form parameter contributes to the multipart file part (named by its `wire_name`).
+/// Callers give the bytes one way (`path`, `text` or `base64`); `filename` and `mime_type`
+/// describe the part and are never sent as fields of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadRole {
+    /// A local file path; the executor reads the bytes and, unless given, the file name.
+    Path,
+    /// The bytes inline, as UTF-8 text.
+    Text,
+    /// The bytes inline, base64-encoded (binary content from Lua).
+    Base64,
+    /// The part's file name.
+    Filename,
+    /// The part's content type; when absent it is guessed from the file name.
+    MimeType,
+}
+
+impl UploadRole {
+    /// Roles that carry the bytes themselves; exactly one of them must be given.
+    pub fn is_source(self) -> bool {
+        matches!(self, UploadRole::Path | UploadRole::Text | UploadRole::Base64)
     }
 }
 
@@ -613,6 +642,12 @@ impl Manifest {
                     problems.push((
                         format!("{at}/params/{i}"),
                         format!("body parameter '{}' on a {} function", p.name, f.method.map_or("", |m| m.as_str())),
+                    ));
+                }
+                if p.upload.is_some() && p.location != Location::Form {
+                    problems.push((
+                        format!("{at}/params/{i}"),
+                        format!("'{}' has 'upload' but is not an 'in: form' parameter", p.name),
                     ));
                 }
                 if p.send_default && p.default_value().is_none() {

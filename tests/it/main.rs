@@ -6,3 +6,4 @@ mod exec;
 mod foundation;
 mod lua;
 mod simulator;
+mod support;

@@ -1,0 +1,69 @@
+//! Shared test helpers: an isolated `kosmo` command and the Python SDK oracle.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The real binary with a private, empty config dir and no Anthropic variables from the host.
+pub fn kosmo(config_dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("kosmo").expect("the kosmo binary is built");
+    cmd.env("KOSMO_CONFIG_DIR", config_dir)
+        .env("HOME", config_dir)
+        .env_remove("ANTHROPIC_API_KEY")
+        .env_remove("ANTHROPIC_ADMIN_KEY")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .env_remove("ANTHROPIC_AUTH_TOKEN")
+        .env_remove("KOSMO_MANIFEST_PATH")
+        .env_remove("KOSMO_LOG");
+    cmd
+}
+
+/// A python with the official `anthropic` SDK, for oracle and fidelity tests.
+///
+/// Order: `KOSMO_SDK_PYTHON`; else `target/sdk-venv` (created on first use with the pinned SDK, so
+/// `cargo test` alone is the whole set-up). `None` means the SDK cannot be had here: the caller
+/// skips loudly, except under CI (`CI` set), where that is a failure.
+pub fn sdk_python() -> Option<PathBuf> {
+    static PY: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let found = PY
+        .get_or_init(|| {
+            if let Some(p) = std::env::var_os("KOSMO_SDK_PYTHON") {
+                return Some(PathBuf::from(p));
+            }
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/sdk-venv");
+            let py = venv.join("bin/python");
+            let has_sdk = |py: &Path| {
+                Command::new(py)
+                    .args(["-c", "import anthropic"])
+                    .output()
+                    .map(|o| o.status.success())
+                    .unwrap_or(false)
+            };
+            if py.exists() && has_sdk(&py) {
+                return Some(py);
+            }
+            eprintln!("setting up the Python SDK oracle in {} ...", venv.display());
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false)
+                && Command::new(&py)
+                    .args(["-m", "pip", "install", "-q", "anthropic==2.14.0"])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+            (ok && has_sdk(&py)).then_some(py)
+        })
+        .clone();
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the Python SDK oracle is required under CI but could not be set up");
+        }
+        eprintln!("SKIP: the official Python SDK is not available (set KOSMO_SDK_PYTHON)");
+    }
+    found
+}
