@@ -1,13 +1,31 @@
-//! Named accounts and their secrets. (Skeleton: the executor issue fills it in; the signatures
-//! are the contract.)
+//! Named accounts and their secrets.
+//!
+//! Secrets live in `<config dir>/credentials.yaml` (mode 0600), one map per integration and
+//! account. A value can also come from a named environment variable (`<credential>_env`) or a
+//! command's stdout (`<credential>_cmd`, like git credential helpers), so that a key never has to
+//! be written to disk. The default account is overridden by the environment variables the
+//! official SDKs use, named in the manifest (`credentials.<name>.env`, `account.base_url_env`).
+//! Nothing here ever prints a secret: [`Secret`] redacts itself and errors only name credentials.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::error::{Error, Result};
 use crate::manifest::Manifest;
 
+/// The file that holds secrets, inside the config dir.
+pub const CREDENTIALS_FILE: &str = "credentials.yaml";
+/// The file that holds settings (no secrets), inside the config dir.
+pub const CONFIG_FILE: &str = "config.yaml";
+/// The account used when a script does not name one.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
 /// A secret value. Its `Debug` and `Display` never show it.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
@@ -41,37 +59,503 @@ pub struct Account {
     pub secrets: std::collections::HashMap<String, Secret>,
 }
 
+/// The raw entries of `credentials.yaml`: integration → account → field → value.
+pub type CredentialFile = IndexMap<String, IndexMap<String, IndexMap<String, String>>>;
+
 /// All configured accounts.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub config_dir: PathBuf,
     /// When set, every account of every integration points here with placeholder keys.
     pub offline_base_url: Option<String>,
+    file: Arc<CredentialFile>,
+    /// Outputs of `<credential>_cmd` helpers, run at most once per process.
+    cmd_cache: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// The config directory: `$KOSMO_CONFIG_DIR`, else `$XDG_CONFIG_HOME/kosmo`, else `~/.config/kosmo`.
+pub fn config_dir() -> PathBuf {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(d) = non_empty("KOSMO_CONFIG_DIR") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = non_empty("XDG_CONFIG_HOME") {
+        return PathBuf::from(d).join("kosmo");
+    }
+    let home = non_empty("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".config").join("kosmo")
 }
 
 impl Credentials {
-    /// Load from `dir`, else `$KOSMO_CONFIG_DIR`, else `~/.config/kosmo`.
+    /// Load from `dir`, else `$KOSMO_CONFIG_DIR`, else `~/.config/kosmo`. A missing file is no
+    /// error (environment variables may carry everything).
     pub fn load(dir: Option<PathBuf>) -> Result<Self> {
-        Ok(Credentials { config_dir: dir.unwrap_or_default(), offline_base_url: None })
+        let config_dir = dir.unwrap_or_else(config_dir);
+        let path = config_dir.join(CREDENTIALS_FILE);
+        let file = read_credential_file(&path)?;
+        Ok(Credentials {
+            config_dir,
+            offline_base_url: None,
+            file: Arc::new(file),
+            cmd_cache: Default::default(),
+        })
     }
 
     /// Point every account at a simulator, with each credential's placeholder key.
     pub fn offline(base_url: impl Into<String>) -> Self {
-        Credentials { config_dir: PathBuf::new(), offline_base_url: Some(base_url.into()) }
+        Credentials {
+            config_dir: PathBuf::new(),
+            offline_base_url: Some(base_url.into()),
+            ..Default::default()
+        }
     }
 
-    /// Account names configured for an integration; always includes `default`.
-    pub fn accounts(&self, _integration: &str) -> Vec<String> {
-        vec!["default".into()]
+    /// Build from in-memory entries (tests and embedders); no file is read.
+    pub fn from_entries(config_dir: PathBuf, file: CredentialFile) -> Self {
+        Credentials {
+            config_dir,
+            offline_base_url: None,
+            file: Arc::new(file),
+            cmd_cache: Default::default(),
+        }
     }
 
-    /// Resolve an account: base URL and secrets, environment overrides applied.
+    /// Account names configured for an integration; always includes `default`, which comes first.
+    pub fn accounts(&self, integration: &str) -> Vec<String> {
+        let mut out = vec![DEFAULT_ACCOUNT.to_string()];
+        if let Some(accounts) = self.file.get(integration) {
+            out.extend(accounts.keys().filter(|a| *a != DEFAULT_ACCOUNT).cloned());
+        }
+        out
+    }
+
+    /// Resolve an account: base URL and every secret that is configured, environment overrides
+    /// applied. Credentials that are not configured are simply absent; [`Credentials::secret`]
+    /// says what is missing and how to set it.
     pub fn resolve(&self, manifest: &Manifest, account: &str) -> Result<Account> {
+        let base_url = self.base_url(manifest, account)?;
+        let mut secrets = HashMap::new();
+        for name in manifest.credentials.keys() {
+            if let Some(s) = self.lookup(manifest, account, name)? {
+                secrets.insert(name.clone(), s);
+            }
+        }
         Ok(Account {
             integration: manifest.name.clone(),
             name: account.into(),
-            base_url: self.offline_base_url.clone().unwrap_or_else(|| manifest.base_url.clone()),
-            secrets: Default::default(),
+            base_url,
+            secrets,
         })
+    }
+
+    /// The base URL of an account, without a trailing slash or the manifest's strippable suffix.
+    pub fn base_url(&self, manifest: &Manifest, account: &str) -> Result<String> {
+        if let Some(url) = &self.offline_base_url {
+            return Ok(normalize_base_url(manifest, url));
+        }
+        let entry = self.entry(manifest, account)?;
+        let from_env = (account == DEFAULT_ACCOUNT)
+            .then(|| manifest.account.base_url_env.as_deref().and_then(env_value))
+            .flatten();
+        let url = from_env
+            .or_else(|| entry.and_then(|e| e.get("url").cloned()))
+            .unwrap_or_else(|| manifest.base_url.clone());
+        Ok(normalize_base_url(manifest, &url))
+    }
+
+    /// One credential of an account, or `MissingCredential` naming the integration, account and
+    /// credential, with how to set it.
+    pub fn secret(&self, manifest: &Manifest, account: &str, credential: &str) -> Result<Secret> {
+        if let Some(s) = self.lookup(manifest, account, credential)? {
+            return Ok(s);
+        }
+        Err(self.missing(manifest, account, credential))
+    }
+
+    fn entry(
+        &self,
+        manifest: &Manifest,
+        account: &str,
+    ) -> Result<Option<&IndexMap<String, String>>> {
+        let entry = self.file.get(&manifest.name).and_then(|a| a.get(account));
+        if entry.is_none() && account != DEFAULT_ACCOUNT {
+            return Err(Error::config(format!(
+                "{} has no account '{account}' (configured: {}); add it with `kosmo integrations:configure {} --account {account} --set <credential>=...`",
+                manifest.name,
+                self.accounts(&manifest.name).join(", "),
+                manifest.name
+            )));
+        }
+        Ok(entry)
+    }
+
+    fn lookup(
+        &self,
+        manifest: &Manifest,
+        account: &str,
+        credential: &str,
+    ) -> Result<Option<Secret>> {
+        let cred = manifest.credentials.get(credential).ok_or_else(|| {
+            Error::config(format!(
+                "{} declares no credential type '{credential}'",
+                manifest.name
+            ))
+        })?;
+        if self.offline_base_url.is_some() {
+            let value = cred.placeholder.clone().unwrap_or_else(|| {
+                format!(
+                    "{}offline-placeholder",
+                    cred.prefix.as_deref().unwrap_or("")
+                )
+            });
+            return Ok(Some(Secret::new(value)));
+        }
+        if account == DEFAULT_ACCOUNT {
+            if let Some(v) = cred.env.as_deref().and_then(env_value) {
+                return Ok(Some(Secret::new(v)));
+            }
+        }
+        let Some(entry) = self.entry(manifest, account)? else {
+            return Ok(None);
+        };
+        if let Some(v) = entry.get(credential).filter(|v| !v.is_empty()) {
+            return Ok(Some(Secret::new(v.clone())));
+        }
+        if let Some(var) = entry.get(&format!("{credential}_env")) {
+            return Ok(env_value(var).map(Secret::new));
+        }
+        if let Some(cmd) = entry.get(&format!("{credential}_cmd")) {
+            return self
+                .run_helper(manifest, account, credential, cmd)
+                .map(Some);
+        }
+        Ok(None)
+    }
+
+    fn run_helper(
+        &self,
+        manifest: &Manifest,
+        account: &str,
+        credential: &str,
+        cmd: &str,
+    ) -> Result<Secret> {
+        if let Ok(cache) = self.cmd_cache.lock() {
+            if let Some(v) = cache.get(cmd) {
+                return Ok(Secret::new(v.clone()));
+            }
+        }
+        let what = format!("{} account '{account}' {credential}_cmd", manifest.name);
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| Error::config(format!("{what}: cannot run the command: {e}")))?;
+        if !out.status.success() {
+            return Err(Error::config(format!(
+                "{what}: the command failed ({})",
+                out.status
+            )));
+        }
+        let value = String::from_utf8(out.stdout)
+            .map_err(|_| Error::config(format!("{what}: the command printed non-UTF-8 output")))?
+            .trim()
+            .to_string();
+        if value.is_empty() {
+            return Err(Error::config(format!(
+                "{what}: the command printed nothing"
+            )));
+        }
+        if let Ok(mut cache) = self.cmd_cache.lock() {
+            cache.insert(cmd.to_string(), value.clone());
+        }
+        Ok(Secret::new(value))
+    }
+
+    /// The error for a credential that is not configured, with how to set it.
+    fn missing(&self, manifest: &Manifest, account: &str, credential: &str) -> Error {
+        let cred = &manifest.credentials[credential];
+        let entry = self.file.get(&manifest.name).and_then(|a| a.get(account));
+        let var = entry.and_then(|e| e.get(&format!("{credential}_env")));
+        let mut hint = String::new();
+        let have: Vec<&str> = manifest
+            .credentials
+            .iter()
+            .filter(|(name, _)| *name != credential)
+            .filter(|(name, _)| matches!(self.lookup(manifest, account, name), Ok(Some(_))))
+            .map(|(_, c)| c.label.as_str())
+            .collect();
+        if !have.is_empty() {
+            hint.push_str(&format!(
+                "this function needs the {} ({credential}); the account only has the {}. ",
+                cred.label,
+                have.join(", ")
+            ));
+        }
+        if let Some(var) = var {
+            hint.push_str(&format!(
+                "the environment variable {var} named by {credential}_env is not set; "
+            ));
+        }
+        if account == DEFAULT_ACCOUNT {
+            hint.push_str(&cred.hint);
+            hint.push_str(&format!(
+                ", or run `kosmo integrations:configure {} --set {credential}=-` (reads the value from stdin)",
+                manifest.name
+            ));
+        } else {
+            hint.push_str(&format!(
+                "run `kosmo integrations:configure {} --account {account} --set {credential}=-` (reads the value from stdin), or set {credential}_env / {credential}_cmd for that account",
+                manifest.name
+            ));
+        }
+        Error::MissingCredential {
+            integration: manifest.name.clone(),
+            account: account.into(),
+            credential: credential.into(),
+            hint,
+        }
+    }
+}
+
+fn env_value(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Strip a trailing slash and the manifest's suffix (`/v1`), which users often include.
+pub fn normalize_base_url(manifest: &Manifest, url: &str) -> String {
+    let mut url = url.trim().trim_end_matches('/');
+    if let Some(suffix) = manifest.account.strip_base_url_suffix.as_deref() {
+        let suffix = suffix.trim_end_matches('/');
+        if !suffix.is_empty() {
+            if let Some(stripped) = url.strip_suffix(suffix) {
+                url = stripped.trim_end_matches('/');
+            }
+        }
+    }
+    url.to_string()
+}
+
+/// Read `credentials.yaml`; missing is empty. Warns when group or others can read it.
+pub fn read_credential_file(path: &Path) -> Result<CredentialFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CredentialFile::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    warn_if_readable(path);
+    if text.trim().is_empty() {
+        return Ok(CredentialFile::new());
+    }
+    // The YAML error's own text could quote a secret from the file: report only its location.
+    let raw: Value = serde_yaml::from_str(&text).map_err(|e| {
+        let at = e
+            .location()
+            .map(|l| format!("line {} column {}", l.line(), l.column()))
+            .unwrap_or_else(|| "document".into());
+        Error::config(format!("{}: {at}: not valid YAML", path.display()))
+    })?;
+    parse_credential_value(path, &raw)
+}
+
+fn parse_credential_value(path: &Path, raw: &Value) -> Result<CredentialFile> {
+    let shape = || {
+        Error::config(format!(
+            "{}: expected `<integration>: {{<account>: {{<field>: <value>}}}}`",
+            path.display()
+        ))
+    };
+    let mut out = CredentialFile::new();
+    let Value::Object(integrations) = raw else {
+        return if raw.is_null() { Ok(out) } else { Err(shape()) };
+    };
+    for (integ, accounts) in integrations {
+        let mut accs = IndexMap::new();
+        let Value::Object(accounts) = accounts else {
+            if accounts.is_null() {
+                continue;
+            }
+            return Err(shape());
+        };
+        for (acct, fields) in accounts {
+            let mut map = IndexMap::new();
+            match fields {
+                Value::Null => {}
+                Value::Object(fields) => {
+                    for (k, v) in fields {
+                        let v = match v {
+                            Value::String(s) => s.clone(),
+                            Value::Number(n) => n.to_string(),
+                            Value::Bool(b) => b.to_string(),
+                            Value::Null => continue,
+                            _ => {
+                                return Err(Error::config(format!(
+                                    "{}: {integ}.{acct}.{k} must be a string",
+                                    path.display()
+                                )));
+                            }
+                        };
+                        map.insert(k.clone(), v);
+                    }
+                }
+                _ => return Err(shape()),
+            }
+            accs.insert(acct.clone(), map);
+        }
+        out.insert(integ.clone(), accs);
+    }
+    Ok(out)
+}
+
+#[cfg(unix)]
+fn warn_if_readable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "{} holds secrets but is readable by group or others (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable(_path: &Path) {}
+
+/// Write a file that only its owner may read (mode 0600 on Unix), atomically via a rename.
+pub fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(&tmp, e))?;
+    }
+    f.write_all(contents.as_bytes())
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Serialize the credential entries back to YAML.
+pub fn credential_file_yaml(file: &CredentialFile) -> Result<String> {
+    serde_yaml::to_string(file)
+        .map_err(|e| Error::config(format!("cannot encode credentials: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> Manifest {
+        Manifest::from_yaml(
+            "t.yaml",
+            r#"
+name: credtest
+label: T
+summary: test
+category: testing
+base_url: https://api.example.invalid
+credentials:
+  api_key: {label: API key, header: x-api-key, env: KOSMO_CREDTEST_API_KEY, hint: "set KOSMO_CREDTEST_API_KEY", placeholder: sk-test-placeholder}
+  admin_key: {label: Admin API key, header: x-api-key, env: KOSMO_CREDTEST_ADMIN_KEY, hint: "set KOSMO_CREDTEST_ADMIN_KEY"}
+account:
+  base_url_env: KOSMO_CREDTEST_BASE_URL
+  strip_base_url_suffix: /v1
+functions:
+  f:
+    group: g
+    class: read
+    summary: f
+    method: GET
+    path: /f
+    credential: api_key
+"#,
+        )
+        .unwrap()
+    }
+
+    fn creds(yaml: &str) -> Credentials {
+        let raw: Value = serde_yaml::from_str(yaml).unwrap();
+        Credentials::from_entries(
+            PathBuf::new(),
+            parse_credential_value(Path::new("c.yaml"), &raw).unwrap(),
+        )
+    }
+
+    #[test]
+    fn file_values_env_indirection_and_commands() {
+        let m = manifest();
+        let c = creds(
+            "credtest:\n  work:\n    api_key: sk-file\n    admin_key_cmd: \"printf ' sk-from-cmd\\n'\"\n    url: http://127.0.0.1:9/v1/\n  other:\n    api_key_env: KOSMO_CREDTEST_UNSET_VAR\n",
+        );
+        let acct = c.resolve(&m, "work").unwrap();
+        assert_eq!(acct.secrets["api_key"].expose(), "sk-file");
+        assert_eq!(acct.secrets["admin_key"].expose(), "sk-from-cmd");
+        assert_eq!(acct.base_url, "http://127.0.0.1:9");
+        assert_eq!(c.accounts("credtest"), vec!["default", "work", "other"]);
+        let err = c.secret(&m, "other", "api_key").unwrap_err();
+        assert_eq!(err.code(), "missing_credential");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("credtest account 'other' has no api_key"),
+            "{msg}"
+        );
+        assert!(msg.contains("KOSMO_CREDTEST_UNSET_VAR"), "{msg}");
+        let err = c.resolve(&m, "nope").unwrap_err().to_string();
+        assert!(err.contains("no account 'nope'"), "{err}");
+    }
+
+    #[test]
+    fn admin_function_with_only_an_api_key_says_it_needs_the_admin_key() {
+        let m = manifest();
+        let c = creds("credtest:\n  work:\n    api_key: sk-file\n");
+        let msg = c.secret(&m, "work", "admin_key").unwrap_err().to_string();
+        assert!(msg.contains("needs the Admin API key (admin_key)"), "{msg}");
+        assert!(msg.contains("only has the API key"), "{msg}");
+        assert!(!msg.contains("sk-file"), "{msg}");
+    }
+
+    #[test]
+    fn offline_uses_placeholders() {
+        let m = manifest();
+        let c = Credentials::offline("http://127.0.0.1:5/");
+        let a = c.resolve(&m, "default").unwrap();
+        assert_eq!(a.base_url, "http://127.0.0.1:5");
+        assert_eq!(a.secrets["api_key"].expose(), "sk-test-placeholder");
+        assert_eq!(format!("{:?}", a.secrets["api_key"]), "Secret([redacted])");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_files_are_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub").join(CREDENTIALS_FILE);
+        write_private(&p, "credtest:\n  default:\n    api_key: sk-x\n").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let c = Credentials::load(Some(p.parent().unwrap().to_path_buf())).unwrap();
+        assert_eq!(c.accounts("credtest"), vec!["default"]);
     }
 }

@@ -406,7 +406,10 @@ pub enum UploadRole {
 impl UploadRole {
     /// Roles that carry the bytes themselves; exactly one of them must be given.
     pub fn is_source(self) -> bool {
-        matches!(self, UploadRole::Path | UploadRole::Text | UploadRole::Base64)
+        matches!(
+            self,
+            UploadRole::Path | UploadRole::Text | UploadRole::Base64
+        )
     }
 }
 
@@ -573,19 +576,27 @@ impl Manifest {
             if !group_ids.is_empty() && !group_ids.contains(&f.group.as_str()) {
                 problems.push((
                     format!("{at}/group"),
-                    format!("unknown group '{}' (known: {})", f.group, group_ids.join(", ")),
+                    format!(
+                        "unknown group '{}' (known: {})",
+                        f.group,
+                        group_ids.join(", ")
+                    ),
                 ));
             }
-            if let Some(c) = &f.credential {
-                if !self.credentials.contains_key(c) {
-                    problems.push((
-                        format!("{at}/credential"),
-                        format!(
-                            "unknown credential type '{c}' (declared: {})",
-                            self.credentials.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    ));
-                }
+            if let Some(c) = &f.credential
+                && !self.credentials.contains_key(c)
+            {
+                problems.push((
+                    format!("{at}/credential"),
+                    format!(
+                        "unknown credential type '{c}' (declared: {})",
+                        self.credentials
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
             }
             let callable = f.unsupported.is_none() && f.poll.is_none();
             if callable {
@@ -613,13 +624,16 @@ impl Manifest {
                     ));
                 }
             }
-            if let Some(poll) = &f.poll {
-                if !self.functions.contains_key(&poll.function) {
-                    problems.push((
-                        format!("{at}/poll/function"),
-                        format!("poll target '{}' is not a function of this manifest", poll.function),
-                    ));
-                }
+            if let Some(poll) = &f.poll
+                && !self.functions.contains_key(&poll.function)
+            {
+                problems.push((
+                    format!("{at}/poll/function"),
+                    format!(
+                        "poll target '{}' is not a function of this manifest",
+                        poll.function
+                    ),
+                ));
             }
             let mut param_names = Vec::new();
             for (i, p) in f.params.iter().enumerate() {
@@ -641,13 +655,20 @@ impl Manifest {
                 {
                     problems.push((
                         format!("{at}/params/{i}"),
-                        format!("body parameter '{}' on a {} function", p.name, f.method.map_or("", |m| m.as_str())),
+                        format!(
+                            "body parameter '{}' on a {} function",
+                            p.name,
+                            f.method.map_or("", |m| m.as_str())
+                        ),
                     ));
                 }
                 if p.upload.is_some() && p.location != Location::Form {
                     problems.push((
                         format!("{at}/params/{i}"),
-                        format!("'{}' has 'upload' but is not an 'in: form' parameter", p.name),
+                        format!(
+                            "'{}' has 'upload' but is not an 'in: form' parameter",
+                            p.name
+                        ),
                     ));
                 }
                 if p.send_default && p.default_value().is_none() {
@@ -663,13 +684,13 @@ impl Manifest {
                     ));
                 }
             }
-            if let Some(s) = &f.stream {
-                if !f.params.iter().any(|p| p.name == s.param) {
-                    problems.push((
-                        format!("{at}/stream/param"),
-                        format!("stream parameter '{}' is not declared", s.param),
-                    ));
-                }
+            if let Some(s) = &f.stream
+                && !f.params.iter().any(|p| p.name == s.param)
+            {
+                problems.push((
+                    format!("{at}/stream/param"),
+                    format!("stream parameter '{}' is not declared", s.param),
+                ));
             }
             for (i, ex) in f.examples.iter().enumerate() {
                 if f.unsupported.is_some() {
@@ -683,7 +704,12 @@ impl Manifest {
                         Ok(v) => {
                             let errs: Vec<String> = v
                                 .iter_errors(&args)
-                                .map(|e| format!("{}: {e}", display_pointer(&e.instance_path().to_string())))
+                                .map(|e| {
+                                    format!(
+                                        "{}: {e}",
+                                        display_pointer(&e.instance_path().to_string())
+                                    )
+                                })
                                 .collect();
                             if !errs.is_empty() {
                                 problems.push((
@@ -695,7 +721,8 @@ impl Manifest {
                                 ));
                             }
                         }
-                        Err(e) => problems.push((at.clone(), format!("input schema does not compile: {e}"))),
+                        Err(e) => problems
+                            .push((at.clone(), format!("input schema does not compile: {e}"))),
                     },
                 }
             }
@@ -721,12 +748,18 @@ impl Manifest {
             if !placeholders.contains(&p.name) {
                 problems.push((
                     format!("{at}/params"),
-                    format!("path parameter '{}' does not appear in path '{path}'", p.name),
+                    format!(
+                        "path parameter '{}' does not appear in path '{path}'",
+                        p.name
+                    ),
                 ));
             }
         }
         if path.matches('{').count() != path.matches('}').count() {
-            problems.push((format!("{at}/path"), format!("unbalanced braces in path '{path}'")));
+            problems.push((
+                format!("{at}/path"),
+                format!("unbalanced braces in path '{path}'"),
+            ));
         }
     }
 }
@@ -828,7 +861,10 @@ functions:
     fn loads_a_small_manifest() {
         let m = Manifest::from_yaml("echo.yaml", MINI).unwrap();
         assert_eq!(m.functions["get_thing"].params[0].type_name(), "string");
-        assert_eq!(m.full_name("get_thing", &m.functions["get_thing"]), "echo_get_thing");
+        assert_eq!(
+            m.full_name("get_thing", &m.functions["get_thing"]),
+            "echo_get_thing"
+        );
     }
 
     #[test]
@@ -836,13 +872,19 @@ functions:
         let err = Manifest::from_yaml("bad.yaml", "name: [unclosed").unwrap_err();
         let msg = err.to_string();
         assert!(msg.starts_with("bad.yaml: line 2 column 1: "), "{msg}");
-        assert_eq!(msg.matches("line 2").count(), 1, "location said once: {msg}");
+        assert_eq!(
+            msg.matches("line 2").count(),
+            1,
+            "location said once: {msg}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_refused_with_a_pointer() {
         let text = MINI.replace("    class: read\n", "    class: read\n    colour: blue\n");
-        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        let msg = Manifest::from_yaml("x.yaml", &text)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("/functions/get_thing"), "{msg}");
         assert!(msg.contains("colour"), "{msg}");
     }
@@ -852,10 +894,17 @@ functions:
         let text = MINI
             .replace("class: read", "class: write")
             .replace("/things/{id}", "/things/{thing_id}");
-        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
-        assert!(msg.contains("GET function cannot be class 'write'"), "{msg}");
+        let msg = Manifest::from_yaml("x.yaml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("GET function cannot be class 'write'"),
+            "{msg}"
+        );
         let text = MINI.replace("/things/{id}", "/things/{thing_id}");
-        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        let msg = Manifest::from_yaml("x.yaml", &text)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("placeholder '{thing_id}'"), "{msg}");
     }
 
@@ -865,15 +914,199 @@ functions:
             "    credential: token\n",
             "    credential: token\n    aliases: [echo_get_thing]\n",
         );
-        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
-        assert!(msg.contains("already used by this function's own name"), "{msg}");
+        let msg = Manifest::from_yaml("x.yaml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("already used by this function's own name"),
+            "{msg}"
+        );
         let second = "  other:\n    group: main\n    class: read\n    summary: Other.\n    method: GET\n    path: /other\n    credential: token\n    aliases: [get_thing]\n";
-        let msg = Manifest::from_yaml("x.yaml", &format!("{MINI}{second}")).unwrap_err().to_string();
-        assert!(msg.contains("'get_thing' is already used by function 'get_thing'"), "{msg}");
+        let msg = Manifest::from_yaml("x.yaml", &format!("{MINI}{second}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("'get_thing' is already used by function 'get_thing'"),
+            "{msg}"
+        );
         assert!(msg.starts_with("x.yaml: /functions/other: "), "{msg}");
         let text = MINI.replace("credential: token", "credential: nope");
-        let msg = Manifest::from_yaml("x.yaml", &text).unwrap_err().to_string();
+        let msg = Manifest::from_yaml("x.yaml", &text)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("unknown credential type 'nope'"), "{msg}");
+    }
+
+    #[test]
+    fn upload_roles_belong_to_form_parameters() {
+        let text = MINI.replace(
+            "{name: id, in: path, required: true, type: string}",
+            "{name: id, in: path, required: true, type: string, upload: path}",
+        );
+        let msg = Manifest::from_yaml("x.yaml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("'id' has 'upload' but is not an 'in: form' parameter"),
+            "{msg}"
+        );
+    }
+
+    /// The calls the seed page documents, verbatim (as JSON), must validate; near misses must not.
+    #[test]
+    fn anthropic_manifest_accepts_the_seed_calls() {
+        use crate::validate::InputValidator;
+        use serde_json::json;
+        let m = Manifest::from_yaml(
+            "anthropic.yaml",
+            include_str!("../manifests/anthropic.yaml"),
+        )
+        .unwrap();
+        let check = |name: &str, args: Value| {
+            let f = m
+                .functions
+                .get(name)
+                .or_else(|| {
+                    m.functions
+                        .values()
+                        .find(|f| f.aliases.iter().any(|a| a == name))
+                })
+                .unwrap_or_else(|| panic!("no function {name}"));
+            InputValidator::new(&m, f).unwrap().check(name, f, &args)
+        };
+        let msgs = json!([{"role": "user", "content": "Hello, Claude"}]);
+        let ok = [
+            (
+                "create_message",
+                json!({"model": "claude-sonnet-4-20250514", "max_tokens": 256, "messages": msgs}),
+            ),
+            (
+                "count_message_tokens",
+                json!({"payload": {"model": "claude-sonnet-4-20250514", "messages": msgs}}),
+            ),
+            (
+                "list_messages",
+                json!({"model": "example_model", "limit": 1, "before_id": "example_before_id", "after_id": "example_after_id"}),
+            ),
+            (
+                "create_message_batch",
+                json!({"payload": {"requests": [{"custom_id": "example-1", "params": {"model": "claude-sonnet-4-20250514", "max_tokens": 128, "messages": msgs}}]}}),
+            ),
+            ("list_message_batches", json!({"query": {"limit": 20}})),
+            ("get_message_batch", json!({"id": "msgbatch_x"})),
+            ("cancel_message_batch", json!({"id": "msgbatch_x"})),
+            ("delete_message_batch", json!({"id": "msgbatch_x"})),
+            ("get_message_batch_results", json!({"id": "msgbatch_x"})),
+            ("list_models", json!({"limit": 20})),
+            ("get_model", json!({"id": "claude-sonnet-4-20250514"})),
+            ("list_files", json!({"query": {"limit": 20}})),
+            ("get_file", json!({"id": "file_011example"})),
+            ("delete_file", json!({"id": "file_x"})),
+            ("download_file", json!({"id": "file_011downloadable"})),
+            ("get_organization", json!({})),
+            ("get_current_user", json!([])),
+            (
+                "list_workspaces",
+                json!({"limit": 20, "include_archived": false}),
+            ),
+            ("get_workspace", json!({"id": "wrkspc_x"})),
+            ("list_users", json!({"query": {"limit": 20}})),
+            ("get_user", json!({"id": "user_x"})),
+            (
+                "update_user",
+                json!({"id": "user_x", "payload": {"role": "developer"}}),
+            ),
+            ("remove_user", json!({"id": "user_x"})),
+            (
+                "list_api_keys",
+                json!({"query": {"limit": 20, "status": "active"}}),
+            ),
+            ("get_api_key", json!({"id": "apikey_x"})),
+            (
+                "wait_for_message_batch",
+                json!({"id": "msgbatch_x", "timeout_seconds": 600}),
+            ),
+            ("upload_file", json!({"file": "./report.pdf"})),
+            (
+                "upload_file",
+                json!({"file": {"content": "a,b\n", "filename": "t.csv"}}),
+            ),
+            (
+                "get_usage_report",
+                json!({"query": {"starting_at": "2025-08-01T00:00:00Z", "group_by": ["model"]}}),
+            ),
+        ];
+        for (name, args) in ok {
+            if let Err(e) = check(name, args.clone()) {
+                panic!("{name}({args}) was refused: {e}");
+            }
+        }
+        let out = check("create_message", json!({"model": "m", "messages": msgs})).unwrap();
+        assert_eq!(
+            out["max_tokens"],
+            json!(4096),
+            "max_tokens is sent by default"
+        );
+        let bad = [
+            (
+                "create_message",
+                json!({"model": "m"}),
+                "\"messages\" is a required property",
+            ),
+            (
+                "create_message",
+                json!({"model": "m", "messages": msgs, "max_tokens": 0}),
+                "/max_tokens",
+            ),
+            (
+                "create_message",
+                json!({"model": "m", "messages": msgs, "temperature": 1.5}),
+                "/temperature",
+            ),
+            (
+                "create_message_batch",
+                json!({"requests": [{"custom_id": "has space", "params": {"model": "m", "max_tokens": 1, "messages": msgs}}]}),
+                "/requests/0/custom_id",
+            ),
+            (
+                "create_message_batch",
+                json!({"requests": [{"custom_id": "a", "params": {"model": "m", "messages": msgs}}]}),
+                "max_tokens",
+            ),
+            (
+                "list_message_batches",
+                json!({"query": {"limit": 1001}}),
+                "/limit",
+            ),
+            (
+                "update_user",
+                json!({"id": "user_x", "payload": {"role": "admin"}}),
+                "/role",
+            ),
+            (
+                "get_usage_report",
+                json!({"bucket_width": "1d"}),
+                "starting_at",
+            ),
+            (
+                "get_message_batch",
+                json!({}),
+                "\"id\" is a required property",
+            ),
+            ("upload_file", json!({"file": {"content": "a"}}), "/file"),
+            (
+                "upload_file",
+                json!({"file": {"path": "a", "content": "b", "filename": "c"}}),
+                "/file",
+            ),
+            ("list_files", json!({"before_id": "file_x"}), "before_id"),
+        ];
+        for (name, args, needle) in bad {
+            match check(name, args.clone()) {
+                Ok(_) => panic!("{name}({args}) was accepted"),
+                Err(e) => assert!(e.to_string().contains(needle), "{name}: {e}"),
+            }
+        }
     }
 
     #[test]

@@ -1,10 +1,38 @@
 //! `simulator:serve`: the offline simulator as a command.
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::Context;
+use crate::simulator::{self, SimulatorOptions};
+
+const FAULTS_HELP: &str = "\
+Fault injection (--faults SPEC, or per request the header `x-kosmo-fault: STEP`):
+
+  SPEC  = RULE;RULE...       RULE = FUNCTION=STEP,STEP,...   (FUNCTION may be `*`: any route)
+  STEP  = KIND[:KEY=VALUE...][*COUNT]
+
+  Each request to FUNCTION takes the next STEP; when the sequence is used up, requests are
+  answered normally. KINDs:
+    ok                    answer normally
+    400..599              error in the API's envelope; options retry-after=S (429 defaults
+                          to 1), retry-after-ms=N, should-retry=true|false, message=TEXT
+    reset                 drop the connection (TCP reset) before any response
+    stall[:ms=N]          answer after N ms; without ms never (the client must time out)
+    html[:status=N]       an HTML error page (default 502), as a proxy would send
+    truncated             the real JSON body cut in half
+    eof[:after=N]         a stream ends after N events without its final ones; other bodies
+                          announce their full length, send half and drop the connection
+    error-event[:after=N][:type=T]   a stream sends N events, then an `error` event
+                          (default overloaded_error)
+
+  Example: --faults 'create_message=429:retry-after=2,529,ok;get_model=reset'
+  At run time: POST /_kosmo/faults (body: SPEC) appends, GET shows what is left, DELETE clears.
+  docs/simulator.md has the full reference.";
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_long_help = FAULTS_HELP)]
 pub struct ServeArgs {
     /// The integration to simulate.
     #[arg(default_value = "anthropic")]
@@ -18,24 +46,89 @@ pub struct ServeArgs {
     /// Added latency per response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency: u64,
-    /// Seed for generated content.
+    /// Seed for generated content (same input + same seed = same reply).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// How long a Message Batch stays in progress, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     pub batch_delay: u64,
-    /// Scripted faults, e.g. `create_message=429,529,ok`.
+    /// Scripted faults, e.g. `create_message=429:retry-after=1,529,ok;get_model=reset`
+    /// (see --help for the grammar).
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
-    /// Accept only this exact API key.
+    /// Accept only this exact API key (default: any key with the right prefix).
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
-    /// Accept only this exact admin key.
+    /// Accept only this exact admin key (default: any key with the right prefix).
     #[arg(long, value_name = "KEY")]
     pub admin_key: Option<String>,
 }
 
-pub async fn serve(_ctx: &Context, _args: ServeArgs) -> ExitCode {
-    eprintln!("error: simulator:serve is being built (issue 4)");
-    ExitCode::from(1)
+pub async fn serve(ctx: &Context, args: ServeArgs) -> ExitCode {
+    let registry = match ctx.registry() {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let opts = SimulatorOptions {
+        integration: args.integration,
+        host: args.host,
+        port: args.port,
+        latency_ms: args.latency,
+        seed: args.seed,
+        batch_delay_ms: args.batch_delay,
+        faults: args.faults,
+        api_key: args.api_key,
+        admin_key: args.admin_key,
+    };
+    let integration = opts.integration.clone();
+    let sim = match simulator::start(registry, opts).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{}", sim.base_url)
+            .and_then(|_| out.flush())
+            .is_err()
+        {
+            sim.shutdown().await;
+            return ExitCode::from(1);
+        }
+    }
+    eprintln!(
+        "kosmo simulator for '{integration}' listening on {} (Ctrl-C to stop)",
+        sim.base_url
+    );
+    wait_for_signal().await;
+    eprintln!("kosmo simulator: shutting down");
+    sim.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

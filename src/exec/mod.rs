@@ -1,17 +1,36 @@
 //! The generic executor: one code path runs every function of every manifest.
 //!
-//! It knows HTTP and the manifest, nothing about Lua. (Skeleton: the executor issue fills it in;
-//! the signatures here are the contract the Lua runtime and the CLI code against.)
+//! It knows HTTP and the manifest, nothing about Lua and nothing about any one integration:
+//! [`request`] builds the request from the manifest, [`retry`] decides what is safe to repeat,
+//! [`response`] decodes results and errors, [`sse`] parses and assembles streams, [`rows`] reads
+//! JSONL in constant memory, [`paginate`] follows cursors and polls, [`dry_run`] shows a request
+//! without sending it, and [`config`] reads the transport settings.
+
+pub mod config;
+pub mod dry_run;
+pub mod paginate;
+pub mod request;
+pub mod response;
+pub mod retry;
+pub mod rows;
+pub mod sse;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use bytes::Bytes;
+use futures::StreamExt;
+use reqwest::header::HeaderMap;
+use serde_json::{Map, Value, json};
 
-use crate::credentials::Credentials;
-use crate::error::{Error, Result};
-use crate::manifest::Class;
-use crate::registry::Registry;
+use crate::credentials::{Credentials, DEFAULT_ACCOUNT};
+use crate::error::{Error, Result, TransportKind};
+use crate::manifest::{Class, Function, Manifest, ResponseKind};
+use crate::registry::{Integration, Registry};
+use crate::validate::{OPTION_FETCH_ALL, OPTION_SAVE_TO};
+
+pub use request::Prepared;
+pub use rows::RowStream;
 
 /// Transport settings. Defaults follow the official SDKs (2 retries, 5 s connect, 600 s total).
 #[derive(Debug, Clone)]
@@ -37,6 +56,14 @@ impl Default for ExecConfig {
     }
 }
 
+/// The longest server-requested wait (`retry-after`) we sleep through inside a call; a longer one
+/// is returned to the caller as the error's `retry_after`.
+pub const MAX_SERVER_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// Event names that only keep a stream alive: not passed to `on_event`, not progress for the
+/// idle timeout. (SSE comment lines are keep-alives too; the parser drops them.)
+pub const KEEPALIVE_EVENTS: &[&str] = &["ping"];
+
 /// Receives each streamed event as it arrives; an error aborts the stream.
 pub type EventSink<'a> = Box<dyn FnMut(&Value) -> Result<()> + Send + 'a>;
 
@@ -55,6 +82,20 @@ pub struct Call<'a> {
     pub on_event: Option<EventSink<'a>>,
 }
 
+impl<'a> Call<'a> {
+    /// A call with no account, no dry run and no event sink.
+    pub fn new(integration: &'a str, function: &'a str, args: Value) -> Self {
+        Call {
+            integration,
+            function,
+            account: None,
+            args,
+            dry_run: false,
+            on_event: None,
+        }
+    }
+}
+
 /// What a call returned, with what the Lua envelope records about it.
 #[derive(Debug, Clone)]
 pub struct CallOutput {
@@ -66,49 +107,507 @@ pub struct CallOutput {
     pub request_id: Option<String>,
 }
 
-/// Rows of a JSONL response, read as they arrive, in constant memory.
-pub struct RowStream {
-    _private: (),
-}
-
-impl RowStream {
-    pub async fn next(&mut self) -> Option<Result<Value>> {
-        None
-    }
-}
-
 /// The executor. Cheap to clone.
 #[derive(Clone)]
 pub struct Executor {
     registry: Arc<Registry>,
-    #[allow(dead_code)]
     credentials: Arc<Credentials>,
-    #[allow(dead_code)]
     config: ExecConfig,
+    client: reqwest::Client,
+}
+
+/// A function resolved for one call.
+struct Target<'r> {
+    integ: &'r Arc<Integration>,
+    name: &'r str,
+    f: &'r Function,
+    account: String,
+}
+
+impl Target<'_> {
+    fn manifest(&self) -> &Manifest {
+        &self.integ.manifest
+    }
+
+    fn output(&self, value: Value, status: Option<u16>, request_id: Option<String>) -> CallOutput {
+        CallOutput {
+            value,
+            function: self.name.to_string(),
+            class: self.f.class,
+            account: self.account.clone(),
+            http_status: status,
+            request_id,
+        }
+    }
+
+    /// Safe to send twice: reads, idempotent writes, or when the caller opted in.
+    fn repeatable(&self, config: &ExecConfig) -> bool {
+        self.f.class == Class::Read || self.f.idempotent || config.retry_non_idempotent
+    }
+}
+
+/// What the retry loop hands back.
+enum Sent {
+    /// The whole body was read.
+    Full {
+        status: u16,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    /// Headers only; the body is read by the caller (streams, rows, downloads to a file).
+    Open(reqwest::Response),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Full,
+    Open,
 }
 
 impl Executor {
-    pub fn new(registry: Arc<Registry>, credentials: Arc<Credentials>, config: ExecConfig) -> Result<Self> {
-        Ok(Executor { registry, credentials, config })
+    pub fn new(
+        registry: Arc<Registry>,
+        credentials: Arc<Credentials>,
+        config: ExecConfig,
+    ) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::config(format!("cannot create the HTTP client: {e}")))?;
+        Ok(Executor {
+            registry,
+            credentials,
+            config,
+            client,
+        })
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
 
-    /// Validate, build, send (with retries), decode.
-    pub async fn call(&self, call: Call<'_>) -> Result<CallOutput> {
-        Err(Error::Unsupported {
-            function: call.function.into(),
-            message: "the executor is not built yet".into(),
-        })
+    pub fn credentials(&self) -> &Arc<Credentials> {
+        &self.credentials
     }
 
-    /// Open a JSONL function's response as a row stream.
+    pub fn config(&self) -> &ExecConfig {
+        &self.config
+    }
+
+    /// Validate, build, send (with retries), decode.
+    pub async fn call(&self, mut call: Call<'_>) -> Result<CallOutput> {
+        let integ = self.registry.require(call.integration)?;
+        let (name, f) = integ.require_function(call.function)?;
+        let target = Target {
+            integ,
+            name,
+            f,
+            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
+        };
+        let args = self.check(&target, &call.args)?;
+        if let Some(poll) = &f.poll {
+            return paginate::poll(self, &target, poll, args, call.dry_run).await;
+        }
+        let prepared = self.prepare(&target, &args, call.dry_run)?;
+        let secrets = prepared.secrets();
+        let result = async {
+            if call.dry_run {
+                return Ok(target.output(dry_run::render(&prepared), None, None));
+            }
+            let streaming = match &f.stream {
+                Some(s) => args.get(&s.param) == Some(&Value::Bool(true)),
+                None => f.response == ResponseKind::Sse,
+            };
+            if streaming {
+                return self.stream(&target, &prepared, call.on_event.take()).await;
+            }
+            if f.pagination.is_some() && args.get(OPTION_FETCH_ALL) == Some(&Value::Bool(true)) {
+                return paginate::fetch_all(self, &target, prepared.clone(), &args).await;
+            }
+            if let Some(path) = args.get(OPTION_SAVE_TO).and_then(Value::as_str) {
+                return self.save_to(&target, &prepared, path).await;
+            }
+            let (value, status, rid) = self.fetch(&target, &prepared).await?;
+            Ok(target.output(value, Some(status), rid))
+        }
+        .await;
+        result.map_err(|e| response::redact_error(e, &secrets))
+    }
+
+    /// Open a JSONL function's response as a row stream, read as the rows arrive.
     pub async fn rows(&self, call: Call<'_>) -> Result<RowStream> {
-        Err(Error::Unsupported {
-            function: call.function.into(),
-            message: "the executor is not built yet".into(),
-        })
+        let integ = self.registry.require(call.integration)?;
+        let (name, f) = integ.require_function(call.function)?;
+        let target = Target {
+            integ,
+            name,
+            f,
+            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
+        };
+        if f.response != ResponseKind::Jsonl {
+            return Err(Error::Validation {
+                function: name.into(),
+                errors: vec![format!(
+                    "rows() reads JSONL responses; {name} returns {}",
+                    serde_json::to_value(f.response)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                )],
+            });
+        }
+        let args = self.check(&target, &call.args)?;
+        let prepared = self.prepare(&target, &args, call.dry_run)?;
+        if call.dry_run {
+            return Ok(RowStream::once(dry_run::render(&prepared)));
+        }
+        let secrets = prepared.secrets();
+        match self.send(&target, &prepared, Mode::Open).await {
+            Ok(Sent::Open(resp)) => {
+                let rid = response::request_id(target.manifest(), resp.headers());
+                Ok(RowStream::live(
+                    resp,
+                    rid,
+                    self.config.stream_idle_timeout,
+                    secrets,
+                ))
+            }
+            Ok(Sent::Full { .. }) => {
+                Err(Error::config("internal: a row stream got a buffered body"))
+            }
+            Err(e) => Err(response::redact_error(e, &secrets)),
+        }
+    }
+
+    /// Refuse unsupported functions, then validate, all before any I/O.
+    fn check(&self, t: &Target<'_>, args: &Value) -> Result<Map<String, Value>> {
+        if let Some(message) = &t.f.unsupported {
+            return Err(Error::Unsupported {
+                function: format!("{}.{}", t.manifest().name, t.name),
+                message: message.clone(),
+            });
+        }
+        let validator = t.integ.validator(t.name)?;
+        match validator.check(t.name, t.f, args)? {
+            Value::Object(m) => Ok(m),
+            _ => Ok(Map::new()),
+        }
+    }
+
+    /// Resolve the account and credential, then build the request. A dry run does not need the
+    /// credential to be configured.
+    fn prepare(
+        &self,
+        t: &Target<'_>,
+        args: &Map<String, Value>,
+        dry_run: bool,
+    ) -> Result<Prepared> {
+        let manifest = t.manifest();
+        let base_url = self.credentials.base_url(manifest, &t.account)?;
+        let auth = match &t.f.credential {
+            Some(c) => {
+                let cred = manifest.credentials.get(c).ok_or_else(|| {
+                    Error::config(format!("{}: unknown credential type '{c}'", manifest.name))
+                })?;
+                let secret = match self.credentials.secret(manifest, &t.account, c) {
+                    Ok(s) => Some(s),
+                    Err(Error::MissingCredential { .. }) if dry_run => None,
+                    Err(e) => return Err(e),
+                };
+                Some(request::Auth {
+                    header: cred.header.to_ascii_lowercase(),
+                    scheme: cred.scheme.clone(),
+                    secret,
+                })
+            }
+            None => None,
+        };
+        request::build(manifest, t.name, t.f, args, &base_url, auth)
+    }
+
+    /// One request (with retries), decoded by the function's response kind.
+    async fn fetch(&self, t: &Target<'_>, p: &Prepared) -> Result<(Value, u16, Option<String>)> {
+        let Sent::Full {
+            status,
+            headers,
+            body,
+        } = self.send(t, p, Mode::Full).await?
+        else {
+            return Err(Error::config("internal: expected a buffered body"));
+        };
+        let rid = response::request_id(t.manifest(), &headers);
+        let value = match t.f.response {
+            ResponseKind::Json | ResponseKind::Sse => {
+                response::decode_json(status, &headers, &body, rid.clone(), &p.secrets())?
+            }
+            ResponseKind::Jsonl | ResponseKind::Binary => {
+                response::content_value(response::content_type(&headers), &body)
+            }
+        };
+        Ok((value, status, rid))
+    }
+
+    /// Send with the retry policy of [`retry`]. In `Full` mode the body is read inside the loop,
+    /// so a body that stalls or breaks is retried like any other transport failure.
+    async fn send(&self, t: &Target<'_>, p: &Prepared, mode: Mode) -> Result<Sent> {
+        let manifest = t.manifest();
+        let repeatable = t.repeatable(&self.config);
+        let should_retry_header = manifest.errors.should_retry_header.as_deref();
+        let what = format!("{} {}", p.method.as_str(), p.url);
+        let secrets = p.secrets();
+        let mut retries: u32 = 0;
+        loop {
+            let rb = request::to_reqwest(&self.client, p).await?;
+            let sent = match mode {
+                Mode::Full => rb.timeout(self.config.timeout).send().await,
+                Mode::Open => match tokio::time::timeout(self.config.timeout, rb.send()).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Err(Error::Transport {
+                            kind: TransportKind::Timeout,
+                            message: format!(
+                                "{what}: no response headers within {}s",
+                                self.config.timeout.as_secs_f64()
+                            ),
+                        });
+                    }
+                },
+            };
+            let (err, retry, server_wait) = match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    if resp.status().is_success() {
+                        if mode == Mode::Open {
+                            return Ok(Sent::Open(resp));
+                        }
+                        match resp.bytes().await {
+                            Ok(body) => {
+                                return Ok(Sent::Full {
+                                    status,
+                                    headers,
+                                    body,
+                                });
+                            }
+                            Err(e) => {
+                                let (err, _) = response::transport_error(
+                                    &e,
+                                    &format!("{what}: reading the response"),
+                                );
+                                (err, retry::retry_transport(true, repeatable), None)
+                            }
+                        }
+                    } else {
+                        let body = match tokio::time::timeout(
+                            self.config.stream_idle_timeout,
+                            resp.bytes(),
+                        )
+                        .await
+                        {
+                            Ok(Ok(b)) => b,
+                            _ => Bytes::new(),
+                        };
+                        let err = response::api_error(manifest, status, &headers, &body, &secrets);
+                        let retry = retry::retry_response(
+                            status,
+                            &headers,
+                            should_retry_header,
+                            repeatable,
+                        );
+                        (err, retry, retry::retry_after(&headers))
+                    }
+                }
+                Err(e) => {
+                    let (err, reached) = response::transport_error(&e, &what);
+                    (err, retry::retry_transport(reached, repeatable), None)
+                }
+            };
+            if !retry || retries >= self.config.max_retries {
+                if !retry && retries < self.config.max_retries && !repeatable {
+                    tracing::debug!(
+                        "{what}: not retried: a non-idempotent write may have reached the server"
+                    );
+                }
+                return Err(err);
+            }
+            let Some(wait) = retry::delay(retries, server_wait, MAX_SERVER_RETRY_WAIT) else {
+                return Err(err);
+            };
+            tracing::info!(
+                "{what}: {} ({}); retry {} of {} in {:.2}s",
+                err.code(),
+                err,
+                retries + 1,
+                self.config.max_retries,
+                wait.as_secs_f64()
+            );
+            tokio::time::sleep(wait).await;
+            retries += 1;
+        }
+    }
+
+    /// A streamed response, folded by the manifest's assembler; each event goes to `on_event`.
+    async fn stream(
+        &self,
+        t: &Target<'_>,
+        p: &Prepared,
+        mut on_event: Option<EventSink<'_>>,
+    ) -> Result<CallOutput> {
+        let spec = t.f.stream.as_ref();
+        let assemble = spec.map(|s| s.assemble.as_str()).unwrap_or("events");
+        let end_events: &[String] = spec.map(|s| s.end_events.as_slice()).unwrap_or(&[]);
+        let error_event = spec
+            .and_then(|s| s.error_event.as_deref())
+            .unwrap_or("error");
+        let mut assembler = sse::assembler(assemble, end_events)?;
+        let Sent::Open(resp) = self.send(t, p, Mode::Open).await? else {
+            return Err(Error::config("internal: a stream got a buffered body"));
+        };
+        let status = resp.status().as_u16();
+        let rid = response::request_id(t.manifest(), resp.headers());
+        let ctype = response::content_type(resp.headers());
+        if !ctype.contains("event-stream") {
+            // Some proxies answer a stream request with a plain JSON body.
+            let headers = resp.headers().clone();
+            let body = tokio::time::timeout(self.config.timeout, resp.bytes())
+                .await
+                .map_err(|_| Error::Transport {
+                    kind: TransportKind::Timeout,
+                    message: "timed out reading the response".into(),
+                })?
+                .map_err(|e| response::transport_error(&e, "reading the response").0)?;
+            let v = response::decode_json(status, &headers, &body, rid.clone(), &p.secrets())?;
+            return Ok(t.output(v, Some(status), rid));
+        }
+        let idle = self.config.stream_idle_timeout;
+        let mut body = resp.bytes_stream();
+        let mut parser = sse::SseParser::default();
+        let mut deadline = tokio::time::Instant::now() + idle;
+        let stream_err = |message: String| Error::Transport {
+            kind: TransportKind::Stream,
+            message,
+        };
+        let mut handle = |ev: sse::Event, deadline: &mut tokio::time::Instant| -> Result<()> {
+            if KEEPALIVE_EVENTS.contains(&ev.name.as_str()) {
+                return Ok(());
+            }
+            *deadline = tokio::time::Instant::now() + idle;
+            if ev.name == error_event {
+                let e = &t.manifest().errors;
+                let text = |ptr: &str| {
+                    ev.data
+                        .pointer(ptr)
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                };
+                let error_type = text(&e.type_pointer).unwrap_or_else(|| "api_error".into());
+                return Err(Error::Api {
+                    status,
+                    message: text(&e.message_pointer).unwrap_or_else(|| error_type.clone()),
+                    error_type,
+                    request_id: rid.clone().or_else(|| text("/request_id")),
+                    retry_after: None,
+                });
+            }
+            if let Some(sink) = on_event.as_mut() {
+                sink(&ev.data)?;
+            }
+            assembler.event(&ev)
+        };
+        loop {
+            match tokio::time::timeout_at(deadline, body.next()).await {
+                Err(_) => {
+                    return Err(Error::Transport {
+                        kind: TransportKind::Timeout,
+                        message: format!(
+                            "{} {}: the stream stalled: no event other than keep-alives for {}s",
+                            p.method.as_str(),
+                            p.url,
+                            idle.as_secs_f64()
+                        ),
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    let (err, _) = response::transport_error(&e, "reading the event stream");
+                    return Err(stream_err(err.to_string()));
+                }
+                Ok(Some(Ok(chunk))) => {
+                    for ev in parser.push(&chunk)? {
+                        handle(ev, &mut deadline)?;
+                    }
+                }
+            }
+        }
+        if let Some(ev) = parser.finish()? {
+            handle(ev, &mut deadline)?;
+        }
+        drop(handle);
+        if !assembler.finished() {
+            let expected = assembler.end_events().join(" / ");
+            return Err(stream_err(format!(
+                "{} {}: the stream ended before {expected}; the result would be incomplete",
+                p.method.as_str(),
+                p.url
+            )));
+        }
+        Ok(t.output(assembler.finish()?, Some(status), rid))
+    }
+
+    /// Write a binary / JSONL body to a file as it arrives; returns `{content_type, path, size_bytes}`.
+    async fn save_to(&self, t: &Target<'_>, p: &Prepared, path: &str) -> Result<CallOutput> {
+        use tokio::io::AsyncWriteExt;
+        let Sent::Open(resp) = self.send(t, p, Mode::Open).await? else {
+            return Err(Error::config("internal: a download got a buffered body"));
+        };
+        let status = resp.status().as_u16();
+        let rid = response::request_id(t.manifest(), resp.headers());
+        let ctype = response::content_type(resp.headers());
+        let tmp = format!("{path}.part");
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(|e| Error::io(&tmp, e))?;
+        let mut size: u64 = 0;
+        let mut body = resp.bytes_stream();
+        let idle = self.config.stream_idle_timeout;
+        let result: Result<()> = async {
+            loop {
+                match tokio::time::timeout(idle, body.next()).await {
+                    Err(_) => {
+                        return Err(Error::Transport {
+                            kind: TransportKind::Timeout,
+                            message: format!("the download stalled for {}s", idle.as_secs_f64()),
+                        });
+                    }
+                    Ok(None) => return Ok(()),
+                    Ok(Some(Err(e))) => {
+                        return Err(response::transport_error(&e, "reading the download").0);
+                    }
+                    Ok(Some(Ok(chunk))) => {
+                        size += chunk.len() as u64;
+                        file.write_all(&chunk)
+                            .await
+                            .map_err(|e| Error::io(&tmp, e))?;
+                    }
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+        file.flush().await.map_err(|e| Error::io(&tmp, e))?;
+        drop(file);
+        tokio::fs::rename(&tmp, path)
+            .await
+            .map_err(|e| Error::io(path, e))?;
+        Ok(t.output(
+            json!({"content_type": ctype, "path": path, "size_bytes": size}),
+            Some(status),
+            rid,
+        ))
     }
 }

@@ -1,1 +1,616 @@
-//! The sandboxed Lua runtime. (Being built: issue 5.)
+//! The sandboxed Lua runtime behind `integrations:lua` and `mcp:lua`.
+//!
+//! One file per Lua module, each with an `install` function: [`sandbox`] (the state, the stdlib
+//! allowlist, the trusted bootstrap), [`limits`], [`output`] (`print`, `dump`), [`json`],
+//! [`regex`], [`docs`], [`app`] (`app.integrations.*`, `rows`, `parallel`), [`mcp`], and
+//! [`envelope`] (the `--json` result). Lua knows nothing about HTTP: every call goes through
+//! [`crate::exec::Executor`].
+//!
+//! Host functions answer `(true, ...)` or `(false, err)` and a bootstrap wrapper raises `err` at
+//! the script's call site, so errors are plain strings or structured tables (never opaque host
+//! userdata) and `pcall` sees exactly what was raised.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use mlua::chunk::ChunkMode;
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
+use serde_json::{Value as Json, json};
+
+use crate::credentials::Credentials;
+use crate::docs::Docs;
+use crate::error::Error;
+use crate::exec::{ExecConfig, Executor};
+use crate::permissions::Permissions;
+use crate::registry::{Registry, RegistryOptions};
+
+pub mod app;
+pub mod docs;
+pub mod envelope;
+pub mod json;
+pub mod limits;
+pub mod mcp;
+pub mod output;
+pub mod regex;
+pub mod sandbox;
+
+pub use envelope::{Meta, Outcome};
+pub use limits::Limits;
+
+/// Which namespaces a script sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `app.integrations.*`, `app.mcp.*`, `mcp.*`, `docs.*`, `json.*`, `regex.*`, `rows`, `parallel`.
+    Integrations,
+    /// Only `app.mcp.*` and `mcp.*`, plus `json`, `regex`, `dump`, `print`.
+    McpOnly,
+}
+
+/// Settings of a runtime.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub limits: Limits,
+    /// Bypass `ask` and `deny` permissions (recorded in the envelope).
+    pub force: bool,
+    /// Refuse every write, even with `force`.
+    pub read_only: bool,
+    pub dry_run: bool,
+    /// Point every account at an in-process simulator.
+    pub offline: bool,
+    /// Account for calls that do not name one.
+    pub account: Option<String>,
+    /// Capture `print` into the envelope instead of streaming it to stdout.
+    pub capture_output: bool,
+    /// Extra manifest directories.
+    pub manifest_dirs: Vec<PathBuf>,
+    /// Config directory (credentials.yaml, config.yaml); `None` uses the standard lookup.
+    pub config_dir: Option<PathBuf>,
+    /// May `ask` permissions prompt on the terminal?
+    pub allow_prompt: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            mode: Mode::Integrations,
+            limits: Limits::default(),
+            force: false,
+            read_only: false,
+            dry_run: false,
+            offline: false,
+            account: None,
+            capture_output: true,
+            manifest_dirs: Vec::new(),
+            config_dir: None,
+            allow_prompt: false,
+        }
+    }
+}
+
+/// An error a host function reports to the script.
+#[derive(Debug)]
+pub enum HostError {
+    /// A message, raised as a string with the script's position.
+    Msg(String),
+    /// A structured error value (an error table), raised as is.
+    Value(Value),
+    /// An error from the Lua machinery itself (limits, memory), propagated unchanged.
+    Lua(mlua::Error),
+}
+
+impl HostError {
+    pub fn msg(m: impl Into<String>) -> Self {
+        HostError::Msg(m.into())
+    }
+}
+
+impl From<mlua::Error> for HostError {
+    fn from(e: mlua::Error) -> Self {
+        HostError::Lua(e)
+    }
+}
+
+pub type HostResult<T> = Result<T, HostError>;
+
+fn answer<R: IntoLuaMulti>(lua: &Lua, r: HostResult<R>) -> mlua::Result<MultiValue> {
+    match r {
+        Ok(v) => {
+            let mut out = v.into_lua_multi(lua)?;
+            out.push_front(Value::Boolean(true));
+            Ok(out)
+        }
+        Err(HostError::Msg(m)) => Ok(MultiValue::from_iter([
+            Value::Boolean(false),
+            Value::String(lua.create_string(&m)?),
+        ])),
+        Err(HostError::Value(v)) => Ok(MultiValue::from_iter([Value::Boolean(false), v])),
+        Err(HostError::Lua(e)) => Err(e),
+    }
+}
+
+fn lift_fn(lua: &Lua, raw: Function) -> mlua::Result<Function> {
+    let lift: Function = lua.named_registry_value(sandbox::LIFT)?;
+    lift.call(raw)
+}
+
+/// A host function whose errors are raised at the script's call site.
+pub(crate) fn lift<F, R>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    F: Fn(&Lua, MultiValue) -> HostResult<R> + Send + 'static,
+    R: IntoLuaMulti,
+{
+    let raw = lua.create_function(move |lua, args: MultiValue| answer(lua, f(lua, args)))?;
+    lift_fn(lua, raw)
+}
+
+/// Like [`lift`], for host functions that wait (HTTP, row streams).
+pub(crate) fn lift_async<F, Fut, R>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    F: Fn(Lua, MultiValue) -> Fut + Send + 'static,
+    Fut: Future<Output = HostResult<R>> + Send + 'static,
+    R: IntoLuaMulti + 'static,
+{
+    let raw = lua.create_async_function(move |lua, args: MultiValue| {
+        let fut = f(lua.clone(), args);
+        async move {
+            let r = fut.await;
+            answer(&lua, r)
+        }
+    })?;
+    lift_fn(lua, raw)
+}
+
+/// Services are loaded on first use, so `return 1` never parses a manifest.
+pub(crate) struct Services {
+    registry: OnceLock<Result<Arc<Registry>, Json>>,
+    credentials: OnceLock<Result<Arc<Credentials>, Json>>,
+    permissions: OnceLock<Result<Arc<Permissions>, Json>>,
+    docs: OnceLock<Result<Docs, Json>>,
+    executor: tokio::sync::OnceCell<Result<Executor, Json>>,
+    simulator: Mutex<Option<crate::simulator::RunningSimulator>>,
+}
+
+/// State shared by every host function of one runtime.
+pub struct Shared {
+    pub options: Options,
+    pub limits: Arc<limits::LimitState>,
+    pub output: output::Output,
+    pub calls: Mutex<Vec<Json>>,
+    /// `(integration, account, class)` the user allowed for the rest of the run at a prompt.
+    pub(crate) allowed_for_run: Mutex<HashSet<(String, String, String)>>,
+    pub(crate) services: Services,
+}
+
+impl Shared {
+    fn new(options: Options) -> Arc<Shared> {
+        let limits = limits::LimitState::new(options.limits.clone());
+        Arc::new(Shared {
+            output: output::Output::new(options.capture_output, limits.clone()),
+            limits,
+            options,
+            calls: Mutex::new(Vec::new()),
+            allowed_for_run: Mutex::new(HashSet::new()),
+            services: Services {
+                registry: OnceLock::new(),
+                credentials: OnceLock::new(),
+                permissions: OnceLock::new(),
+                docs: OnceLock::new(),
+                executor: tokio::sync::OnceCell::new(),
+                simulator: Mutex::new(None),
+            },
+        })
+    }
+
+    pub fn registry(&self) -> Result<Arc<Registry>, Json> {
+        self.services
+            .registry
+            .get_or_init(|| {
+                Registry::load(&RegistryOptions {
+                    dirs: self.options.manifest_dirs.clone(),
+                    ignore_env: false,
+                })
+                .map(Arc::new)
+                .map_err(|e| e.to_json())
+            })
+            .clone()
+    }
+
+    pub fn credentials(&self) -> Result<Arc<Credentials>, Json> {
+        self.services
+            .credentials
+            .get_or_init(|| {
+                Credentials::load(self.options.config_dir.clone())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_json())
+            })
+            .clone()
+    }
+
+    pub fn permissions(&self) -> Result<Arc<Permissions>, Json> {
+        self.services
+            .permissions
+            .get_or_init(|| {
+                Permissions::load(self.options.config_dir.as_deref())
+                    .map(Arc::new)
+                    .map_err(|e| e.to_json())
+            })
+            .clone()
+    }
+
+    pub fn docs(&self) -> Result<Docs, Json> {
+        self.services
+            .docs
+            .get_or_init(|| {
+                let registry = self.registry()?;
+                let mut accounts = std::collections::BTreeMap::new();
+                if let Ok(creds) = self.credentials() {
+                    for integ in registry.iter() {
+                        accounts.insert(integ.name().to_string(), creds.accounts(integ.name()));
+                    }
+                }
+                Ok(Docs::new(registry, accounts))
+            })
+            .clone()
+    }
+
+    /// The executor, created on the first call (starting the simulator when offline).
+    pub async fn executor(&self) -> Result<Executor, Json> {
+        self.services
+            .executor
+            .get_or_init(|| async {
+                let registry = self.registry()?;
+                let creds = if self.options.offline {
+                    let sim = crate::simulator::start(
+                        registry.clone(),
+                        crate::simulator::SimulatorOptions::default(),
+                    )
+                    .await
+                    .map_err(|e| e.to_json())?;
+                    let creds = Credentials::offline(sim.base_url.clone());
+                    if let Ok(mut slot) = self.services.simulator.lock() {
+                        *slot = Some(sim);
+                    }
+                    Arc::new(creds)
+                } else {
+                    self.credentials()?
+                };
+                Executor::new(registry, creds, ExecConfig::default()).map_err(|e| e.to_json())
+            })
+            .await
+            .clone()
+    }
+
+    /// Account names for an integration (always includes `default`).
+    pub fn accounts(&self, integration: &str) -> Vec<String> {
+        match self.credentials() {
+            Ok(c) => c.accounts(integration),
+            Err(_) => vec!["default".into()],
+        }
+    }
+
+    pub fn record_call(&self, entry: Json) {
+        if let Ok(mut c) = self.calls.lock() {
+            c.push(entry);
+        }
+    }
+
+    pub fn meta(&self) -> Meta {
+        Meta {
+            permission_bypassed: self.options.force,
+            dry_run: self.options.dry_run,
+            read_only: self.options.read_only,
+            offline: self.options.offline,
+        }
+    }
+
+    /// The envelope of a run stopped from outside the VM (the watchdog): no Lua is touched.
+    pub fn emergency_outcome(&self, kind: limits::Kind) -> Outcome {
+        let err = self.limits.error_for(kind);
+        Outcome {
+            success: false,
+            output: self.output.captured(),
+            error: Some(err.to_json()),
+            result: None,
+            execution_time_ms: self.limits.elapsed().as_secs_f64() * 1000.0,
+            memory_usage: self.limits.peak_memory() as u64,
+            integration_calls: self.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+            meta: self.meta(),
+        }
+    }
+}
+
+/// One Lua state with its host functions installed.
+pub struct Runtime {
+    lua: Lua,
+    shared: Arc<Shared>,
+}
+
+impl Runtime {
+    pub fn new(options: Options) -> Result<Runtime, Error> {
+        let shared = Shared::new(options);
+        let lua = Self::build(&shared).map_err(|e| Error::Lua {
+            message: format!("cannot create the Lua state: {e}"),
+        })?;
+        Ok(Runtime { lua, shared })
+    }
+
+    fn build(shared: &Arc<Shared>) -> mlua::Result<Lua> {
+        let lua = sandbox::new_state(&shared.limits)?;
+        lua.set_app_data(shared.clone());
+        json::install(&lua)?;
+        output::install(&lua, shared)?;
+        regex::install(&lua)?;
+        match shared.options.mode {
+            Mode::Integrations => {
+                docs::install(&lua, shared)?;
+                app::install(&lua, shared)?;
+                mcp::install(&lua)?;
+            }
+            Mode::McpOnly => {
+                mcp::install(&lua)?;
+                mcp::install_app(&lua)?;
+            }
+        }
+        // Only now the limits apply: setup itself is trusted and small.
+        limits::install(&lua, &shared.limits)?;
+        Ok(lua)
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// Run one chunk and describe the outcome. Never panics and never returns without an outcome.
+    pub async fn run(&self, code: &str, chunk_name: &str) -> Outcome {
+        self.shared.limits.reset();
+        if let Ok(mut c) = self.shared.calls.lock() {
+            c.clear();
+        }
+        self.shared.output.clear();
+        let started = Instant::now();
+        let result = self.execute(code, chunk_name).await;
+        self.finish(result, started)
+    }
+
+    /// Run one REPL entry: `Ok(None)` asks for more input (the chunk is incomplete).
+    pub async fn run_repl(&self, code: &str) -> Option<Outcome> {
+        // An expression first (so `1 + 1` prints 2), then a statement.
+        let as_expr = format!("return {code}");
+        let source = if self.compile(&as_expr, "=stdin").is_ok() {
+            as_expr
+        } else {
+            match self.compile(code, "=stdin") {
+                Err(mlua::Error::SyntaxError {
+                    incomplete_input: true,
+                    ..
+                }) => return None,
+                _ => code.to_string(),
+            }
+        };
+        Some(self.run(&source, "=stdin").await)
+    }
+
+    fn compile(&self, code: &str, name: &str) -> mlua::Result<Function> {
+        self.lua
+            .load(code)
+            .set_name(name)
+            .set_mode(ChunkMode::Text)
+            .into_function()
+    }
+
+    async fn execute(&self, code: &str, chunk_name: &str) -> Result<Vec<Json>, Json> {
+        let limits = &self.shared.limits;
+        let chunk = self.compile(code, chunk_name).map_err(|e| lua_error_json(&e))?;
+        let run: Function = self
+            .lua
+            .named_registry_value(sandbox::RUN)
+            .map_err(|e| lua_error_json(&e))?;
+        let fut = Box::pin(run.call_async::<MultiValue>(chunk));
+        let deadline = tokio::time::Instant::from_std(limits.deadline());
+        let mut fut = fut;
+        let outcome = tokio::select! {
+            r = &mut fut => Some(r),
+            _ = tokio::time::sleep_until(deadline) => None,
+        };
+        if outcome.is_none() {
+            limits.trip(limits::Kind::Timeout);
+        }
+        drop(fut);
+        self.shared.limits.note_memory(self.lua.used_memory());
+        if let Some(kind) = limits.tripped() {
+            if kind != limits::Kind::Done {
+                return Err(limits.error_for(kind).to_json());
+            }
+        }
+        let values = match outcome {
+            None => return Err(limits.error_for(limits::Kind::Timeout).to_json()),
+            Some(Err(e)) => {
+                if sandbox::is_memory(&e) {
+                    limits.trip(limits::Kind::Memory);
+                    return Err(limits.error_for(limits::Kind::Memory).to_json());
+                }
+                return Err(lua_error_json(&e));
+            }
+            Some(Ok(values)) => values,
+        };
+        let mut it = values.into_iter();
+        match it.next() {
+            Some(Value::Boolean(true)) => {
+                Ok(it.map(|v| json::result_value(&self.lua, &v)).collect())
+            }
+            _ => {
+                let err = it.next().unwrap_or(Value::Nil);
+                Err(self.error_value_json(&err))
+            }
+        }
+    }
+
+    /// The envelope's `error` for a value the script raised.
+    fn error_value_json(&self, v: &Value) -> Json {
+        let limits = &self.shared.limits;
+        if sandbox::is_memory_error(v) {
+            limits.trip(limits::Kind::Memory);
+            return limits.error_for(limits::Kind::Memory).to_json();
+        }
+        match v {
+            Value::Table(t) => {
+                let is_ours = match (
+                    t.metatable(),
+                    self.lua.named_registry_value::<Table>(sandbox::ERR_MT),
+                ) {
+                    (Some(mt), Ok(ours)) => mt.to_pointer() == ours.to_pointer(),
+                    _ => false,
+                };
+                if is_ours {
+                    let mut j = json::result_value(&self.lua, v);
+                    if let Json::Object(map) = &mut j {
+                        for k in ["code", "message", "status", "type", "request_id", "retry_after"] {
+                            map.entry(k).or_insert(Json::Null);
+                        }
+                    }
+                    return j;
+                }
+                let code = t
+                    .raw_get::<Option<String>>("code")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "lua_error".into());
+                let message = self.describe(v);
+                let mut j = Error::Lua { message }.to_json();
+                j["code"] = json!(code);
+                j["value"] = json::result_value(&self.lua, v);
+                j
+            }
+            Value::Error(e) => {
+                if let Some(k) = e.downcast_ref::<Error>() {
+                    return k.to_json();
+                }
+                lua_error_json(e)
+            }
+            _ => Error::Lua {
+                message: self.describe(v),
+            }
+            .to_json(),
+        }
+    }
+
+    /// A message for any error value: `tostring` when it works, a description when it fails.
+    fn describe(&self, v: &Value) -> String {
+        match v {
+            Value::String(s) => s.to_string_lossy(),
+            Value::Nil => "(error object is a nil value)".into(),
+            Value::Table(t) => {
+                let via_tostring = self
+                    .lua
+                    .named_registry_value::<Function>(sandbox::TOSTRING)
+                    .and_then(|f| f.call::<String>(v.clone()));
+                match via_tostring {
+                    Ok(s) if !s.starts_with("table: 0x") => s,
+                    _ => match t.raw_get::<Option<String>>("message") {
+                        Ok(Some(m)) => m,
+                        _ => "(error object is a table value)".into(),
+                    },
+                }
+            }
+            other => format!("(error object is a {} value)", other.type_name()),
+        }
+    }
+
+    fn finish(&self, result: Result<Vec<Json>, Json>, started: Instant) -> Outcome {
+        let shared = &self.shared;
+        let memory = shared.limits.peak_memory().max(self.lua.used_memory());
+        let (success, error, result) = match result {
+            Ok(values) => (true, None, Some(values)),
+            Err(e) => (false, Some(e), None),
+        };
+        Outcome {
+            success,
+            output: shared.output.captured(),
+            error,
+            result,
+            execution_time_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            memory_usage: memory as u64,
+            integration_calls: shared.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+            meta: shared.meta(),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Finalizers that run while the state closes stop at their first instruction tick.
+        self.shared.limits.finish();
+    }
+}
+
+/// `{code: "lua_error", message}` for an mlua error, without mlua's decorations.
+pub fn lua_error_json(e: &mlua::Error) -> Json {
+    if let Some(k) = e.downcast_ref::<Error>() {
+        return k.to_json();
+    }
+    Error::Lua {
+        message: clean_message(e),
+    }
+    .to_json()
+}
+
+/// mlua's messages carry a kind prefix and a host traceback; scripts want the Lua message.
+pub fn clean_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) | mlua::Error::MemoryError(m) => strip_traceback(m),
+        mlua::Error::SyntaxError { message, .. } => strip_traceback(message),
+        mlua::Error::CallbackError { cause, .. } => clean_message(cause),
+        mlua::Error::WithContext { cause, .. } => clean_message(cause),
+        mlua::Error::ExternalError(x) => x.to_string(),
+        other => strip_traceback(&other.to_string()),
+    }
+}
+
+fn strip_traceback(m: &str) -> String {
+    match m.find("\nstack traceback:") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+/// Build an error table (the value `pcall` returns for a failed integration call).
+pub fn error_table(
+    lua: &Lua,
+    err: &Json,
+    function: Option<&str>,
+    account: Option<&str>,
+) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    if let Json::Object(map) = err {
+        for (k, v) in map {
+            if v.is_null() {
+                continue;
+            }
+            t.raw_set(k.as_str(), json::from_json(lua, v, json::Nulls::DropInObjects)?)?;
+        }
+    }
+    if let Some(f) = function {
+        t.raw_set("function", f)?;
+    }
+    if let Some(a) = account {
+        t.raw_set("account", a)?;
+    }
+    let mt: Table = lua.named_registry_value(sandbox::ERR_MT)?;
+    t.set_metatable(Some(mt))?;
+    Ok(t)
+}
+
+/// The shared state of the runtime that owns `lua`.
+pub(crate) fn shared_of(lua: &Lua) -> mlua::Result<Arc<Shared>> {
+    lua.app_data_ref::<Arc<Shared>>()
+        .map(|s| s.clone())
+        .ok_or_else(|| mlua::Error::runtime("kosmo runtime state is missing"))
+}

@@ -1,7 +1,27 @@
-//! The offline simulator. (Skeleton: the simulator issue fills it in; the signatures are the
-//! contract the CLI and tests code against.)
+//! The offline simulator: a local HTTP server that answers every function of a manifest the way
+//! the real service does, so users can rehearse workflows and run CI without keys or spend.
+//!
+//! Layers, one file each: [`server`] (accept loop, connection kill switch), [`router`] (method +
+//! path template → function), [`auth`] (credentials, required headers, beta names), [`request`]
+//! (path + query + body → the executor's own input schema), [`faults`] (scripted failures),
+//! [`generic`] (answers from the manifest's `simulator.response` example) and the built-in
+//! behaviours of [`anthropic`], found by the name a function's `simulator.behaviour` gives.
+//! A manifest with no behaviours still gets a working simulator from its examples alone.
+
+pub mod anthropic;
+pub mod auth;
+pub mod behaviours;
+pub mod faults;
+pub mod generic;
+pub mod pagination;
+pub mod request;
+pub mod router;
+pub mod server;
+pub mod wire;
 
 use std::sync::Arc;
+
+use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -39,13 +59,50 @@ impl Default for SimulatorOptions {
 /// A running simulator; dropping it (or `shutdown`) stops it.
 pub struct RunningSimulator {
     pub base_url: String,
+    stop: Option<watch::Sender<bool>>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningSimulator {
-    pub async fn shutdown(self) {}
+    /// Stop accepting, close every open connection and wait for the server task to end.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        // Dropping the sender wakes every receiver: the accept loop and each connection end.
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(true);
+        }
+    }
 }
 
 /// Start a simulator in-process on `opts.host:opts.port` (0 picks a free port).
-pub async fn start(_registry: Arc<Registry>, opts: SimulatorOptions) -> Result<RunningSimulator> {
-    Err(Error::Unsupported { function: "simulator".into(), message: format!("simulator for {} not built yet", opts.integration) })
+pub async fn start(registry: Arc<Registry>, opts: SimulatorOptions) -> Result<RunningSimulator> {
+    let integration = registry.require(&opts.integration)?.clone();
+    let plan = faults::FaultPlan::parse(opts.faults.as_deref().unwrap_or(""), &integration)
+        .map_err(|m| Error::config(format!("--faults: {m}")))?;
+    let addr = format!("{}:{}", opts.host, opts.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| Error::config(format!("simulator cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| Error::config(format!("simulator cannot read its address: {e}")))?;
+    let base_url = format!("http://{local}");
+    let sim = Arc::new(server::Sim::new(integration, opts, base_url.clone(), plan));
+    let (stop, stop_rx) = watch::channel(false);
+    let task = tokio::spawn(server::run(listener, sim, stop_rx));
+    Ok(RunningSimulator {
+        base_url,
+        stop: Some(stop),
+        task: Some(task),
+    })
 }

@@ -1,0 +1,91 @@
+//! Transport settings from `config.yaml` (`http: {max_retries, connect_timeout, timeout,
+//! stream_idle_timeout, retry_non_idempotent}`; durations in seconds).
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::ExecConfig;
+use crate::credentials::CONFIG_FILE;
+use crate::error::{Error, Result};
+
+impl ExecConfig {
+    /// Read the `http` section of `<config_dir>/config.yaml`; a missing file or section gives the
+    /// defaults. A present but wrong value is an error naming the key.
+    pub fn load(config_dir: &Path) -> Result<ExecConfig> {
+        let path = config_dir.join(CONFIG_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ExecConfig::default()),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let raw: Value = serde_yaml::from_str(&text)
+            .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        ExecConfig::from_value(raw.get("http").unwrap_or(&Value::Null))
+            .map_err(|m| Error::config(format!("{}: http.{m}", path.display())))
+    }
+
+    /// Apply an `http` section to the defaults.
+    pub fn from_value(http: &Value) -> std::result::Result<ExecConfig, String> {
+        let mut c = ExecConfig::default();
+        let Value::Object(m) = http else {
+            return if http.is_null() {
+                Ok(c)
+            } else {
+                Err(" must be a mapping".into())
+            };
+        };
+        let secs = |k: &str, v: &Value| -> std::result::Result<Duration, String> {
+            v.as_f64()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("{k}: expected a positive number of seconds"))
+        };
+        for (k, v) in m {
+            match k.as_str() {
+                "max_retries" => {
+                    c.max_retries = v
+                        .as_u64()
+                        .filter(|n| *n <= 20)
+                        .ok_or("max_retries: expected an integer from 0 to 20")?
+                        as u32
+                }
+                "connect_timeout" => c.connect_timeout = secs(k, v)?,
+                "timeout" => c.timeout = secs(k, v)?,
+                "stream_idle_timeout" => c.stream_idle_timeout = secs(k, v)?,
+                "retry_non_idempotent" => {
+                    c.retry_non_idempotent = v
+                        .as_bool()
+                        .ok_or("retry_non_idempotent: expected true or false")?
+                }
+                other => tracing::warn!("config.yaml: unknown setting http.{other} ignored"),
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_http_section() {
+        let c = ExecConfig::from_value(
+            &serde_json::json!({"max_retries": 5, "timeout": 1.5, "stream_idle_timeout": 3}),
+        )
+        .unwrap();
+        assert_eq!(c.max_retries, 5);
+        assert_eq!(c.timeout, Duration::from_millis(1500));
+        assert_eq!(c.stream_idle_timeout, Duration::from_secs(3));
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert!(
+            ExecConfig::from_value(&serde_json::json!({"timeout": -1}))
+                .unwrap_err()
+                .contains("timeout")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(ExecConfig::load(dir.path()).unwrap().max_retries, 2);
+    }
+}

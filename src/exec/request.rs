@@ -1,0 +1,549 @@
+//! Building one HTTP request from a manifest function and its validated, flat arguments.
+//!
+//! Everything comes from the manifest: where each parameter goes, the wire names, the beta
+//! header, the credential header. The result is a plain [`Prepared`] value, so the same request
+//! can be rendered for a dry run, sent, and rebuilt unchanged on every retry.
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde_json::{Map, Value};
+
+use crate::credentials::Secret;
+use crate::error::{Error, Result};
+use crate::manifest::{Function, Location, Manifest, Method, QueryArrayFormat};
+use crate::validate::{OPTION_FETCH_ALL, OPTION_MAX_ITEMS, OPTION_SAVE_TO};
+
+/// What `urllib.parse.quote(value, safe="!$&'()*+,;=:@")` leaves alone, as the official SDK
+/// encodes path parameters: unreserved characters plus RFC 3986 sub-delims, `:` and `@`.
+/// `/` is encoded, so an id can never escape its path segment.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
+
+/// The credential header of a request; its value is only exposed when sending.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub header: String,
+    pub scheme: Option<String>,
+    /// `None` in a dry run without a configured credential.
+    pub secret: Option<Secret>,
+}
+
+impl Auth {
+    pub fn value(&self) -> Option<String> {
+        let s = self.secret.as_ref()?.expose();
+        Some(match &self.scheme {
+            Some(scheme) => format!("{scheme} {s}"),
+            None => s.to_string(),
+        })
+    }
+}
+
+/// Where a file part's bytes come from. Paths are re-read on each attempt.
+#[derive(Debug, Clone)]
+pub enum FileSource {
+    Path(PathBuf),
+    Bytes(Bytes),
+}
+
+/// One multipart field.
+#[derive(Debug, Clone)]
+pub enum FormPart {
+    Text {
+        name: String,
+        value: String,
+    },
+    File {
+        name: String,
+        filename: String,
+        content_type: String,
+        source: FileSource,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    None,
+    Json(Value),
+    Multipart(Vec<FormPart>),
+}
+
+/// A fully built request.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub method: Method,
+    /// Base URL plus the expanded path, without the query.
+    pub url: String,
+    pub query: Vec<(String, String)>,
+    /// Plain headers (lower-case names), the credential excluded.
+    pub headers: Vec<(String, String)>,
+    pub auth: Option<Auth>,
+    pub body: Body,
+}
+
+impl Prepared {
+    /// Replace (or add) a query parameter; pagination uses it to move the cursor.
+    pub fn set_query(&mut self, key: &str, value: Option<String>) {
+        self.query.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.query.push((key.to_string(), v));
+        }
+    }
+
+    pub fn query_value(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The secrets this request carries, for scrubbing anything that echoes them.
+    pub fn secrets(&self) -> Vec<String> {
+        self.auth
+            .iter()
+            .filter_map(|a| a.secret.as_ref().map(|s| s.expose().to_string()))
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+}
+
+/// The argument names kosmo itself consumes; they never go on the wire.
+pub fn is_kosmo_option(manifest: &Manifest, name: &str) -> bool {
+    matches!(name, OPTION_FETCH_ALL | OPTION_MAX_ITEMS | OPTION_SAVE_TO)
+        || manifest.betas.as_ref().is_some_and(|b| b.param == name)
+}
+
+/// Build the request for `f` from validated flat `args`.
+pub fn build(
+    manifest: &Manifest,
+    function: &str,
+    f: &Function,
+    args: &Map<String, Value>,
+    base_url: &str,
+    auth: Option<Auth>,
+) -> Result<Prepared> {
+    let (method, template) = match (&f.method, &f.path) {
+        (Some(m), Some(p)) => (*m, p.as_str()),
+        _ => {
+            return Err(Error::Manifest {
+                file: format!("{}.yaml", manifest.name),
+                location: format!("/functions/{function}"),
+                message: "the function has no method and path".into(),
+            });
+        }
+    };
+    // A template may carry constant query parameters (`/v1/files?beta=true`).
+    let (path_template, fixed_query) = match template.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (template, None),
+    };
+    let mut query: Vec<(String, String)> = Vec::new();
+    if let Some(q) = fixed_query {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            query.push((k.to_string(), v.to_string()));
+        }
+    }
+
+    let mut path = String::with_capacity(path_template.len() + 32);
+    let mut rest = path_template;
+    while let Some(start) = rest.find('{') {
+        path.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let Some(end) = after.find('}') else {
+            path.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let name = &after[..end];
+        let value = args.get(name).ok_or_else(|| Error::Validation {
+            function: function.into(),
+            errors: vec![format!("/{name}: required path parameter is missing")],
+        })?;
+        let text = scalar_text(value).ok_or_else(|| Error::Validation {
+            function: function.into(),
+            errors: vec![format!(
+                "/{name}: a path parameter must be a string, number or boolean"
+            )],
+        })?;
+        if text.is_empty() {
+            return Err(Error::Validation {
+                function: function.into(),
+                errors: vec![format!("/{name}: must not be empty")],
+            });
+        }
+        let encoded = utf8_percent_encode(&text, PATH_SEGMENT).to_string();
+        if matches!(encoded.as_str(), "." | "..") {
+            return Err(Error::Validation {
+                function: function.into(),
+                errors: vec![format!("/{name}: '{text}' is not a valid path segment")],
+            });
+        }
+        path.push_str(&encoded);
+        rest = &after[end + 1..];
+    }
+    path.push_str(rest);
+
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(8);
+    for (k, v) in &manifest.headers {
+        headers.push((k.to_ascii_lowercase(), v.clone()));
+    }
+    let mut body = Map::new();
+    let mut form: Vec<FormPart> = Vec::new();
+    let has_form = f.params.iter().any(|p| p.location == Location::Form);
+    let has_json_body = !has_form
+        && !matches!(method, Method::Get | Method::Delete)
+        && (f.passthrough || f.params.iter().any(|p| p.location == Location::Body));
+
+    for (key, value) in args {
+        match f.params.iter().find(|p| &p.name == key) {
+            Some(p) => match p.location {
+                Location::Path | Location::Control => {}
+                Location::Query => push_query(&mut query, p.wire(), value, manifest.query_arrays),
+                Location::Body => {
+                    if has_form {
+                        if let Some(text) = form_text(value) {
+                            form.push(FormPart::Text {
+                                name: p.wire().to_string(),
+                                value: text,
+                            });
+                        }
+                    } else if !value.is_null() || has_json_body {
+                        body.insert(p.wire().to_string(), value.clone());
+                    }
+                }
+                Location::Header => {
+                    if let Some(text) = scalar_text(value) {
+                        headers.push((p.wire().to_ascii_lowercase(), text));
+                    }
+                }
+                Location::Form => form.push(form_part(function, p.wire(), &p.schema, value)?),
+            },
+            None if is_kosmo_option(manifest, key) => {}
+            None if f.passthrough => {
+                body.insert(key.clone(), value.clone());
+            }
+            None => {
+                return Err(Error::Validation {
+                    function: function.into(),
+                    errors: vec![format!("/{key}: unknown parameter")],
+                });
+            }
+        }
+    }
+
+    if let Some(b) = &manifest.betas {
+        let mut betas: Vec<String> = Vec::new();
+        if let Some(Value::Array(user)) = args.get(&b.param) {
+            for v in user {
+                if let Some(s) = v.as_str() {
+                    betas.extend(s.split(',').map(|s| s.trim().to_string()));
+                }
+            }
+        }
+        betas.extend(f.betas.iter().cloned());
+        let mut seen = std::collections::HashSet::new();
+        betas.retain(|s| !s.is_empty() && seen.insert(s.clone()));
+        if !betas.is_empty() {
+            headers.push((b.header.to_ascii_lowercase(), betas.join(",")));
+        }
+    }
+    headers.push((
+        "user-agent".into(),
+        concat!("kosmo/", env!("CARGO_PKG_VERSION")).into(),
+    ));
+
+    let body = if has_form {
+        Body::Multipart(form)
+    } else if has_json_body {
+        headers.push(("content-type".into(), "application/json".into()));
+        Body::Json(Value::Object(body))
+    } else {
+        Body::None
+    };
+
+    Ok(Prepared {
+        method,
+        url: format!("{base_url}{path}"),
+        query,
+        headers,
+        auth,
+        body,
+    })
+}
+
+/// The text of a scalar as the SDK writes it into a URL (`true`/`false`, numbers as JSON).
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Bool(b) => Some(if *b { "true" } else { "false" }.into()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn form_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::Array(_) | Value::Object(_) => Some(v.to_string()),
+        other => scalar_text(other),
+    }
+}
+
+/// Query pairs in the SDK's `qs` form: nulls skipped, objects as `k[sub]`, arrays per format.
+fn push_query(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: QueryArrayFormat) {
+    match value {
+        Value::Null => {}
+        Value::Object(m) => {
+            for (sub, v) in m {
+                push_query(out, &format!("{key}[{sub}]"), v, fmt);
+            }
+        }
+        Value::Array(items) => match fmt {
+            QueryArrayFormat::Comma => {
+                let joined: Vec<String> = items.iter().filter_map(scalar_text).collect();
+                out.push((key.to_string(), joined.join(",")));
+            }
+            QueryArrayFormat::Repeat => {
+                for v in items {
+                    push_query(out, key, v, fmt);
+                }
+            }
+            QueryArrayFormat::Brackets => {
+                let k = format!("{key}[]");
+                for v in items {
+                    push_query(out, &k, v, fmt);
+                }
+            }
+        },
+        other => {
+            if let Some(t) = scalar_text(other) {
+                out.push((key.to_string(), t));
+            }
+        }
+    }
+}
+
+/// A multipart field from a form argument.
+///
+/// A file is given as a path string (when the parameter's schema says `format: binary` or the
+/// value is an object with `path`), or inline as `{content | content_base64, filename,
+/// content_type}`. Anything else is a text field.
+fn form_part(
+    function: &str,
+    name: &str,
+    schema: &Map<String, Value>,
+    value: &Value,
+) -> Result<FormPart> {
+    let bad = |msg: String| Error::Validation {
+        function: function.into(),
+        errors: vec![format!("/{name}: {msg}")],
+    };
+    let is_file_param = schema.get("format").and_then(Value::as_str) == Some("binary")
+        || schema.contains_key("x-kosmo-file");
+    let guess = |filename: &str| {
+        mime_guess::from_path(filename)
+            .first_raw()
+            .unwrap_or("application/octet-stream")
+            .to_string()
+    };
+    match value {
+        Value::String(path) if is_file_param => {
+            let p = PathBuf::from(path);
+            let filename = p
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .ok_or_else(|| bad(format!("'{path}' does not name a file")))?;
+            Ok(FormPart::File {
+                name: name.into(),
+                content_type: guess(&filename),
+                filename,
+                source: FileSource::Path(p),
+            })
+        }
+        Value::Object(m) => {
+            let text = |k: &str| m.get(k).and_then(Value::as_str);
+            let ctype = text("content_type").or_else(|| text("mime_type"));
+            if let Some(path) = text("path") {
+                let p = PathBuf::from(path);
+                let filename = match text("filename").and_then(last_component) {
+                    Some(f) => f,
+                    None => p
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                        .ok_or_else(|| bad(format!("'{path}' does not name a file")))?,
+                };
+                return Ok(FormPart::File {
+                    name: name.into(),
+                    content_type: ctype
+                        .map(str::to_string)
+                        .unwrap_or_else(|| guess(&filename)),
+                    filename,
+                    source: FileSource::Path(p),
+                });
+            }
+            let bytes = if let Some(c) = text("content") {
+                Bytes::from(c.to_string())
+            } else if let Some(b64) = text("content_base64") {
+                use base64::Engine;
+                Bytes::from(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64.trim())
+                        .map_err(|e| bad(format!("content_base64 is not valid base64: {e}")))?,
+                )
+            } else {
+                return Err(bad(
+                    "a file is {path = ...} or {content = ... | content_base64 = ..., filename = ..., content_type = ...}"
+                        .into(),
+                ));
+            };
+            let filename = text("filename")
+                .and_then(last_component)
+                .ok_or_else(|| bad("inline file content needs a filename".into()))?;
+            Ok(FormPart::File {
+                name: name.into(),
+                content_type: ctype
+                    .map(str::to_string)
+                    .unwrap_or_else(|| guess(&filename)),
+                filename,
+                source: FileSource::Bytes(bytes),
+            })
+        }
+        other => Ok(FormPart::Text {
+            name: name.into(),
+            value: form_text(other).unwrap_or_default(),
+        }),
+    }
+}
+
+/// Only the last component of a file name goes on the wire (never a local directory).
+fn last_component(name: &str) -> Option<String> {
+    std::path::Path::new(name)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .filter(|f| !f.is_empty())
+}
+
+/// Turn a prepared request into a reqwest request. Multipart forms are rebuilt from their
+/// sources each time, because a form body can be sent only once.
+pub async fn to_reqwest(client: &reqwest::Client, p: &Prepared) -> Result<reqwest::RequestBuilder> {
+    let method = match p.method {
+        Method::Get => reqwest::Method::GET,
+        Method::Post => reqwest::Method::POST,
+        Method::Put => reqwest::Method::PUT,
+        Method::Patch => reqwest::Method::PATCH,
+        Method::Delete => reqwest::Method::DELETE,
+    };
+    let mut rb = client.request(method, &p.url);
+    if !p.query.is_empty() {
+        rb = rb.query(&p.query);
+    }
+    for (k, v) in &p.headers {
+        rb = rb.header(k.as_str(), v.as_str());
+    }
+    if let Some(auth) = &p.auth {
+        if let Some(v) = auth.value() {
+            let mut hv = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
+                Error::config(format!(
+                    "the configured {} contains characters that cannot go in an HTTP header",
+                    auth.header
+                ))
+            })?;
+            hv.set_sensitive(true);
+            rb = rb.header(auth.header.as_str(), hv);
+        }
+    }
+    match &p.body {
+        Body::None => {}
+        Body::Json(v) => {
+            let bytes = serde_json::to_vec(v)
+                .map_err(|e| Error::config(format!("cannot encode the request body: {e}")))?;
+            rb = rb.body(bytes);
+        }
+        Body::Multipart(parts) => {
+            let mut form = reqwest::multipart::Form::new();
+            for part in parts {
+                form = match part {
+                    FormPart::Text { name, value } => form.text(name.clone(), value.clone()),
+                    FormPart::File {
+                        name,
+                        filename,
+                        content_type,
+                        source,
+                    } => {
+                        let bytes = match source {
+                            FileSource::Bytes(b) => b.clone(),
+                            FileSource::Path(path) => Bytes::from(
+                                tokio::fs::read(path)
+                                    .await
+                                    .map_err(|e| Error::io(path, e))?,
+                            ),
+                        };
+                        let part = reqwest::multipart::Part::stream(bytes)
+                            .file_name(filename.clone())
+                            .mime_str(content_type)
+                            .map_err(|_| Error::Validation {
+                                function: name.clone(),
+                                errors: vec![format!("'{content_type}' is not a MIME type")],
+                            })?;
+                        form.part(name.clone(), part)
+                    }
+                };
+            }
+            rb = rb.multipart(form);
+        }
+    }
+    Ok(rb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded_like_the_sdk() {
+        // urllib.parse.quote("a b/c?d#e%f:g@h+i", safe="!$&'()*+,;=:@")
+        let s = utf8_percent_encode("a b/c?d#e%f:g@h+i~é", PATH_SEGMENT).to_string();
+        assert_eq!(s, "a%20b%2Fc%3Fd%23e%25f:g@h+i~%C3%A9");
+    }
+
+    #[test]
+    fn query_arrays_and_objects() {
+        let mut q = Vec::new();
+        let v = serde_json::json!({"a": [1, "x"], "b": null, "c": true, "d": {"e": 2.5}});
+        for (k, v) in v.as_object().unwrap() {
+            push_query(&mut q, k, v, QueryArrayFormat::Brackets);
+        }
+        let want: Vec<(String, String)> =
+            [("a[]", "1"), ("a[]", "x"), ("c", "true"), ("d[e]", "2.5")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        assert_eq!(q, want);
+        let mut q = Vec::new();
+        push_query(
+            &mut q,
+            "k",
+            &serde_json::json!(["a", "b"]),
+            QueryArrayFormat::Comma,
+        );
+        assert_eq!(q, vec![("k".to_string(), "a,b".to_string())]);
+    }
+}

@@ -1,0 +1,225 @@
+//! JSONL rows read as they arrive, in constant memory: only the current line is buffered.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde_json::Value;
+
+use crate::error::{Error, Result, TransportKind};
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Rows of a JSONL response, read as they arrive, in constant memory.
+pub struct RowStream {
+    inner: Inner,
+    request_id: Option<String>,
+    status: Option<u16>,
+}
+
+enum Inner {
+    Once(Option<Value>),
+    Lines(LineReader<ByteStream>),
+}
+
+impl RowStream {
+    pub(crate) fn once(value: Value) -> Self {
+        RowStream {
+            inner: Inner::Once(Some(value)),
+            request_id: None,
+            status: None,
+        }
+    }
+
+    pub(crate) fn live(
+        resp: reqwest::Response,
+        request_id: Option<String>,
+        idle: Duration,
+        secrets: Vec<String>,
+    ) -> Self {
+        let status = Some(resp.status().as_u16());
+        RowStream {
+            inner: Inner::Lines(LineReader::new(
+                Box::pin(resp.bytes_stream()),
+                idle,
+                secrets,
+            )),
+            request_id,
+            status,
+        }
+    }
+
+    /// The next row; `None` at the end. A line that is not JSON is an error naming its line
+    /// number; the stream goes on with the next line. A transport failure ends the stream.
+    pub async fn next(&mut self) -> Option<Result<Value>> {
+        match &mut self.inner {
+            Inner::Once(v) => v.take().map(Ok),
+            Inner::Lines(r) => r.next().await,
+        }
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    pub fn http_status(&self) -> Option<u16> {
+        self.status
+    }
+}
+
+/// Splits a byte stream into JSON lines; `\n` or `\r\n`, a last line without `\n`, blank lines
+/// skipped, lines split across chunks anywhere.
+pub struct LineReader<S> {
+    stream: S,
+    buf: Vec<u8>,
+    /// Start of the unread part of `buf`.
+    pos: usize,
+    line: u64,
+    idle: Duration,
+    eof: bool,
+    secrets: Vec<String>,
+}
+
+impl<S> LineReader<S>
+where
+    S: Stream<Item = reqwest::Result<Bytes>> + Unpin,
+{
+    pub fn new(stream: S, idle: Duration, secrets: Vec<String>) -> Self {
+        LineReader {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+            line: 0,
+            idle,
+            eof: false,
+            secrets,
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<Result<Value>> {
+        loop {
+            if let Some(nl) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                let start = self.pos;
+                self.pos += nl + 1;
+                self.line += 1;
+                if let Some(r) = self.parse(start, start + nl) {
+                    return Some(r);
+                }
+                continue;
+            }
+            if self.eof {
+                if self.pos < self.buf.len() {
+                    let (start, end) = (self.pos, self.buf.len());
+                    self.pos = end;
+                    self.line += 1;
+                    if let Some(r) = self.parse(start, end) {
+                        return Some(r);
+                    }
+                }
+                return None;
+            }
+            // Keep only the partial line before reading more.
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+            match tokio::time::timeout(self.idle, self.stream.next()).await {
+                Err(_) => {
+                    self.eof = true;
+                    self.buf.clear();
+                    return Some(Err(Error::Transport {
+                        kind: TransportKind::Timeout,
+                        message: format!(
+                            "the JSONL stream stalled after line {} (nothing for {}s)",
+                            self.line,
+                            self.idle.as_secs_f64()
+                        ),
+                    }));
+                }
+                Ok(None) => self.eof = true,
+                Ok(Some(Err(e))) => {
+                    self.eof = true;
+                    self.buf.clear();
+                    let (err, _) = super::response::transport_error(
+                        &e,
+                        &format!("reading JSONL after line {}", self.line),
+                    );
+                    return Some(Err(Error::Transport {
+                        kind: TransportKind::Stream,
+                        message: err.to_string(),
+                    }));
+                }
+                Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
+            }
+        }
+    }
+
+    fn parse(&self, start: usize, end: usize) -> Option<Result<Value>> {
+        let mut line = &self.buf[start..end];
+        if let Some(l) = line.strip_suffix(b"\r") {
+            line = l;
+        }
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        Some(serde_json::from_slice(line).map_err(|e| {
+            let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+            Error::BadResponse {
+                status: 200,
+                message: super::response::redact(
+                    &format!("JSONL line {} is not valid JSON ({e}): {text}", self.line),
+                    &self.secrets,
+                ),
+                request_id: None,
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reader(
+        chunks: &[&'static str],
+    ) -> LineReader<impl Stream<Item = reqwest::Result<Bytes>> + Unpin> {
+        let items: Vec<reqwest::Result<Bytes>> = chunks
+            .iter()
+            .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+            .collect();
+        LineReader::new(futures::stream::iter(items), Duration::from_secs(5), vec![])
+    }
+
+    async fn collect(chunks: &[&'static str]) -> Vec<std::result::Result<Value, String>> {
+        let mut r = reader(chunks);
+        let mut out = Vec::new();
+        while let Some(x) = r.next().await {
+            out.push(x.map_err(|e| e.to_string()));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn splits_crlf_and_final_line() {
+        let rows = collect(&["{\"a\":1}\r\n{\"b\"", ":2}\n\n", "{\"c\":", "3}"]).await;
+        assert_eq!(
+            rows,
+            vec![
+                Ok(serde_json::json!({"a":1})),
+                Ok(serde_json::json!({"b":2})),
+                Ok(serde_json::json!({"c":3}))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_line_reports_its_number_and_continues() {
+        let rows = collect(&["{\"a\":1}\n{oops}\n{\"c\":3}\n"]).await;
+        assert_eq!(rows.len(), 3);
+        assert!(
+            rows[1].as_ref().unwrap_err().contains("line 2"),
+            "{:?}",
+            rows[1]
+        );
+        assert_eq!(rows[2], Ok(serde_json::json!({"c":3})));
+    }
+}

@@ -1,0 +1,727 @@
+//! `app.integrations.*`, `rows(...)` and `parallel(...)`.
+//!
+//! `app`, `app.integrations` and each integration/account namespace are userdata, so scripts
+//! cannot `rawset` into them or swap their metatables. An unknown integration is `nil` (scripts
+//! can test for one); an unknown function raises an error listing the closest names.
+//!
+//! Calls: `fn{...}` (a table of arguments), or positional arguments mapped onto the manifest's
+//! parameters in order (`get_model("claude-...")`), with an optional trailing options table.
+//! `on_event = function(ev) end` receives each streamed event. Every call is checked against the
+//! permissions, counted against `--max-calls`, recorded in the envelope, and a failure raises an
+//! error table `{code, message, status, type, request_id, retry_after, function, account, ...}`
+//! whose `tostring` is the message.
+//!
+//! `rows(f, args)` iterates the rows of a JSONL function in constant memory:
+//! `for row in rows(app.integrations.anthropic.get_message_batch_results, {id = b.id}) do end`;
+//! `f` may be any `app.integrations` function (any account) or a name like
+//! `"anthropic.get_message_batch_results"` / `"anthropic.work.get_message_batch_results"`.
+//!
+//! `parallel(f1, f2, ...)` runs each function in its own coroutine, at most 8 at a time
+//! (`Limits::parallel`), and returns their first results in order. Every branch runs to the end;
+//! if any failed, the error of the first failing branch (by position) is raised.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use mlua::{
+    AnyUserData, Function, Lua, MetaMethod, MultiValue, Table, UserData, UserDataFields,
+    UserDataMethods, Value,
+};
+use serde_json::{Map, Value as Json, json};
+
+use crate::error::{Error, closest};
+use crate::exec::{Call, EventSink, RowStream};
+use crate::manifest::{Class, Function as ManifestFn};
+use crate::permissions::{Answer, Decision, Flags, Request};
+
+use super::json::{self as lj, Mode as JsonMode, Nulls};
+use super::{HostError, HostResult, Shared, clean_message, error_table, lift, lift_async, sandbox};
+
+const INDEX_INTEGRATION: &str = "kosmo.index_integration";
+const INVOKE: &str = "kosmo.invoke";
+
+/// `app` in `integrations:lua`.
+pub struct AppNs;
+
+/// `app.integrations`.
+pub struct IntegrationsNs;
+
+/// `app.integrations.<name>` (account `None`) or `app.integrations.<name>.<account>`.
+pub struct IntegrationNs {
+    pub integration: String,
+    pub account: Option<String>,
+}
+
+impl UserData for AppNs {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(MetaMethod::Index, |lua, _, key: Value| {
+            Ok(match key {
+                Value::String(s) if s.as_bytes().as_ref() == b"integrations" => {
+                    Value::UserData(lua.create_userdata(IntegrationsNs)?)
+                }
+                Value::String(s) if s.as_bytes().as_ref() == b"mcp" => {
+                    Value::UserData(lua.create_userdata(super::mcp::McpNs)?)
+                }
+                _ => Value::Nil,
+            })
+        });
+        read_only(methods, "app");
+    }
+}
+
+fn read_only<T, M: UserDataMethods<T>>(methods: &mut M, name: &'static str) {
+    methods.add_meta_method(MetaMethod::NewIndex, move |_, _, _: MultiValue| -> mlua::Result<()> {
+        Err(mlua::Error::runtime(format!("{name} is read-only")))
+    });
+}
+
+impl UserData for IntegrationsNs {
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(MetaMethod::Index, |lua, _, key: Value| {
+            let Value::String(name) = key else {
+                return Ok(Value::Nil);
+            };
+            let shared = super::shared_of(lua)?;
+            let registry = match shared.registry() {
+                Ok(r) => r,
+                Err(e) => return Err(mlua::Error::runtime(message_of(&e))),
+            };
+            let name = name.to_string_lossy();
+            Ok(match registry.get(&name) {
+                Some(_) => Value::UserData(lua.create_userdata(IntegrationNs {
+                    integration: name,
+                    account: None,
+                })?),
+                None => Value::Nil,
+            })
+        });
+        methods.add_meta_method(MetaMethod::ToString, |_, _, ()| Ok("app.integrations"));
+        read_only(methods, "app.integrations");
+    }
+}
+
+impl UserData for IntegrationNs {
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field_with(MetaMethod::Index, |lua| {
+            lua.named_registry_value::<Function>(INDEX_INTEGRATION)
+        });
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(MetaMethod::ToString, |_, this, ()| {
+            Ok(match &this.account {
+                Some(a) => format!("app.integrations.{}.{a}", this.integration),
+                None => format!("app.integrations.{}", this.integration),
+            })
+        });
+        read_only(methods, "an integration namespace");
+    }
+}
+
+fn message_of(j: &Json) -> String {
+    j.get("message")
+        .and_then(Json::as_str)
+        .unwrap_or("error")
+        .to_string()
+}
+
+fn raise(lua: &Lua, err: &Json, function: Option<&str>, account: Option<&str>) -> HostError {
+    match error_table(lua, err, function, account) {
+        Ok(t) => HostError::Value(Value::Table(t)),
+        Err(e) => HostError::Lua(e),
+    }
+}
+
+/// `app.integrations.<name>[.<account>].<key>`.
+fn index_integration(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult<Value> {
+    let ud = match args.front() {
+        Some(Value::UserData(ud)) => ud.clone(),
+        _ => return Err(HostError::msg("integration namespace expected")),
+    };
+    let (integration, account) = {
+        let ns = ud.borrow::<IntegrationNs>()?;
+        (ns.integration.clone(), ns.account.clone())
+    };
+    let key = match args.get(1) {
+        Some(Value::String(s)) => s.to_string_lossy(),
+        _ => return Ok(Value::Nil),
+    };
+    let registry = shared.registry().map_err(|e| raise(lua, &e, None, None))?;
+    let Some(integ) = registry.get(&integration) else {
+        return Ok(Value::Nil);
+    };
+    let prefix = match &account {
+        Some(a) => format!("integrations.{integration}.{a}"),
+        None => format!("integrations.{integration}"),
+    };
+    if let Some((lua_name, _)) = integ.function(&key) {
+        let make: Function = lua.named_registry_value(sandbox::MAKE_FN)?;
+        let invoke: Function = lua.named_registry_value(INVOKE)?;
+        let f: Function = make.call((
+            invoke,
+            integration.as_str(),
+            account.clone(),
+            lua_name,
+            format!("{prefix}.{key}"),
+        ))?;
+        return Ok(Value::Function(f));
+    }
+    if account.is_none() {
+        let accounts = shared.accounts(&integration);
+        if key == "default" || accounts.iter().any(|a| *a == key) || shared.options.offline {
+            return Ok(Value::UserData(lua.create_userdata(IntegrationNs {
+                integration,
+                account: Some(key),
+            })?));
+        }
+    }
+    let suggestions = closest(&key, integ.all_names());
+    let err = Error::UnknownFunction {
+        integration: integration.clone(),
+        name: key.clone(),
+        suggestions: suggestions.clone(),
+    };
+    let mut j = err.to_json();
+    if account.is_none() {
+        let accounts = shared.accounts(&integration);
+        j["message"] = json!(format!(
+            "{} (and no account '{key}' is configured; accounts: {})",
+            err,
+            accounts.join(", ")
+        ));
+    }
+    shared.record_call(json!({
+        "path": format!("{prefix}.{key}"),
+        "function": key,
+        "account": account.clone().unwrap_or_else(|| "default".into()),
+        "class": null,
+        "status": "error",
+        "duration_ms": 0.0,
+        "http_status": null,
+        "request_id": null,
+        "error": j.clone(),
+    }));
+    Err(raise(lua, &j, Some(&key), account.as_deref()))
+}
+
+/// Arguments of a call as JSON, plus the `on_event` callback if one was given.
+fn build_args(
+    lua: &Lua,
+    f: &ManifestFn,
+    args: &[Value],
+) -> Result<(Json, Option<Function>), String> {
+    let mut obj = Map::new();
+    let mut on_event = None;
+    let mut merge_table = |t: &Table, obj: &mut Map<String, Json>| -> Result<(), String> {
+        let mut err = None;
+        t.for_each::<Value, Value>(|k, v| {
+            let key = match &k {
+                Value::String(s) => s.to_string_lossy(),
+                other => {
+                    err = Some(format!(
+                        "argument keys must be names, got a {} key (pass named arguments as {{name = value}})",
+                        other.type_name()
+                    ));
+                    return Ok(());
+                }
+            };
+            if key == "on_event" {
+                if let Value::Function(func) = v {
+                    on_event = Some(func);
+                    return Ok(());
+                }
+            }
+            match lj::to_json(lua, &v, JsonMode::Strict) {
+                Ok(j) => {
+                    obj.insert(key, j);
+                }
+                Err(e) => err = Some(format!("argument '{key}': {e}")),
+            }
+            Ok(())
+        })
+        .map_err(|e| clean_message(&e))?;
+        match err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    };
+    match args {
+        [] | [Value::Nil] => {}
+        [Value::Table(t)] => merge_table(t, &mut obj)?,
+        positional => {
+            let n = positional.len();
+            for (i, v) in positional.iter().enumerate() {
+                let param = f.params.get(i);
+                let is_container = param.is_some_and(|p| {
+                    matches!(
+                        p.schema.get("type").and_then(Json::as_str),
+                        Some("object" | "array")
+                    )
+                });
+                if i == n - 1 && i > 0 && matches!(v, Value::Table(_)) && !is_container {
+                    if let Value::Table(t) = v {
+                        merge_table(t, &mut obj)?;
+                    }
+                    continue;
+                }
+                let Some(param) = param else {
+                    let names: Vec<&str> = f.params.iter().map(|p| p.name.as_str()).collect();
+                    return Err(format!(
+                        "takes at most {} positional arguments ({}), got {n}",
+                        f.params.len(),
+                        names.join(", ")
+                    ));
+                };
+                if v.is_nil() {
+                    continue;
+                }
+                let j = lj::to_json(lua, v, JsonMode::Strict)
+                    .map_err(|e| format!("argument '{}': {e}", param.name))?;
+                obj.insert(param.name.clone(), j);
+            }
+        }
+    }
+    // `{}` is an object in Lua's eyes; a parameter declared as an array wants `[]`.
+    for p in &f.params {
+        if p.schema.get("type").and_then(Json::as_str) == Some("array") {
+            if let Some(v) = obj.get_mut(&p.name) {
+                if v.as_object().is_some_and(Map::is_empty) {
+                    *v = Json::Array(Vec::new());
+                }
+            }
+        }
+    }
+    Ok((Json::Object(obj), on_event))
+}
+
+fn str_arg(v: Option<Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.to_string_lossy(),
+        _ => String::new(),
+    }
+}
+
+fn opt_str_arg(v: Option<Value>) -> Option<String> {
+    match v {
+        Some(Value::String(s)) => Some(s.to_string_lossy()),
+        _ => None,
+    }
+}
+
+/// Check permissions (prompting when allowed); records nothing.
+fn permit(shared: &Arc<Shared>, req: Request<'_>) -> Result<(), Error> {
+    let key = (
+        req.integration.to_string(),
+        req.account.to_string(),
+        req.class.as_str().to_string(),
+    );
+    if shared
+        .allowed_for_run
+        .lock()
+        .map(|s| s.contains(&key))
+        .unwrap_or(false)
+    {
+        return Ok(());
+    }
+    let perms = shared.permissions().map_err(|j| Error::Config {
+        message: message_of(&j),
+    })?;
+    let flags = Flags {
+        force: shared.options.force,
+        read_only: shared.options.read_only,
+        dry_run: shared.options.dry_run,
+    };
+    let allow_prompt = shared.options.allow_prompt;
+    let _host = shared.limits.enter_host();
+    let decision = perms.check(req, flags, &mut |q| {
+        if allow_prompt {
+            crate::permissions::terminal_prompt(q)
+        } else {
+            None
+        }
+    })?;
+    if decision == Decision::Confirmed(Answer::Always) {
+        if let Ok(mut s) = shared.allowed_for_run.lock() {
+            s.insert(key);
+        }
+    }
+    Ok(())
+}
+
+struct Recorder<'a> {
+    shared: &'a Shared,
+    path: String,
+    function: String,
+    account: String,
+    class: Class,
+    started: Instant,
+}
+
+impl Recorder<'_> {
+    fn record(&self, http_status: Option<u16>, request_id: Option<&str>, error: Option<&Json>) {
+        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        self.shared.record_call(json!({
+            "path": self.path,
+            "function": self.function,
+            "account": self.account,
+            "class": self.class.as_str(),
+            "status": if error.is_some() { "error" } else { "ok" },
+            "duration_ms": (ms * 1000.0).round() / 1000.0,
+            "http_status": http_status,
+            "request_id": request_id,
+            "error": error,
+        }));
+    }
+}
+
+/// The part of a call shared by plain calls and `rows`: resolve, build, count, permit.
+struct Prepared {
+    integration: String,
+    function: String,
+    account: String,
+    path: String,
+    class: Class,
+    unsupported: bool,
+    args: Json,
+    on_event: Option<Function>,
+}
+
+fn prepare(
+    lua: &Lua,
+    shared: &Arc<Shared>,
+    integration: String,
+    account: Option<String>,
+    fname: String,
+    path: String,
+    rest: &[Value],
+) -> HostResult<Prepared> {
+    if let Some(e) = shared.limits.lua_error() {
+        return Err(HostError::Lua(e));
+    }
+    let account = account
+        .or_else(|| shared.options.account.clone())
+        .unwrap_or_else(|| "default".into());
+    let registry = shared
+        .registry()
+        .map_err(|e| raise(lua, &e, Some(&fname), Some(&account)))?;
+    let integ = registry
+        .require(&integration)
+        .map_err(|e| raise(lua, &e.to_json(), Some(&fname), Some(&account)))?;
+    let (lua_name, f) = integ
+        .require_function(&fname)
+        .map_err(|e| raise(lua, &e.to_json(), Some(&fname), Some(&account)))?;
+    let recorder = Recorder {
+        shared,
+        path: path.clone(),
+        function: lua_name.to_string(),
+        account: account.clone(),
+        class: f.class,
+        started: Instant::now(),
+    };
+    let (args, on_event) = match build_args(lua, f, rest) {
+        Ok(x) => x,
+        Err(msg) => {
+            let e = Error::Validation {
+                function: format!("{integration}.{lua_name}"),
+                errors: vec![msg],
+            }
+            .to_json();
+            recorder.record(None, None, Some(&e));
+            return Err(raise(lua, &e, Some(lua_name), Some(&account)));
+        }
+    };
+    if let Err(e) = shared.limits.count_call() {
+        recorder.record(None, None, Some(&e.to_json()));
+        return Err(HostError::Lua(
+            shared
+                .limits
+                .lua_error()
+                .unwrap_or_else(|| mlua::Error::external(e)),
+        ));
+    }
+    let unsupported = f.unsupported.is_some();
+    if !unsupported {
+        let req = Request {
+            integration: &integration,
+            account: &account,
+            function: lua_name,
+            class: f.class,
+        };
+        if let Err(e) = permit(shared, req) {
+            let j = e.to_json();
+            recorder.record(None, None, Some(&j));
+            return Err(raise(lua, &j, Some(lua_name), Some(&account)));
+        }
+    }
+    Ok(Prepared {
+        function: lua_name.to_string(),
+        class: f.class,
+        integration,
+        account,
+        path,
+        unsupported,
+        args,
+        on_event,
+    })
+}
+
+async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<Value> {
+    let mut it = args.into_iter();
+    let integration = str_arg(it.next());
+    let account = opt_str_arg(it.next());
+    let fname = str_arg(it.next());
+    let path = str_arg(it.next());
+    let rest: Vec<Value> = it.collect();
+    let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
+    let recorder = Recorder {
+        shared: &shared,
+        path: p.path.clone(),
+        function: p.function.clone(),
+        account: p.account.clone(),
+        class: p.class,
+        started: Instant::now(),
+    };
+    let _ = p.unsupported;
+    let exec = match shared.executor().await {
+        Ok(x) => x,
+        Err(e) => {
+            recorder.record(None, None, Some(&e));
+            return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
+        }
+    };
+    let sink: Option<EventSink<'static>> = p.on_event.map(|func| {
+        let lua2 = lua.clone();
+        let sink: EventSink<'static> = Box::new(move |ev: &Json| {
+            let v = lj::from_json(&lua2, ev, Nulls::DropInObjects).map_err(|e| Error::Lua {
+                message: clean_message(&e),
+            })?;
+            func.call::<()>(v).map_err(|e| Error::Lua {
+                message: format!("on_event: {}", clean_message(&e)),
+            })
+        });
+        sink
+    });
+    let result = {
+        let _host = shared.limits.enter_host();
+        exec.call(Call {
+            integration: &p.integration,
+            function: &p.function,
+            account: Some(&p.account),
+            args: p.args,
+            dry_run: shared.options.dry_run,
+            on_event: sink,
+        })
+        .await
+    };
+    if let Some(e) = shared.limits.lua_error() {
+        recorder.record(None, None, Some(&shared.limits.error().map(|e| e.to_json()).unwrap_or(Json::Null)));
+        return Err(HostError::Lua(e));
+    }
+    match result {
+        Ok(out) => {
+            recorder.record(out.http_status, out.request_id.as_deref(), None);
+            Ok(lj::from_json(&lua, &out.value, Nulls::DropInObjects)?)
+        }
+        Err(e) => {
+            let j = e.to_json();
+            recorder.record(e.status(), e.request_id(), Some(&j));
+            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+        }
+    }
+}
+
+/// An open row stream, read by `next_row`.
+struct RowsHandle {
+    stream: Arc<tokio::sync::Mutex<Option<RowStream>>>,
+    function: String,
+    account: String,
+}
+
+impl UserData for RowsHandle {}
+
+/// `info` is the descriptor the bootstrap keeps per function, or a dotted name.
+fn rows_target(info: &Value) -> HostResult<(String, Option<String>, String, String)> {
+    match info {
+        Value::Table(t) => Ok((
+            t.raw_get::<String>(1)?,
+            t.raw_get::<Option<String>>(2)?,
+            t.raw_get::<String>(3)?,
+            t.raw_get::<String>(4)?,
+        )),
+        Value::String(s) => {
+            let s = s.to_string_lossy();
+            let trimmed = s
+                .trim_start_matches("app.")
+                .trim_start_matches("integrations.")
+                .to_string();
+            let parts: Vec<&str> = trimmed.split('.').collect();
+            match parts.as_slice() {
+                [i, f] => Ok((i.to_string(), None, f.to_string(), format!("integrations.{trimmed}"))),
+                [i, a, f] => Ok((
+                    i.to_string(),
+                    Some(a.to_string()),
+                    f.to_string(),
+                    format!("integrations.{trimmed}"),
+                )),
+                _ => Err(HostError::msg(format!(
+                    "rows: '{s}' is not a function name like 'anthropic.get_message_batch_results'"
+                ))),
+            }
+        }
+        _ => Err(HostError::msg("rows: expected a function")),
+    }
+}
+
+async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<AnyUserData> {
+    let mut it = args.into_iter();
+    let info = it.next().unwrap_or(Value::Nil);
+    let (integration, account, fname, path) = rows_target(&info)?;
+    let rest: Vec<Value> = it.collect();
+    let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
+    let recorder = Recorder {
+        shared: &shared,
+        path: p.path.clone(),
+        function: p.function.clone(),
+        account: p.account.clone(),
+        class: p.class,
+        started: Instant::now(),
+    };
+    let exec = match shared.executor().await {
+        Ok(x) => x,
+        Err(e) => {
+            recorder.record(None, None, Some(&e));
+            return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
+        }
+    };
+    let result = {
+        let _host = shared.limits.enter_host();
+        exec.rows(Call {
+            integration: &p.integration,
+            function: &p.function,
+            account: Some(&p.account),
+            args: p.args,
+            dry_run: shared.options.dry_run,
+            on_event: None,
+        })
+        .await
+    };
+    if let Some(e) = shared.limits.lua_error() {
+        return Err(HostError::Lua(e));
+    }
+    match result {
+        Ok(stream) => {
+            recorder.record(None, None, None);
+            Ok(lua.create_userdata(RowsHandle {
+                stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+                function: p.function,
+                account: p.account,
+            })?)
+        }
+        Err(e) => {
+            let j = e.to_json();
+            recorder.record(e.status(), e.request_id(), Some(&j));
+            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+        }
+    }
+}
+
+async fn next_row(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<Value> {
+    let ud = match args.front() {
+        Some(Value::UserData(ud)) => ud.clone(),
+        _ => return Err(HostError::msg("rows: invalid iterator state")),
+    };
+    let (stream, function, account) = {
+        let h = ud.borrow::<RowsHandle>()?;
+        (h.stream.clone(), h.function.clone(), h.account.clone())
+    };
+    let mut guard = stream.lock().await;
+    let Some(s) = guard.as_mut() else {
+        return Ok(Value::Nil);
+    };
+    let next = {
+        let _host = shared.limits.enter_host();
+        s.next().await
+    };
+    if let Some(e) = shared.limits.lua_error() {
+        return Err(HostError::Lua(e));
+    }
+    match next {
+        None => {
+            *guard = None;
+            Ok(Value::Nil)
+        }
+        Some(Ok(row)) => Ok(lj::from_json(&lua, &row, Nulls::DropInObjects)?),
+        Some(Err(e)) => {
+            *guard = None;
+            Err(raise(&lua, &e.to_json(), Some(&function), Some(&account)))
+        }
+    }
+}
+
+/// Run the branches (`branch(f)` = raw `pcall(f)`) concurrently; answer `{ {ok, v}, ... }`.
+async fn parallel_raw(lua: Lua, shared: Arc<Shared>, fns: Table, branch: Function) -> mlua::Result<Table> {
+    let n = fns.raw_len();
+    let width = shared.limits.limits.parallel.max(1);
+    let mut futs = Vec::with_capacity(n);
+    for i in 1..=n {
+        let f: Function = fns.raw_get(i)?;
+        futs.push(branch.call_async::<MultiValue>(f));
+    }
+    let results: Vec<mlua::Result<MultiValue>> =
+        futures::stream::iter(futs).buffered(width).collect().await;
+    if let Some(e) = shared.limits.lua_error() {
+        return Err(e);
+    }
+    let out = lua.create_table_with_capacity(n, 0)?;
+    for (i, r) in results.into_iter().enumerate() {
+        let entry = lua.create_table()?;
+        match r {
+            Ok(mv) => {
+                let mut it = mv.into_iter();
+                let ok = it.next().unwrap_or(Value::Boolean(false));
+                entry.raw_set(1, ok)?;
+                entry.raw_set(2, it.next().unwrap_or(Value::Nil))?;
+            }
+            Err(e) => {
+                if sandbox::is_memory(&e) {
+                    return Err(e);
+                }
+                entry.raw_set(1, false)?;
+                entry.raw_set(2, clean_message(&e))?;
+            }
+        }
+        out.raw_set(i + 1, entry)?;
+    }
+    Ok(out)
+}
+
+pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
+    let sh = shared.clone();
+    let index = lift(lua, move |lua, args| index_integration(lua, &sh, args))?;
+    lua.set_named_registry_value(INDEX_INTEGRATION, index)?;
+
+    let sh = shared.clone();
+    let inv = lift_async(lua, move |lua, args| invoke(lua, sh.clone(), args))?;
+    lua.set_named_registry_value(INVOKE, inv)?;
+
+    let sh = shared.clone();
+    let open = lift_async(lua, move |lua, args| open_rows(lua, sh.clone(), args))?;
+    let sh = shared.clone();
+    let next = lift_async(lua, move |lua, args| next_row(lua, sh.clone(), args))?;
+    let rows_factory: Function = lua.named_registry_value(sandbox::ROWS)?;
+    let rows: Function = rows_factory.call((open, next))?;
+
+    let sh = shared.clone();
+    let raw_parallel = lua.create_async_function(move |lua, (fns, branch): (Table, Function)| {
+        parallel_raw(lua, sh.clone(), fns, branch)
+    })?;
+    let parallel_factory: Function = lua.named_registry_value(sandbox::PARALLEL)?;
+    let parallel: Function = parallel_factory.call(raw_parallel)?;
+
+    let g = lua.globals();
+    g.raw_set("app", lua.create_userdata(AppNs)?)?;
+    g.raw_set("rows", rows)?;
+    g.raw_set("parallel", parallel)?;
+    Ok(())
+}

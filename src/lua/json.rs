@@ -1,0 +1,320 @@
+//! `json.*` and the one Lua ⇄ JSON bridge every other module uses.
+//!
+//! Lua has one table type for JSON's two containers, so the bridge keeps two marker metatables:
+//! tables decoded from JSON (and integration results) carry the array or object marker, and
+//! `json.array{}` / `json.object{}` set them by hand. When encoding, a marker decides the shape
+//! of a table whose keys fit it (so `[]` and `{}` round-trip); unmarked tables are arrays when
+//! their keys are exactly `1..n`, objects otherwise, and `{}` is an object. Object keys are
+//! written sorted, so the output is deterministic. `json.null` is a sentinel for JSON `null`:
+//! `json.decode` keeps it everywhere; integration results drop null object fields (so
+//! `if msg.stop_sequence then` works) and keep it inside arrays (so positions survive).
+
+use std::collections::BTreeMap;
+
+use mlua::{Lua, LuaSerdeExt, MultiValue, ObjectLike, Table, Value};
+use serde_json::{Map, Number, Value as Json};
+
+use super::{HostError, HostResult, lift};
+
+/// Nesting deeper than this is refused (and guards the host stack).
+pub const MAX_DEPTH: usize = 200;
+
+/// The marker metatables, kept as app data so every module finds them.
+#[derive(Clone)]
+pub struct Markers {
+    pub array: Table,
+    pub object: Table,
+}
+
+/// What to do with values JSON cannot hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Refuse them (arguments, `json.encode`).
+    Strict,
+    /// Render them as `"<function>"` and the like (results, `dump`).
+    Lenient,
+}
+
+/// How `null` becomes Lua.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nulls {
+    /// `json.null` everywhere (`json.decode`).
+    Keep,
+    /// Dropped from objects, `json.null` in arrays (integration results, events).
+    DropInObjects,
+}
+
+pub fn markers(lua: &Lua) -> mlua::Result<Markers> {
+    lua.app_data_ref::<Markers>()
+        .map(|m| m.clone())
+        .ok_or_else(|| mlua::Error::runtime("json markers are not installed"))
+}
+
+fn is_null(v: &Value) -> bool {
+    matches!(v, Value::LightUserData(p) if p.0.is_null())
+}
+
+/// Lua → JSON.
+pub fn to_json(lua: &Lua, value: &Value, mode: Mode) -> Result<Json, String> {
+    let m = markers(lua).map_err(|e| e.to_string())?;
+    let mut stack = Vec::new();
+    conv(&m, value, mode, 0, &mut stack)
+}
+
+fn placeholder(kind: &str, mode: Mode) -> Result<Json, String> {
+    match mode {
+        Mode::Lenient => Ok(Json::String(format!("<{kind}>"))),
+        Mode::Strict => Err(format!("cannot encode a {kind} as JSON")),
+    }
+}
+
+fn conv(
+    m: &Markers,
+    value: &Value,
+    mode: Mode,
+    depth: usize,
+    stack: &mut Vec<usize>,
+) -> Result<Json, String> {
+    Ok(match value {
+        Value::Nil => Json::Null,
+        Value::Boolean(b) => Json::Bool(*b),
+        Value::Integer(i) => Json::from(*i),
+        Value::Number(n) => match Number::from_f64(*n) {
+            Some(n) => Json::Number(n),
+            None if mode == Mode::Lenient => Json::Null,
+            None => return Err(format!("cannot encode {n} as JSON (NaN and infinity have no JSON form)")),
+        },
+        Value::String(s) => match s.to_str() {
+            Ok(s) => Json::String(s.to_string()),
+            Err(_) if mode == Mode::Lenient => {
+                Json::String(String::from_utf8_lossy(&s.as_bytes()).into_owned())
+            }
+            Err(_) => return Err("cannot encode a string that is not valid UTF-8 as JSON".into()),
+        },
+        Value::LightUserData(p) if p.0.is_null() => Json::Null,
+        Value::Table(t) => return conv_table(m, t, mode, depth, stack),
+        Value::Function(_) => return placeholder("function", mode),
+        Value::Thread(_) => return placeholder("thread", mode),
+        Value::Error(e) if mode == Mode::Lenient => Json::String(e.to_string()),
+        Value::UserData(ud) if mode == Mode::Lenient => {
+            // Host namespaces have a readable name (`app.integrations.anthropic`).
+            match ud.to_string() {
+                Ok(s) if !s.starts_with("userdata") => Json::String(format!("<{s}>")),
+                _ => Json::String("<userdata>".into()),
+            }
+        }
+        _ => return placeholder("userdata", mode),
+    })
+}
+
+fn key_string(k: &Value, mode: Mode) -> Result<String, String> {
+    match k {
+        Value::String(s) => match s.to_str() {
+            Ok(s) => Ok(s.to_string()),
+            Err(_) if mode == Mode::Lenient => Ok(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+            Err(_) => Err("cannot encode a key that is not valid UTF-8 as JSON".into()),
+        },
+        Value::Integer(i) => Ok(i.to_string()),
+        Value::Number(n) if n.is_finite() => Ok(if n.fract() == 0.0 && n.abs() < 1e15 {
+            format!("{}", *n as i64)
+        } else {
+            n.to_string()
+        }),
+        Value::Boolean(b) => Ok(b.to_string()),
+        other if mode == Mode::Lenient => Ok(format!("<{}>", other.type_name())),
+        other => Err(format!("cannot encode a {} key as JSON", other.type_name())),
+    }
+}
+
+fn conv_table(
+    m: &Markers,
+    t: &Table,
+    mode: Mode,
+    depth: usize,
+    stack: &mut Vec<usize>,
+) -> Result<Json, String> {
+    let id = t.to_pointer() as usize;
+    if stack.contains(&id) {
+        return match mode {
+            Mode::Lenient => Ok(Json::String("<cycle>".into())),
+            Mode::Strict => Err("cannot encode a table that contains itself".into()),
+        };
+    }
+    if depth >= MAX_DEPTH {
+        return match mode {
+            Mode::Lenient => Ok(Json::String("<too deep>".into())),
+            Mode::Strict => Err(format!("cannot encode tables nested more than {MAX_DEPTH} deep")),
+        };
+    }
+    let marker = t.metatable().map(|mt| mt.to_pointer());
+    let want_array = marker == Some(m.array.to_pointer());
+    let want_object = marker == Some(m.object.to_pointer());
+
+    let mut entries: Vec<(Value, Value)> = Vec::new();
+    t.for_each::<Value, Value>(|k, v| {
+        entries.push((k, v));
+        Ok(())
+    })
+    .map_err(|e| e.to_string())?;
+
+    let n = entries.len();
+    let is_sequence = entries.iter().all(|(k, _)| match k {
+        Value::Integer(i) => *i >= 1 && (*i as u64) <= n as u64,
+        _ => false,
+    });
+    let as_array = if n == 0 { want_array } else { is_sequence && !want_object };
+
+    stack.push(id);
+    let out = if as_array {
+        let mut items: Vec<(i64, &Value)> = entries
+            .iter()
+            .map(|(k, v)| (if let Value::Integer(i) = k { *i } else { 0 }, v))
+            .collect();
+        items.sort_by_key(|(i, _)| *i);
+        let mut arr = Vec::with_capacity(n);
+        for (_, v) in items {
+            arr.push(conv(m, v, mode, depth + 1, stack)?);
+        }
+        Json::Array(arr)
+    } else {
+        let mut sorted = BTreeMap::new();
+        for (k, v) in &entries {
+            let key = key_string(k, mode)?;
+            sorted.insert(key, conv(m, v, mode, depth + 1, stack)?);
+        }
+        Json::Object(sorted.into_iter().collect::<Map<String, Json>>())
+    };
+    stack.pop();
+    Ok(out)
+}
+
+/// JSON → Lua, with markers on every container.
+pub fn from_json(lua: &Lua, value: &Json, nulls: Nulls) -> mlua::Result<Value> {
+    let m = markers(lua)?;
+    from_json_with(lua, &m, value, nulls)
+}
+
+fn from_json_with(lua: &Lua, m: &Markers, value: &Json, nulls: Nulls) -> mlua::Result<Value> {
+    Ok(match value {
+        Json::Null => lua.null(),
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(lua.create_string(s)?),
+        Json::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, v) in items.iter().enumerate() {
+                t.raw_set(i + 1, from_json_with(lua, m, v, nulls)?)?;
+            }
+            t.set_metatable(Some(m.array.clone()))?;
+            Value::Table(t)
+        }
+        Json::Object(map) => {
+            let t = lua.create_table_with_capacity(0, map.len())?;
+            for (k, v) in map {
+                if v.is_null() && nulls == Nulls::DropInObjects {
+                    continue;
+                }
+                t.raw_set(k.as_str(), from_json_with(lua, m, v, nulls)?)?;
+            }
+            t.set_metatable(Some(m.object.clone()))?;
+            Value::Table(t)
+        }
+    })
+}
+
+/// A new empty table that encodes as `[]`.
+pub fn empty_array(lua: &Lua) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    t.set_metatable(Some(markers(lua)?.array))?;
+    Ok(t)
+}
+
+/// A Lua array of strings (encodes as a JSON array even when empty).
+pub fn string_array(lua: &Lua, items: &[String]) -> mlua::Result<Table> {
+    let t = empty_array(lua)?;
+    for (i, s) in items.iter().enumerate() {
+        t.raw_set(i + 1, s.as_str())?;
+    }
+    Ok(t)
+}
+
+fn marked(lua: &Lua, args: MultiValue, array: bool) -> HostResult<Table> {
+    let t = match args.into_iter().next() {
+        None | Some(Value::Nil) => lua.create_table()?,
+        Some(Value::Table(t)) => t,
+        Some(other) => {
+            return Err(HostError::msg(format!(
+                "json.{}: expected a table, got {}",
+                if array { "array" } else { "object" },
+                other.type_name()
+            )));
+        }
+    };
+    let m = markers(lua)?;
+    t.set_metatable(Some(if array { m.array } else { m.object }))?;
+    Ok(t)
+}
+
+pub fn install(lua: &Lua) -> mlua::Result<()> {
+    let markers = Markers {
+        array: lua.create_table()?,
+        object: lua.create_table()?,
+    };
+    markers.array.raw_set("__name", "json.array")?;
+    markers.object.raw_set("__name", "json.object")?;
+    lua.set_app_data(markers);
+
+    let json = lua.create_table()?;
+    json.raw_set(
+        "encode",
+        lift(lua, |lua, args: MultiValue| {
+            let v = args.front().cloned().unwrap_or(Value::Nil);
+            let pretty = match args.get(1) {
+                Some(Value::Table(o)) => o.raw_get::<Option<bool>>("pretty")?.unwrap_or(false),
+                _ => false,
+            };
+            let j = to_json(lua, &v, Mode::Strict).map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
+            let s = if pretty {
+                serde_json::to_string_pretty(&j)
+            } else {
+                serde_json::to_string(&j)
+            }
+            .map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
+            Ok(s)
+        })?,
+    )?;
+    json.raw_set(
+        "decode",
+        lift(lua, |lua, args: MultiValue| {
+            let s = match args.front() {
+                Some(Value::String(s)) => s.as_bytes().to_vec(),
+                other => {
+                    return Err(HostError::msg(format!(
+                        "json.decode: expected string, got {}",
+                        other.map(|v| v.type_name()).unwrap_or("no value")
+                    )));
+                }
+            };
+            let j: Json = serde_json::from_slice(&s)
+                .map_err(|e| HostError::msg(format!("json.decode: invalid JSON: {e}")))?;
+            Ok(from_json(lua, &j, Nulls::Keep)?)
+        })?,
+    )?;
+    json.raw_set("null", lua.null())?;
+    json.raw_set("array", lift(lua, |lua, args| marked(lua, args, true))?)?;
+    json.raw_set("object", lift(lua, |lua, args| marked(lua, args, false))?)?;
+    json.raw_set(
+        "is_null",
+        lua.create_function(|_, v: Value| Ok(is_null(&v)))?,
+    )?;
+    lua.globals().raw_set("json", json)?;
+    Ok(())
+}
+
+/// Convert a value for the `result` list of the envelope.
+pub fn result_value(lua: &Lua, v: &Value) -> Json {
+    to_json(lua, v, Mode::Lenient).unwrap_or_else(|e| Json::String(format!("<{e}>")))
+}

@@ -1,0 +1,404 @@
+//! Limits of one run: memory, CPU (an instruction budget), wall clock, integration calls, output.
+//!
+//! A limit, once hit, is *tripped* for the rest of the run: the instruction hook raises on every
+//! tick and every catching primitive (`pcall`, `xpcall`, `coroutine.resume`, `coroutine.close`)
+//! re-raises after it returns, so `pcall` cannot be used to keep a script alive past its limit.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mlua::{HookTriggers, Lua, VmState};
+
+use crate::error::Error;
+
+/// VM instructions counted as one second of CPU. Measured on the reference machine (Lua 5.4,
+/// release build, simple loops run at roughly this rate); the budget is deterministic, which is
+/// what scripts and tests need, rather than exact.
+pub const INSTRUCTIONS_PER_SECOND: u64 = 150_000_000;
+
+/// How often (in VM instructions) the hook runs.
+const HOOK_EVERY: u32 = 1000;
+
+/// The configured limits of a run.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Bytes the Lua state may allocate.
+    pub memory: usize,
+    /// CPU budget in seconds, converted to instructions with [`INSTRUCTIONS_PER_SECOND`].
+    pub cpu: f64,
+    /// Wall-clock seconds, including time spent waiting on HTTP.
+    pub timeout: f64,
+    /// Integration calls per run.
+    pub max_calls: u64,
+    /// Bytes of `print`/`dump` output per run.
+    pub max_output: usize,
+    /// Branches of `parallel` that run at the same time.
+    pub parallel: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 64 << 20,
+            cpu: 30.0,
+            timeout: 600.0,
+            max_calls: 1000,
+            max_output: 16 << 20,
+            parallel: 8,
+        }
+    }
+}
+
+/// Which limit stopped the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Memory = 1,
+    Cpu = 2,
+    Timeout = 3,
+    Calls = 4,
+    Output = 5,
+    /// The run is over (finalizers at close must not run on).
+    Done = 6,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Memory,
+            2 => Kind::Cpu,
+            3 => Kind::Timeout,
+            4 => Kind::Calls,
+            5 => Kind::Output,
+            6 => Kind::Done,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Memory => "memory",
+            Kind::Cpu => "cpu",
+            Kind::Timeout => "timeout",
+            Kind::Calls => "calls",
+            Kind::Output => "output",
+            Kind::Done => "done",
+        }
+    }
+}
+
+/// The live state of the limits, shared by the hook, host functions and the watchdog.
+#[derive(Debug)]
+pub struct LimitState {
+    pub limits: Limits,
+    tripped: AtomicU8,
+    instructions: AtomicU64,
+    budget: u64,
+    start: Mutex<Instant>,
+    /// Milliseconds since `start` of the last sign of life of the VM (hook tick or host boundary).
+    last_tick_ms: AtomicU64,
+    /// Host awaits in flight (HTTP, prompts): the VM is not stalled while these wait.
+    in_host: AtomicUsize,
+    pub calls: AtomicU64,
+    pub output_bytes: AtomicUsize,
+    peak_memory: AtomicUsize,
+    finished: AtomicBool,
+}
+
+impl LimitState {
+    pub fn new(limits: Limits) -> Arc<LimitState> {
+        let budget = (limits.cpu * INSTRUCTIONS_PER_SECOND as f64).min(u64::MAX as f64) as u64;
+        Arc::new(LimitState {
+            limits,
+            tripped: AtomicU8::new(0),
+            instructions: AtomicU64::new(0),
+            budget,
+            start: Mutex::new(Instant::now()),
+            last_tick_ms: AtomicU64::new(0),
+            in_host: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            output_bytes: AtomicUsize::new(0),
+            peak_memory: AtomicUsize::new(0),
+            finished: AtomicBool::new(false),
+        })
+    }
+
+    /// Start a new evaluation (each REPL line has its own CPU, time, calls and output budget).
+    pub fn reset(&self) {
+        self.tripped.store(0, Ordering::SeqCst);
+        self.instructions.store(0, Ordering::SeqCst);
+        if let Ok(mut s) = self.start.lock() {
+            *s = Instant::now();
+        }
+        self.last_tick_ms.store(0, Ordering::SeqCst);
+        self.calls.store(0, Ordering::SeqCst);
+        self.output_bytes.store(0, Ordering::SeqCst);
+        self.finished.store(false, Ordering::SeqCst);
+    }
+
+    pub fn start(&self) -> Instant {
+        self.start.lock().map(|s| *s).unwrap_or_else(|_| Instant::now())
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.start().elapsed()
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.start() + Duration::from_secs_f64(self.limits.timeout)
+    }
+
+    pub fn tripped(&self) -> Option<Kind> {
+        Kind::from_u8(self.tripped.load(Ordering::SeqCst))
+    }
+
+    /// Record that a limit was hit; the first one wins.
+    pub fn trip(&self, kind: Kind) {
+        let _ = self
+            .tripped
+            .compare_exchange(0, kind as u8, Ordering::SeqCst, Ordering::SeqCst);
+    }
+
+    /// Mark the run over: anything that still runs Lua (finalizers) stops at its next tick.
+    pub fn finish(&self) {
+        self.finished.store(true, Ordering::SeqCst);
+        self.trip(Kind::Done);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished.load(Ordering::SeqCst)
+    }
+
+    /// The error of the tripped limit, if any.
+    pub fn error(&self) -> Option<Error> {
+        self.tripped().map(|k| self.error_for(k))
+    }
+
+    pub fn error_for(&self, kind: Kind) -> Error {
+        let l = &self.limits;
+        let message = match kind {
+            Kind::Memory => format!(
+                "memory limit exceeded: the script used more than {} (raise it with --memory-limit)",
+                format_size(l.memory)
+            ),
+            Kind::Cpu => format!(
+                "cpu limit exceeded: the script ran for more than {}s of CPU (raise it with --cpu-limit)",
+                l.cpu
+            ),
+            Kind::Timeout => format!(
+                "timeout: the script ran for more than {}s of wall-clock time, including HTTP waits (raise it with --timeout)",
+                l.timeout
+            ),
+            Kind::Calls => format!(
+                "calls limit exceeded: more than {} integration calls in one run (raise it with --max-calls)",
+                l.max_calls
+            ),
+            Kind::Output => format!(
+                "output limit exceeded: more than {} of print/dump output",
+                format_size(l.max_output)
+            ),
+            Kind::Done => "the script has finished".to_string(),
+        };
+        Error::Limit {
+            limit: kind.as_str().to_string(),
+            message,
+        }
+    }
+
+    /// The error to raise in Lua when a limit is tripped.
+    pub fn lua_error(&self) -> Option<mlua::Error> {
+        self.error().map(mlua::Error::external)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.elapsed().as_millis() as u64
+    }
+
+    /// The VM showed a sign of life.
+    pub fn tick(&self) {
+        self.last_tick_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Enter a host wait (HTTP, prompt): the watchdog does not count it as a stall.
+    pub fn enter_host(self: &Arc<Self>) -> HostGuard {
+        self.tick();
+        self.in_host.fetch_add(1, Ordering::SeqCst);
+        HostGuard(self.clone())
+    }
+
+    /// Seconds the VM has shown no sign of life while not waiting on the host.
+    pub fn stalled_for(&self) -> Option<Duration> {
+        if self.in_host.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let last = self.last_tick_ms.load(Ordering::Relaxed);
+        Some(Duration::from_millis(self.now_ms().saturating_sub(last)))
+    }
+
+    pub fn note_memory(&self, bytes: usize) {
+        self.peak_memory.fetch_max(bytes, Ordering::Relaxed);
+    }
+
+    pub fn peak_memory(&self) -> usize {
+        self.peak_memory.load(Ordering::Relaxed)
+    }
+
+    /// Count one integration call; trips `calls` when over the cap.
+    pub fn count_call(&self) -> Result<(), Error> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        if n > self.limits.max_calls {
+            self.trip(Kind::Calls);
+            return Err(self.error_for(Kind::Calls));
+        }
+        Ok(())
+    }
+
+    /// Account for `bytes` of output; trips `output` when over the cap.
+    pub fn count_output(&self, bytes: usize) -> Result<(), Error> {
+        let n = self.output_bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        if n > self.limits.max_output {
+            self.trip(Kind::Output);
+            return Err(self.error_for(Kind::Output));
+        }
+        Ok(())
+    }
+}
+
+/// Leaves the host wait when dropped.
+pub struct HostGuard(Arc<LimitState>);
+
+impl Drop for HostGuard {
+    fn drop(&mut self) {
+        self.0.in_host.fetch_sub(1, Ordering::SeqCst);
+        self.0.tick();
+    }
+}
+
+/// Install the memory limit and the instruction hook on a fresh state.
+pub fn install(lua: &Lua, state: &Arc<LimitState>) -> mlua::Result<()> {
+    lua.set_memory_limit(state.limits.memory)?;
+    let st = state.clone();
+    lua.set_global_hook(
+        HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+        move |lua, _debug| {
+            if let Some(e) = st.lua_error() {
+                return Err(e);
+            }
+            let n = st.instructions.fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed)
+                + u64::from(HOOK_EVERY);
+            st.tick();
+            st.note_memory(lua.used_memory());
+            if n > st.budget {
+                st.trip(Kind::Cpu);
+            } else if Instant::now() > st.deadline() {
+                st.trip(Kind::Timeout);
+            }
+            match st.lua_error() {
+                Some(e) => Err(e),
+                None => Ok(VmState::Continue),
+            }
+        },
+    )
+}
+
+/// Parse a size: plain bytes or a number with a unit (`K`, `M`, `G`, optional `B`/`iB`; 1024-based).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let unit_lc = unit.trim().to_ascii_lowercase();
+    let mult: f64 = match unit_lc.as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("invalid size '{text}': use bytes or a unit, e.g. 64M or 1G")),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{text}': use bytes or a unit, e.g. 64M or 1G"))?;
+    let bytes = n * mult;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > (1u64 << 46) as f64 {
+        return Err(format!("invalid size '{text}': out of range"));
+    }
+    Ok(bytes as usize)
+}
+
+/// Parse seconds: a positive number (`30`, `0.5`, `2s`).
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    let t = text.trim();
+    let t = t.strip_suffix('s').unwrap_or(t);
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
+        _ => Err(format!("invalid number of seconds '{text}': use a positive number, e.g. 30 or 0.5")),
+    }
+}
+
+/// Parse a count (`0` allowed).
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .map_err(|_| format!("invalid count '{text}': use a whole number, e.g. 100"))
+}
+
+/// `67108864` → `64 MiB`.
+pub fn format_size(bytes: usize) -> String {
+    const MIB: usize = 1 << 20;
+    if bytes >= MIB && bytes % MIB == 0 {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2MiB").unwrap(), 2 << 20);
+        assert!(parse_size("abc").is_err());
+        assert!(parse_size("64X").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("-5M").is_err());
+        assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn seconds_and_counts() {
+        assert_eq!(parse_seconds("30").unwrap(), 30.0);
+        assert_eq!(parse_seconds("0.5").unwrap(), 0.5);
+        assert_eq!(parse_seconds("2s").unwrap(), 2.0);
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("nan").is_err());
+        assert!(parse_seconds("ten").is_err());
+        assert_eq!(parse_count("0").unwrap(), 0);
+        assert!(parse_count("-1").is_err());
+        assert!(parse_count("1.5").is_err());
+    }
+
+    #[test]
+    fn first_trip_wins() {
+        let s = LimitState::new(Limits::default());
+        assert!(s.tripped().is_none());
+        s.trip(Kind::Cpu);
+        s.trip(Kind::Memory);
+        assert_eq!(s.tripped(), Some(Kind::Cpu));
+        let e = s.error().unwrap();
+        assert_eq!(e.code(), "limit_exceeded");
+        assert_eq!(e.to_json()["limit"], "cpu");
+        s.reset();
+        assert!(s.tripped().is_none());
+    }
+}

@@ -1,0 +1,141 @@
+//! `print` and `dump`: streamed to stdout line by line in text mode, captured for the `--json`
+//! envelope otherwise, and capped (the `output` limit) so a print loop cannot flood either.
+//!
+//! `print` renders tables with the `dump` format instead of `table: 0x...` (tables with a
+//! `__tostring` metamethod use it). `dump(v)` prints pretty JSON with sorted keys (values JSON
+//! cannot hold appear as `"<function>"` and the like) and returns its arguments.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use mlua::{Function, Lua, MultiValue, Value};
+
+use super::limits::LimitState;
+use super::{HostError, Shared, json, lift, sandbox};
+
+/// Where script output goes.
+pub struct Output {
+    capture: bool,
+    buf: Mutex<String>,
+    limits: Arc<LimitState>,
+}
+
+impl Output {
+    pub fn new(capture: bool, limits: Arc<LimitState>) -> Output {
+        Output {
+            capture,
+            buf: Mutex::new(String::new()),
+            limits,
+        }
+    }
+
+    /// Write one line (a newline is added).
+    pub fn line(&self, text: &str) -> Result<(), crate::Error> {
+        self.limits.count_output(text.len() + 1)?;
+        if self.capture {
+            if let Ok(mut b) = self.buf.lock() {
+                b.push_str(text);
+                b.push('\n');
+            }
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.write_all(b"\n");
+            let _ = out.flush();
+        }
+        Ok(())
+    }
+
+    /// The captured output, without its final newline.
+    pub fn captured(&self) -> String {
+        let b = self.buf.lock().map(|b| b.clone()).unwrap_or_default();
+        match b.strip_suffix('\n') {
+            Some(s) => s.to_string(),
+            None => b,
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut b) = self.buf.lock() {
+            b.clear();
+        }
+    }
+}
+
+/// The `dump` rendering of a value.
+pub fn render(lua: &Lua, v: &Value) -> String {
+    match v {
+        Value::Nil => "nil".into(),
+        Value::String(s) => serde_json::to_string(&s.to_string_lossy()).unwrap_or_default(),
+        other => {
+            let j = json::result_value(lua, other);
+            serde_json::to_string_pretty(&j).unwrap_or_default()
+        }
+    }
+}
+
+/// How `print` shows one value.
+fn print_text(lua: &Lua, tostring: &Function, v: &Value) -> mlua::Result<String> {
+    Ok(match v {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Integer(i) => i.to_string(),
+        Value::Table(t) => {
+            let has_tostring = t
+                .metatable()
+                .map(|mt| mt.raw_get::<Value>("__tostring").map(|f| !f.is_nil()))
+                .transpose()?
+                .unwrap_or(false);
+            if has_tostring {
+                tostring.call::<mlua::LuaString>(v.clone())?.to_string_lossy()
+            } else {
+                render(lua, v)
+            }
+        }
+        other => tostring.call::<mlua::LuaString>(other.clone())?.to_string_lossy(),
+    })
+}
+
+fn emit(shared: &Shared, text: &str) -> Result<(), HostError> {
+    shared.output.line(text).map_err(|_| {
+        HostError::Lua(
+            shared
+                .limits
+                .lua_error()
+                .unwrap_or_else(|| mlua::Error::runtime("output limit exceeded")),
+        )
+    })
+}
+
+pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
+    let g = lua.globals();
+    let tostring: Function = lua.named_registry_value(sandbox::TOSTRING)?;
+
+    let sh = shared.clone();
+    let ts = tostring.clone();
+    g.raw_set(
+        "print",
+        lift(lua, move |lua, args: MultiValue| {
+            let mut parts = Vec::with_capacity(args.len());
+            for v in args.iter() {
+                parts.push(print_text(lua, &ts, v)?);
+            }
+            emit(&sh, &parts.join("\t"))?;
+            Ok(())
+        })?,
+    )?;
+
+    let sh = shared.clone();
+    g.raw_set(
+        "dump",
+        lift(lua, move |lua, args: MultiValue| {
+            if args.is_empty() {
+                emit(&sh, "nil")?;
+            }
+            for v in args.iter() {
+                emit(&sh, &render(lua, v))?;
+            }
+            Ok(args)
+        })?,
+    )?;
+    Ok(())
+}

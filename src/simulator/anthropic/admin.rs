@@ -1,0 +1,542 @@
+//! The Admin API: a seeded organization with users, workspaces (and their members), API keys
+//! and invites. Every change is kept for the life of the server, so a script can update a user
+//! and read the new role back. Objects are stored as the JSON the API returns.
+
+use std::time::SystemTime;
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+
+use super::derived_id;
+use crate::simulator::pagination;
+use crate::simulator::request::Call;
+use crate::simulator::server::Sim;
+use crate::simulator::wire::{self, Reply};
+
+pub struct Admin {
+    pub org_id: String,
+    pub org_name: String,
+    users: IndexMap<String, Value>,
+    workspaces: IndexMap<String, Value>,
+    /// Keyed by (workspace id, user id).
+    members: IndexMap<(String, String), Value>,
+    api_keys: IndexMap<String, Value>,
+    invites: IndexMap<String, Value>,
+}
+
+const SEED_USERS: &[(&str, &str, &str, &str)] = &[
+    ("ada", "Ada Lovelace", "ada@example.com", "admin"),
+    ("grace", "Grace Hopper", "grace@example.com", "developer"),
+    ("alan", "Alan Turing", "alan@example.com", "user"),
+    (
+        "katherine",
+        "Katherine Johnson",
+        "katherine@example.com",
+        "billing",
+    ),
+    (
+        "edsger",
+        "Edsger Dijkstra",
+        "edsger@example.com",
+        "claude_code_user",
+    ),
+];
+
+fn uuid_like(basis: &str, seed: u64) -> String {
+    let h1 = super::stable_hash(basis, seed);
+    let h2 = super::stable_hash(&format!("{basis}#2"), seed);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        h1 >> 32,
+        (h1 >> 16) & 0xffff,
+        h1 & 0xfff,
+        (h2 >> 48) & 0xfff,
+        h2 & 0xffff_ffff_ffff
+    )
+}
+
+fn workspace(id: &str, name: &str, created: &str, archived: Option<&str>, seed: u64) -> Value {
+    json!({
+        "id": id,
+        "type": "workspace",
+        "name": name,
+        "created_at": created,
+        "archived_at": archived,
+        "display_color": "#6C5BB9",
+        "compartment_id": uuid_like(id, seed),
+        "data_residency": {"workspace_geo": "us", "allowed_inference_geos": "unrestricted", "default_inference_geo": "global"},
+        "external_key_id": null,
+        "tags": {},
+    })
+}
+
+fn member(ws: &str, user: &str, role: &str) -> Value {
+    json!({"type": "workspace_member", "workspace_id": ws, "user_id": user, "workspace_role": role})
+}
+
+impl Admin {
+    pub fn seeded(seed: u64) -> Self {
+        let mut users = IndexMap::new();
+        let mut ids = Vec::new();
+        for (i, (key, name, email, role)) in SEED_USERS.iter().enumerate() {
+            let id = derived_id("user_", key, seed);
+            users.insert(
+                id.clone(),
+                json!({"id": id, "type": "user", "name": name, "email": email, "role": role,
+                       "added_at": format!("2024-10-{:02}T09:00:00.000000Z", 1 + i)}),
+            );
+            ids.push(id);
+        }
+        let ws_main = derived_id("wrkspc_", "research", seed);
+        let ws_prod = derived_id("wrkspc_", "production", seed);
+        let ws_old = derived_id("wrkspc_", "legacy", seed);
+        let mut workspaces = IndexMap::new();
+        workspaces.insert(
+            ws_main.clone(),
+            workspace(
+                &ws_main,
+                "Research",
+                "2024-10-30T23:58:27.427722Z",
+                None,
+                seed,
+            ),
+        );
+        workspaces.insert(
+            ws_prod.clone(),
+            workspace(
+                &ws_prod,
+                "Production",
+                "2024-11-02T10:00:00.000000Z",
+                None,
+                seed,
+            ),
+        );
+        workspaces.insert(
+            ws_old.clone(),
+            workspace(
+                &ws_old,
+                "Legacy",
+                "2024-06-01T08:00:00.000000Z",
+                Some("2025-01-15T12:00:00.000000Z"),
+                seed,
+            ),
+        );
+        let mut members = IndexMap::new();
+        for (ws, user, role) in [
+            (&ws_main, &ids[0], "workspace_admin"),
+            (&ws_main, &ids[1], "workspace_developer"),
+            (&ws_main, &ids[2], "workspace_user"),
+            (&ws_prod, &ids[0], "workspace_admin"),
+            (&ws_prod, &ids[1], "workspace_developer"),
+        ] {
+            members.insert((ws.clone(), user.clone()), member(ws, user, role));
+        }
+        let mut api_keys = IndexMap::new();
+        for (key, name, ws, creator, status, hint) in [
+            (
+                "dev",
+                "Developer Key",
+                &ws_main,
+                &ids[1],
+                "active",
+                "sk-ant-api03-R2D...igAA",
+            ),
+            (
+                "ci",
+                "CI Key",
+                &ws_prod,
+                &ids[0],
+                "active",
+                "sk-ant-api03-C3P...0kAA",
+            ),
+            (
+                "old",
+                "Old Key",
+                &ws_main,
+                &ids[0],
+                "archived",
+                "sk-ant-api03-BB8...x9AA",
+            ),
+        ] {
+            let id = derived_id("apikey_", key, seed);
+            api_keys.insert(
+                id.clone(),
+                json!({
+                    "id": id, "type": "api_key", "name": name, "status": status,
+                    "created_at": "2024-11-05T14:00:00.000000Z",
+                    "created_by": {"id": creator, "type": "user"},
+                    "expires_at": null,
+                    "partial_key_hint": hint,
+                    "workspace_id": ws,
+                    "scope": {"type": "workspace", "workspace_id": ws},
+                }),
+            );
+        }
+        let mut invites = IndexMap::new();
+        let inv = derived_id("invite_", "margaret", seed);
+        invites.insert(
+            inv.clone(),
+            json!({"id": inv, "type": "invite", "email": "margaret@example.com", "role": "developer",
+                   "status": "pending", "invited_at": "2025-01-10T10:00:00.000000Z",
+                   "expires_at": "2025-01-31T10:00:00.000000Z", "accepted_at": null, "rbac_group_ids": []}),
+        );
+        Admin {
+            org_id: uuid_like("organization", seed),
+            org_name: "Simulated Organization".into(),
+            users,
+            workspaces,
+            members,
+            api_keys,
+            invites,
+        }
+    }
+}
+
+fn page_of(items: Vec<Value>, call: &Call) -> Reply {
+    match pagination::page(&items, call, "id") {
+        Ok(p) => Reply::json(p),
+        Err(e) => e,
+    }
+}
+
+/// A query filter that may be one value or a list (`roles[]`).
+fn filter_values(call: &Call, names: &[&str]) -> Vec<String> {
+    for n in names {
+        if let Some(v) = call.arg(n) {
+            return match v {
+                Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect(),
+                Value::String(s) => vec![s.clone()],
+                other => vec![other.to_string()],
+            };
+        }
+        if let Some(v) = call.query.get(*n) {
+            return v.clone();
+        }
+    }
+    vec![]
+}
+
+fn merge(target: &mut Value, body: &Value, fields: &[&str]) {
+    for f in fields {
+        if let Some(v) = body.get(*f) {
+            target[*f] = v.clone();
+        }
+    }
+}
+
+pub fn get_organization(sim: &Sim, _call: &Call) -> Reply {
+    let store = sim.store();
+    Reply::json(
+        json!({"id": store.admin.org_id, "type": "organization", "name": store.admin.org_name}),
+    )
+}
+
+pub fn list_users(sim: &Sim, call: &Call) -> Reply {
+    let emails = filter_values(call, &["email"]);
+    let roles = filter_values(call, &["roles", "role"]);
+    let items: Vec<Value> = sim
+        .store()
+        .admin
+        .users
+        .values()
+        .filter(|u| emails.is_empty() || emails.iter().any(|e| u["email"] == json!(e)))
+        .filter(|u| roles.is_empty() || roles.iter().any(|r| u["role"] == json!(r)))
+        .cloned()
+        .collect();
+    page_of(items, call)
+}
+
+pub fn get_user(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    match sim.store().admin.users.get(id) {
+        Some(u) => Reply::json(u.clone()),
+        None => Reply::not_found(format!("User {id} not found")),
+    }
+}
+
+pub fn update_user(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let role = call.str_arg("role").unwrap_or("");
+    if ["admin", "owner", "primary_owner"].contains(&role) {
+        return Reply::invalid(format!(
+            "role: the '{role}' role cannot be assigned through the Admin API"
+        ));
+    }
+    let mut store = sim.store();
+    match store.admin.users.get_mut(id) {
+        Some(u) => {
+            if !role.is_empty() {
+                u["role"] = json!(role);
+            }
+            Reply::json(u.clone())
+        }
+        None => Reply::not_found(format!("User {id} not found")),
+    }
+}
+
+pub fn remove_user(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0).to_string();
+    let mut store = sim.store();
+    if store.admin.users.shift_remove(&id).is_none() {
+        return Reply::not_found(format!("User {id} not found"));
+    }
+    store.admin.members.retain(|(_, u), _| *u != id);
+    Reply::json(json!({"id": id, "type": "user_deleted"}))
+}
+
+pub fn list_workspaces(sim: &Sim, call: &Call) -> Reply {
+    let include_archived = call
+        .arg("include_archived")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+        || call
+            .query
+            .get("include_archived")
+            .is_some_and(|v| v.iter().any(|s| s == "true"));
+    let items: Vec<Value> = sim
+        .store()
+        .admin
+        .workspaces
+        .values()
+        .filter(|w| include_archived || w["archived_at"].is_null())
+        .cloned()
+        .collect();
+    page_of(items, call)
+}
+
+fn workspace_missing(id: &str) -> Reply {
+    Reply::not_found(format!("Workspace {id} not found"))
+}
+
+pub fn get_workspace(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    match sim.store().admin.workspaces.get(id) {
+        Some(w) => Reply::json(w.clone()),
+        None => workspace_missing(id),
+    }
+}
+
+pub fn create_workspace(sim: &Sim, call: &Call) -> Reply {
+    let Some(name) = call.str_arg("name") else {
+        return Reply::invalid("name: Field required");
+    };
+    let id = wire::ordered_id("wrkspc_");
+    let mut w = workspace(
+        &id,
+        name,
+        &wire::rfc3339(SystemTime::now()),
+        None,
+        sim.opts.seed,
+    );
+    merge(&mut w, &call.args, &["tags", "external_key_id"]);
+    if let Some(Value::Object(dr)) = call.arg("data_residency") {
+        for (k, v) in dr {
+            w["data_residency"][k] = v.clone();
+        }
+    }
+    sim.store().admin.workspaces.insert(id, w.clone());
+    Reply::json(w)
+}
+
+pub fn update_workspace(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let mut store = sim.store();
+    let Some(w) = store.admin.workspaces.get_mut(id) else {
+        return workspace_missing(id);
+    };
+    merge(w, &call.args, &["name", "tags", "external_key_id"]);
+    if let Some(Value::Object(dr)) = call.arg("data_residency") {
+        for (k, v) in dr {
+            w["data_residency"][k] = v.clone();
+        }
+    }
+    Reply::json(w.clone())
+}
+
+pub fn archive_workspace(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let mut store = sim.store();
+    let Some(w) = store.admin.workspaces.get_mut(id) else {
+        return workspace_missing(id);
+    };
+    if w["archived_at"].is_null() {
+        w["archived_at"] = json!(wire::rfc3339(SystemTime::now()));
+    }
+    Reply::json(w.clone())
+}
+
+pub fn list_members(sim: &Sim, call: &Call) -> Reply {
+    let ws = call.path_value(0);
+    let store = sim.store();
+    if !store.admin.workspaces.contains_key(ws) {
+        return workspace_missing(ws);
+    }
+    let items: Vec<Value> = store
+        .admin
+        .members
+        .iter()
+        .filter(|((w, _), _)| w == ws)
+        .map(|(_, m)| m.clone())
+        .collect();
+    drop(store);
+    // Members have no `id`: the cursor is the user id.
+    match pagination::page(&items, call, "user_id") {
+        Ok(p) => Reply::json(p),
+        Err(e) => e,
+    }
+}
+
+pub fn add_member(sim: &Sim, call: &Call) -> Reply {
+    let ws = call.path_value(0).to_string();
+    let user = call.str_arg("user_id").unwrap_or("").to_string();
+    let role = call
+        .str_arg("workspace_role")
+        .unwrap_or("workspace_user")
+        .to_string();
+    let mut store = sim.store();
+    if !store.admin.workspaces.contains_key(&ws) {
+        return workspace_missing(&ws);
+    }
+    if !store.admin.users.contains_key(&user) {
+        return Reply::not_found(format!("User {user} not found"));
+    }
+    let key = (ws.clone(), user.clone());
+    if store.admin.members.contains_key(&key) {
+        return Reply::invalid(format!("User {user} is already a member of workspace {ws}"));
+    }
+    let m = member(&ws, &user, &role);
+    store.admin.members.insert(key, m.clone());
+    Reply::json(m)
+}
+
+fn member_missing(ws: &str, user: &str) -> Reply {
+    Reply::not_found(format!("User {user} is not a member of workspace {ws}"))
+}
+
+pub fn get_member(sim: &Sim, call: &Call) -> Reply {
+    let key = (
+        call.path_value(0).to_string(),
+        call.path_value(1).to_string(),
+    );
+    match sim.store().admin.members.get(&key) {
+        Some(m) => Reply::json(m.clone()),
+        None => member_missing(&key.0, &key.1),
+    }
+}
+
+pub fn update_member(sim: &Sim, call: &Call) -> Reply {
+    let key = (
+        call.path_value(0).to_string(),
+        call.path_value(1).to_string(),
+    );
+    let mut store = sim.store();
+    match store.admin.members.get_mut(&key) {
+        Some(m) => {
+            merge(m, &call.args, &["workspace_role"]);
+            Reply::json(m.clone())
+        }
+        None => member_missing(&key.0, &key.1),
+    }
+}
+
+pub fn remove_member(sim: &Sim, call: &Call) -> Reply {
+    let key = (
+        call.path_value(0).to_string(),
+        call.path_value(1).to_string(),
+    );
+    match sim.store().admin.members.shift_remove(&key) {
+        Some(_) => Reply::json(
+            json!({"type": "workspace_member_deleted", "workspace_id": key.0, "user_id": key.1}),
+        ),
+        None => member_missing(&key.0, &key.1),
+    }
+}
+
+pub fn list_api_keys(sim: &Sim, call: &Call) -> Reply {
+    let status = filter_values(call, &["status"]);
+    let ws = filter_values(call, &["workspace_id"]);
+    let creator = filter_values(call, &["created_by_user_id"]);
+    let items: Vec<Value> = sim
+        .store()
+        .admin
+        .api_keys
+        .values()
+        .filter(|k| status.is_empty() || status.iter().any(|s| k["status"] == json!(s)))
+        .filter(|k| ws.is_empty() || ws.iter().any(|s| k["workspace_id"] == json!(s)))
+        .filter(|k| creator.is_empty() || creator.iter().any(|s| k["created_by"]["id"] == json!(s)))
+        .cloned()
+        .collect();
+    page_of(items, call)
+}
+
+pub fn get_api_key(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    match sim.store().admin.api_keys.get(id) {
+        Some(k) => Reply::json(k.clone()),
+        None => Reply::not_found(format!("API key {id} not found")),
+    }
+}
+
+pub fn update_api_key(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let mut store = sim.store();
+    match store.admin.api_keys.get_mut(id) {
+        Some(k) => {
+            merge(k, &call.args, &["name", "status"]);
+            Reply::json(k.clone())
+        }
+        None => Reply::not_found(format!("API key {id} not found")),
+    }
+}
+
+pub fn create_invite(sim: &Sim, call: &Call) -> Reply {
+    let Some(email) = call.str_arg("email") else {
+        return Reply::invalid("email: Field required");
+    };
+    let role = call.str_arg("role").unwrap_or("user");
+    let now = SystemTime::now();
+    let id = wire::ordered_id("invite_");
+    let mut inv = Map::new();
+    inv.insert("id".into(), json!(id));
+    inv.insert("type".into(), json!("invite"));
+    inv.insert("email".into(), json!(email));
+    inv.insert("role".into(), json!(role));
+    inv.insert("status".into(), json!("pending"));
+    inv.insert("invited_at".into(), json!(wire::rfc3339(now)));
+    inv.insert(
+        "expires_at".into(),
+        json!(wire::rfc3339(now + wire::secs(21 * 24 * 3600))),
+    );
+    inv.insert("accepted_at".into(), Value::Null);
+    inv.insert(
+        "rbac_group_ids".into(),
+        call.arg("rbac_group_ids").cloned().unwrap_or(json!([])),
+    );
+    let inv = Value::Object(inv);
+    sim.store().admin.invites.insert(id, inv.clone());
+    Reply::json(inv)
+}
+
+pub fn list_invites(sim: &Sim, call: &Call) -> Reply {
+    let items: Vec<Value> = sim.store().admin.invites.values().cloned().collect();
+    page_of(items, call)
+}
+
+pub fn get_invite(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    match sim.store().admin.invites.get(id) {
+        Some(i) => Reply::json(i.clone()),
+        None => Reply::not_found(format!("Invite {id} not found")),
+    }
+}
+
+pub fn delete_invite(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    match sim.store().admin.invites.shift_remove(id) {
+        Some(_) => Reply::json(json!({"id": id, "type": "invite_deleted"})),
+        None => Reply::not_found(format!("Invite {id} not found")),
+    }
+}

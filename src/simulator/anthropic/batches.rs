@@ -1,0 +1,347 @@
+//! Message Batches: `in_progress` until `--batch-delay` has passed, then `ended`; a cancel moves
+//! the batch to `canceling` and, half a delay later, to `ended` with its requests `canceled`.
+//!
+//! Status is computed from the clock on every read, so no background task is needed.
+//! `request_counts` keeps everything in `processing` until the end, as the API does. Each
+//! request's `params` are checked with the same validator as `create_message`: an invalid one
+//! becomes an `errored` row. A `custom_id` starting with `kosmo-expire` becomes `expired` (the
+//! real API expires what is unprocessed after 24 hours; this lets a test see that row).
+
+use std::time::{Duration, SystemTime};
+
+use indexmap::IndexMap;
+use serde_json::{Value, json};
+
+use super::messages;
+use crate::simulator::pagination;
+use crate::simulator::request::Call;
+use crate::simulator::server::Sim;
+use crate::simulator::wire::{self, Reply};
+
+/// The `custom_id` prefix that makes a request expire.
+pub const EXPIRE_PREFIX: &str = "kosmo-expire";
+
+#[derive(Debug, Clone)]
+enum Outcome {
+    Valid(Value),
+    Invalid(String),
+    Expire,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    custom_id: String,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone)]
+pub struct Batch {
+    id: String,
+    created: SystemTime,
+    delay: Duration,
+    cancel_at: Option<SystemTime>,
+    items: Vec<Item>,
+    /// Rows are generated once, at the first read after the end, then kept.
+    results: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Batches {
+    by_id: IndexMap<String, Batch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    InProgress,
+    Canceling,
+    Ended(SystemTime),
+}
+
+impl Batch {
+    fn natural_end(&self) -> SystemTime {
+        self.created + self.delay
+    }
+
+    /// Whether a cancel arrived before the batch would have ended by itself.
+    fn canceled(&self) -> bool {
+        self.cancel_at.is_some_and(|c| c < self.natural_end())
+    }
+
+    fn status(&self, now: SystemTime) -> Status {
+        if let Some(c) = self.cancel_at.filter(|_| self.canceled()) {
+            let end = c + self.delay / 2;
+            return if now >= end {
+                Status::Ended(end)
+            } else {
+                Status::Canceling
+            };
+        }
+        let end = self.natural_end();
+        if now >= end {
+            Status::Ended(end)
+        } else {
+            Status::InProgress
+        }
+    }
+
+    fn row_kind(&self, item: &Item) -> &'static str {
+        match &item.outcome {
+            Outcome::Invalid(_) => "errored",
+            Outcome::Expire => "expired",
+            Outcome::Valid(_) if self.canceled() => "canceled",
+            Outcome::Valid(_) => "succeeded",
+        }
+    }
+
+    fn json(&self, sim: &Sim, now: SystemTime) -> Value {
+        let status = self.status(now);
+        let n = self.items.len();
+        let mut counts =
+            json!({"processing": n, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0});
+        let (status_name, ended_at, results_url) = match status {
+            Status::InProgress => ("in_progress", Value::Null, Value::Null),
+            Status::Canceling => ("canceling", Value::Null, Value::Null),
+            Status::Ended(t) => {
+                counts["processing"] = json!(0);
+                for item in &self.items {
+                    let k = self.row_kind(item);
+                    counts[k] = json!(counts[k].as_u64().unwrap_or(0) + 1);
+                }
+                (
+                    "ended",
+                    json!(wire::rfc3339(t)),
+                    json!(results_url(sim, &self.id)),
+                )
+            }
+        };
+        json!({
+            "id": self.id,
+            "type": "message_batch",
+            "processing_status": status_name,
+            "request_counts": counts,
+            "ended_at": ended_at,
+            "created_at": wire::rfc3339(self.created),
+            "expires_at": wire::rfc3339(self.created + wire::secs(24 * 3600)),
+            "archived_at": null,
+            "cancel_initiated_at": self.cancel_at.map(wire::rfc3339),
+            "results_url": results_url,
+        })
+    }
+
+    fn rows(&self, seed: u64) -> String {
+        let mut out = String::new();
+        for item in &self.items {
+            let result = match (self.row_kind(item), &item.outcome) {
+                ("succeeded", Outcome::Valid(params)) => match messages::generate(seed, params) {
+                    Ok(mut m) => {
+                        m["usage"]["service_tier"] = json!("batch");
+                        json!({"type": "succeeded", "message": m})
+                    }
+                    Err(e) => errored(&e),
+                },
+                (_, Outcome::Invalid(e)) => errored(e),
+                (kind, _) => json!({"type": kind}),
+            };
+            out.push_str(&json!({"custom_id": item.custom_id, "result": result}).to_string());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+fn errored(message: &str) -> Value {
+    json!({"type": "errored", "error": {
+        "type": "error",
+        "error": {"type": "invalid_request_error", "message": message},
+        "request_id": null,
+    }})
+}
+
+fn results_url(sim: &Sim, id: &str) -> String {
+    sim.url_of("anthropic.get_message_batch_results", &[id])
+        .unwrap_or_else(|| format!("{}/v1/messages/batches/{id}/results", sim.base_url))
+}
+
+/// Check one request's params as `create_message` would.
+fn check_params(sim: &Sim, params: &Value) -> Outcome {
+    if !params.is_object() {
+        return Outcome::Invalid("params: Input should be an object".into());
+    }
+    if params.get("stream").and_then(Value::as_bool) == Some(true) {
+        return Outcome::Invalid("stream: streaming is not supported in batches".into());
+    }
+    let manifest = &sim.integration.manifest;
+    let target = manifest.functions.iter().find(|(_, f)| {
+        f.simulator.as_ref().and_then(|s| s.behaviour.as_deref())
+            == Some("anthropic.create_message")
+    });
+    let Some((name, f)) = target else {
+        return Outcome::Valid(params.clone());
+    };
+    for p in &f.params {
+        if p.send_default && params.get(p.wire()).is_none() {
+            return Outcome::Invalid(format!("{}: Field required", p.wire()));
+        }
+    }
+    let validator = match sim.integration.validator(name) {
+        Ok(v) => v,
+        Err(e) => return Outcome::Invalid(e.to_string()),
+    };
+    match validator.check(name, f, params) {
+        Ok(v) => Outcome::Valid(v),
+        Err(crate::error::Error::Validation { errors, .. }) => Outcome::Invalid(
+            errors
+                .iter()
+                .map(|e| e.trim_start_matches('/').replacen('/', ".", 8))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(e) => Outcome::Invalid(e.to_string()),
+    }
+}
+
+fn valid_custom_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+pub fn create(sim: &Sim, call: &Call) -> Reply {
+    let Some(requests) = call.arg("requests").and_then(Value::as_array) else {
+        return Reply::invalid("requests: Field required");
+    };
+    if requests.is_empty() {
+        return Reply::invalid("requests: List should have at least 1 item");
+    }
+    let mut items = Vec::with_capacity(requests.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, r) in requests.iter().enumerate() {
+        let Some(custom_id) = r.get("custom_id").and_then(Value::as_str) else {
+            return Reply::invalid(format!("requests.{i}.custom_id: Field required"));
+        };
+        if !valid_custom_id(custom_id) {
+            return Reply::invalid(format!(
+                "requests.{i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+            ));
+        }
+        if !seen.insert(custom_id.to_string()) {
+            return Reply::invalid(format!(
+                "requests.{i}.custom_id: Duplicate custom_id '{custom_id}'; each request in a batch needs a unique custom_id."
+            ));
+        }
+        let outcome = if custom_id.starts_with(EXPIRE_PREFIX) {
+            Outcome::Expire
+        } else {
+            check_params(sim, r.get("params").unwrap_or(&Value::Null))
+        };
+        items.push(Item {
+            custom_id: custom_id.to_string(),
+            outcome,
+        });
+    }
+    let batch = Batch {
+        id: wire::ordered_id("msgbatch_"),
+        created: SystemTime::now(),
+        delay: Duration::from_millis(sim.opts.batch_delay_ms),
+        cancel_at: None,
+        items,
+        results: None,
+    };
+    let now = batch.created;
+    let body = batch.json(sim, now);
+    sim.store().batches.by_id.insert(batch.id.clone(), batch);
+    Reply::json(body)
+}
+
+pub fn list(sim: &Sim, call: &Call) -> Reply {
+    let now = SystemTime::now();
+    let all: Vec<Value> = sim
+        .store()
+        .batches
+        .by_id
+        .values()
+        .rev()
+        .map(|b| b.json(sim, now))
+        .collect();
+    match pagination::page(&all, call, "id") {
+        Ok(page) => Reply::json(page),
+        Err(e) => e,
+    }
+}
+
+fn missing(id: &str) -> Reply {
+    Reply::not_found(format!("Message Batch {id} not found"))
+}
+
+pub fn get(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let now = SystemTime::now();
+    match sim.store().batches.by_id.get(id) {
+        Some(b) => Reply::json(b.json(sim, now)),
+        None => missing(id),
+    }
+}
+
+pub fn cancel(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let now = SystemTime::now();
+    let mut store = sim.store();
+    let Some(b) = store.batches.by_id.get_mut(id) else {
+        return missing(id);
+    };
+    match b.status(now) {
+        Status::Ended(_) => Reply::invalid(format!(
+            "Message Batch {id} has already ended and cannot be canceled"
+        )),
+        Status::Canceling => Reply::json(b.json(sim, now)),
+        Status::InProgress => {
+            b.cancel_at = Some(now);
+            Reply::json(b.json(sim, now))
+        }
+    }
+}
+
+pub fn delete(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let now = SystemTime::now();
+    let mut store = sim.store();
+    let Some(b) = store.batches.by_id.get(id) else {
+        return missing(id);
+    };
+    if !matches!(b.status(now), Status::Ended(_)) {
+        return Reply::invalid(format!(
+            "Message Batch {id} cannot be deleted while it is still processing. Cancel it first, then delete it once it has ended."
+        ));
+    }
+    store.batches.by_id.shift_remove(id);
+    Reply::json(json!({"id": id, "type": "message_batch_deleted"}))
+}
+
+pub fn results(sim: &Sim, call: &Call) -> Reply {
+    let id = call.path_value(0);
+    let now = SystemTime::now();
+    let seed = sim.opts.seed;
+    let mut store = sim.store();
+    let Some(b) = store.batches.by_id.get_mut(id) else {
+        return missing(id);
+    };
+    if !matches!(b.status(now), Status::Ended(_)) {
+        return Reply::invalid(format!(
+            "Message Batch {id} has not finished processing; results are available once its processing_status is ended"
+        ));
+    }
+    let rows = match &b.results {
+        Some(r) => r.clone(),
+        None => {
+            let r = b.rows(seed);
+            b.results = Some(r.clone());
+            r
+        }
+    };
+    Reply::Raw {
+        status: 200,
+        content_type: "application/x-jsonl".into(),
+        body: rows.into_bytes(),
+    }
+}

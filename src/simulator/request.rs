@@ -1,0 +1,337 @@
+//! Turn a request back into the executor's input (path parameters + query + JSON body) and check
+//! it with the very validator the executor uses, so both sides agree on what is valid.
+//!
+//! Query and path values arrive as strings; they are coerced to the parameter's schema type
+//! first. `send_default` parameters are filled in by the executor, which means the real API
+//! requires them: here their absence is an error. Unknown query parameters (`beta=true`, which
+//! the SDKs add) are ignored, as the service ignores them.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Request};
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value, json};
+
+use super::server::Sim;
+use super::wire::Reply;
+use crate::manifest::{Function, Location, Param};
+
+/// A file part of a multipart upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub filename: String,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// A validated call, as behaviours see it.
+pub struct Call<'a> {
+    /// The function's Lua name.
+    pub function: &'a str,
+    pub f: &'a Function,
+    /// Path parameters in template order (behaviours read them by position, not by name).
+    pub path: Vec<(String, String)>,
+    /// Flat, validated arguments (path + query + body), names as in the manifest.
+    pub args: Value,
+    /// The raw query, decoded; `k[]` keys lose their brackets. Holds unknown keys too.
+    pub query: HashMap<String, Vec<String>>,
+    pub headers: HeaderMap,
+    pub betas: Vec<String>,
+    pub upload: Option<Upload>,
+}
+
+impl Call<'_> {
+    /// The `i`-th path parameter, or "" (behaviours only run on routes that have it).
+    pub fn path_value(&self, i: usize) -> &str {
+        self.path.get(i).map(|(_, v)| v.as_str()).unwrap_or("")
+    }
+
+    pub fn arg(&self, name: &str) -> Option<&Value> {
+        self.args.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn str_arg(&self, name: &str) -> Option<&str> {
+        self.arg(name).and_then(Value::as_str)
+    }
+
+    /// A path parameter or argument, else the first query value of that name.
+    pub fn text(&self, name: &str) -> Option<String> {
+        match self.arg(name) {
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(v) => Some(v.to_string()),
+            None => self.query.get(name).and_then(|v| v.first()).cloned(),
+        }
+    }
+}
+
+/// Parse a query string: `k[]=a&k[]=b` and `k=a&k=b` both give `k: [a, b]`.
+pub fn parse_query(q: Option<&str>) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for pair in q.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let dec = |s: &str| {
+            percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
+        };
+        let key = dec(k);
+        let key = key.strip_suffix("[]").map(str::to_string).unwrap_or(key);
+        out.entry(key).or_default().push(dec(v));
+    }
+    out
+}
+
+/// A string from the wire, as the parameter's schema type.
+fn coerce(schema: &Value, raw: &str) -> Value {
+    let types: Vec<&str> = match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    for t in types {
+        match t {
+            "integer" => {
+                if let Ok(n) = raw.parse::<i64>() {
+                    return json!(n);
+                }
+            }
+            "number" => {
+                if let Ok(n) = raw.parse::<f64>() {
+                    return json!(n);
+                }
+            }
+            "boolean" => match raw {
+                "true" => return json!(true),
+                "false" => return json!(false),
+                _ => {}
+            },
+            "null" if raw == "null" => return Value::Null,
+            _ => {}
+        }
+    }
+    json!(raw)
+}
+
+fn param_value(p: &Param, values: &[String]) -> Value {
+    let schema = Value::Object(p.schema.clone());
+    let is_array = schema.get("type").and_then(Value::as_str) == Some("array");
+    if is_array {
+        let items = schema.get("items").cloned().unwrap_or(Value::Null);
+        Value::Array(values.iter().map(|v| coerce(&items, v)).collect())
+    } else {
+        values
+            .first()
+            .map(|v| coerce(&schema, v))
+            .unwrap_or(Value::Null)
+    }
+}
+
+/// Build and validate the call. Errors come back as the 400 the service would send.
+pub async fn build<'a>(
+    sim: &'a Sim,
+    lua_name: &'a str,
+    f: &'a Function,
+    path_params: Vec<(String, String)>,
+    parts: &Parts,
+    body: Body,
+    betas: Vec<String>,
+) -> Result<Call<'a>, Reply> {
+    let query = parse_query(parts.uri.query());
+    let mut args = Map::new();
+    for (name, value) in &path_params {
+        let v = match f.params.iter().find(|p| &p.name == name) {
+            Some(p) => coerce(&Value::Object(p.schema.clone()), value),
+            None => json!(value),
+        };
+        args.insert(name.clone(), v);
+    }
+    for p in f.params.iter() {
+        match p.location {
+            Location::Query => {
+                if let Some(values) = query.get(p.wire()) {
+                    args.insert(p.name.clone(), param_value(p, values));
+                }
+            }
+            Location::Header => {
+                let values: Vec<String> = parts
+                    .headers
+                    .get_all(p.wire())
+                    .iter()
+                    .filter_map(|v| v.to_str().ok().map(str::to_string))
+                    .collect();
+                if !values.is_empty() {
+                    args.insert(p.name.clone(), param_value(p, &values));
+                }
+            }
+            _ => {}
+        }
+    }
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let mut upload = None;
+    let has_form = f.params.iter().any(|p| p.location == Location::Form);
+    if content_type.starts_with("multipart/form-data") {
+        let mut req = Request::new(body);
+        *req.headers_mut() = parts.headers.clone();
+        let mut form = Multipart::from_request(req, &())
+            .await
+            .map_err(|e| Reply::invalid(format!("invalid multipart body: {}", e.body_text())))?;
+        loop {
+            let field = match form.next_field().await {
+                Ok(Some(field)) => field,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(Reply::invalid(format!(
+                        "invalid multipart body: {}",
+                        e.body_text()
+                    )));
+                }
+            };
+            let name = field.name().unwrap_or("").to_string();
+            let filename = field.file_name().map(str::to_string);
+            let ctype = field.content_type().map(str::to_string);
+            let bytes = field.bytes().await.map_err(|e| {
+                Reply::invalid(format!("invalid multipart body: {}", e.body_text()))
+            })?;
+            match filename {
+                Some(filename) => {
+                    upload = Some(Upload {
+                        filename,
+                        content_type: ctype,
+                        bytes: bytes.to_vec(),
+                    });
+                }
+                None => {
+                    let text = String::from_utf8_lossy(&bytes).into_owned();
+                    let v = match f
+                        .params
+                        .iter()
+                        .find(|p| p.wire() == name && p.upload.is_none())
+                    {
+                        Some(p) => {
+                            let v = coerce(&Value::Object(p.schema.clone()), &text);
+                            args.insert(p.name.clone(), v);
+                            continue;
+                        }
+                        None => json!(text),
+                    };
+                    args.insert(name, v);
+                }
+            }
+        }
+        if has_form && upload.is_none() {
+            return Err(Reply::invalid("file: Field required"));
+        }
+    } else {
+        let bytes = axum::body::to_bytes(body, 64 << 20).await.map_err(|e| {
+            Reply::error(
+                413,
+                "request_too_large",
+                format!("request body too large: {e}"),
+            )
+        })?;
+        if has_form {
+            return Err(Reply::invalid(
+                "this endpoint expects a multipart/form-data body with a `file` part",
+            ));
+        }
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let body: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| Reply::invalid(format!("The request body is not valid JSON: {e}")))?;
+            let Value::Object(body) = body else {
+                return Err(Reply::invalid("The request body must be a JSON object"));
+            };
+            for (k, v) in body {
+                let name = f
+                    .params
+                    .iter()
+                    .find(|p| p.location == Location::Body && p.wire() == k)
+                    .map(|p| p.name.clone())
+                    .unwrap_or(k);
+                args.insert(name, v);
+            }
+        }
+    }
+    // What the executor always sends, the service requires.
+    for p in &f.params {
+        if p.send_default && !args.contains_key(&p.name) {
+            return Err(Reply::invalid(format!("{}: Field required", p.wire())));
+        }
+    }
+    let args = if has_form {
+        // The upload's roles (path / text / base64 ...) exist only on the caller's side.
+        Value::Object(args)
+    } else {
+        let validator = sim
+            .integration
+            .validator(lua_name)
+            .map_err(|e| Reply::error(500, "api_error", format!("simulator: {e}")))?;
+        validator
+            .check(lua_name, f, &Value::Object(args))
+            .map_err(|e| match e {
+                crate::error::Error::Validation { errors, .. } => Reply::invalid(
+                    errors
+                        .iter()
+                        .map(|m| readable(m))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+                other => Reply::invalid(other.to_string()),
+            })?
+    };
+    Ok(Call {
+        function: lua_name,
+        f,
+        path: path_params,
+        args,
+        query,
+        headers: parts.headers.clone(),
+        betas,
+        upload,
+    })
+}
+
+/// `/messages/0/role: ...` → `messages.0.role: ...`, the way the service names fields.
+fn readable(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((ptr, rest)) if ptr.starts_with('/') => {
+            let field = ptr.trim_start_matches('/').replace('/', ".");
+            if field.is_empty() {
+                rest.to_string()
+            } else {
+                format!("{field}: {rest}")
+            }
+        }
+        _ => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_with_brackets_and_repeats_become_lists() {
+        let q = parse_query(Some(
+            "limit=5&roles[]=user&roles%5B%5D=developer&beta=true&email=a%40b.c",
+        ));
+        assert_eq!(q["limit"], vec!["5"]);
+        assert_eq!(q["roles"], vec!["user", "developer"]);
+        assert_eq!(q["email"], vec!["a@b.c"]);
+    }
+
+    #[test]
+    fn strings_are_coerced_to_the_schema_type() {
+        assert_eq!(coerce(&json!({"type": "integer"}), "20"), json!(20));
+        assert_eq!(coerce(&json!({"type": "boolean"}), "false"), json!(false));
+        assert_eq!(coerce(&json!({"type": "integer"}), "x"), json!("x"));
+        assert_eq!(readable("/messages/0: bad"), "messages.0: bad");
+    }
+}

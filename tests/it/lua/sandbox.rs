@@ -1,0 +1,307 @@
+//! The sandbox battery: escape attempts (files, processes, environment, bytecode, metatables)
+//! and exhaustion attacks (loops, recursion, memory, output, limits swallowed by `pcall`).
+//! Every one must be contained and reported in a well-formed envelope; the host never crashes.
+
+use serde_json::{Value, json};
+
+use super::{Run, assert_envelope, run};
+
+enum Expect {
+    /// Stopped by this limit (`limit_exceeded`, `limit: <name>`).
+    Limit(&'static str),
+    /// Failed with this error code.
+    Fails(&'static str),
+    /// Succeeded with exactly this result list.
+    Result(Value),
+    /// Any outcome, as long as the envelope is intact.
+    Contained,
+}
+
+struct Case {
+    name: &'static str,
+    code: &'static str,
+    flags: &'static [&'static str],
+    expect: Expect,
+}
+
+fn case(name: &'static str, code: &'static str, expect: Expect) -> Case {
+    Case {
+        name,
+        code,
+        flags: &[],
+        expect,
+    }
+}
+
+fn with(name: &'static str, code: &'static str, flags: &'static [&'static str], expect: Expect) -> Case {
+    Case {
+        name,
+        code,
+        flags,
+        expect,
+    }
+}
+
+fn check(c: &Case) -> Result<(), String> {
+    let mut args = vec!["integrations:lua", "--eval", c.code, "--json"];
+    if !c.flags.contains(&"--cpu-limit") {
+        args.extend(["--cpu-limit", "2"]);
+    }
+    if !c.flags.contains(&"--timeout") {
+        args.extend(["--timeout", "30"]);
+    }
+    args.extend_from_slice(c.flags);
+    let started = std::time::Instant::now();
+    let r: Run = run(&args);
+    let took = started.elapsed();
+    let env = r.env.clone();
+    std::panic::catch_unwind(|| assert_envelope(&r))
+        .map_err(|_| format!("{}: bad envelope: {}\nstderr: {}", c.name, r.stdout, r.stderr))?;
+    if r.stderr.contains("panicked") {
+        return Err(format!("{}: the host panicked: {}", c.name, r.stderr));
+    }
+    if took.as_secs() > 25 {
+        return Err(format!("{}: took {took:?}", c.name));
+    }
+    let err = &env["error"];
+    match &c.expect {
+        Expect::Limit(kind) => {
+            if err["code"] != "limit_exceeded" || err["limit"] != *kind {
+                return Err(format!("{}: expected limit {kind}, got {env}", c.name));
+            }
+        }
+        Expect::Fails(code) => {
+            if err["code"] != *code {
+                return Err(format!("{}: expected error {code}, got {env}", c.name));
+            }
+        }
+        Expect::Result(v) => {
+            if env["success"] != true || env["result"] != *v {
+                return Err(format!("{}: expected result {v}, got {env}", c.name));
+            }
+        }
+        Expect::Contained => {}
+    }
+    Ok(())
+}
+
+fn run_battery(cases: Vec<Case>) {
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = cases.iter().map(|c| s.spawn(move || check(c))).collect();
+        handles
+            .into_iter()
+            .filter_map(|h| match h.join() {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(_) => Some("a check panicked".into()),
+            })
+            .collect()
+    });
+    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n\n"));
+}
+
+#[test]
+fn escapes_files_processes_environment_bytecode() {
+    use Expect::*;
+    run_battery(vec![
+        case("no io/package/debug", "return io == nil and package == nil and debug == nil", Result(json!([true]))),
+        case("os.execute", "os.execute('touch /tmp/kosmo_sandbox_pwned')", Fails("lua_error")),
+        case("os.getenv", "return os.getenv('HOME')", Fails("lua_error")),
+        case("os.exit", "os.exit(0)", Fails("lua_error")),
+        case("rest of os", "return os.remove, os.rename, os.tmpname, os.setlocale", Result(json!([null, null, null, null]))),
+        case("os keeps clock", "return type(os.time()), type(os.clock()), type(os.date('%Y'))", Result(json!(["number", "number", "string"]))),
+        case("require", "require('os')", Fails("lua_error")),
+        case("dofile", "dofile('/etc/passwd')", Fails("lua_error")),
+        case("loadfile", "return loadfile('/etc/passwd')", Fails("lua_error")),
+        case("collectgarbage", "collectgarbage('count')", Fails("lua_error")),
+        case("io via _G and _ENV", "return _G.io, _ENV.io, _G.package", Result(json!([null, null, null]))),
+        case("string.dump", "return string.dump(function() end)", Fails("lua_error")),
+        case(
+            "binary chunk through load",
+            "local f, e = load(string.char(27) .. 'LuaT\\0') return f == nil and e:find('binary') ~= nil",
+            Result(json!([true])),
+        ),
+        case("load mode b", "local f = load('return 1', 'x', 'b') return f == nil", Result(json!([true]))),
+        case(
+            "binary chunk through a reader",
+            "local i = 0 local f = load(function() i = i + 1 if i == 1 then return string.char(27) end end) return f == nil",
+            Result(json!([true])),
+        ),
+        case("load with an env", "return load('return x', 'c', 't', {x = 5})()", Result(json!([5]))),
+        case("load default env is the sandbox", "return load('return io, os.execute')()", Result(json!([null, null]))),
+        case("top-level yield", "coroutine.yield(1)", Fails("lua_error")),
+    ]);
+    assert!(!std::path::Path::new("/tmp/kosmo_sandbox_pwned").exists());
+}
+
+#[test]
+fn metatable_tampering() {
+    use Expect::*;
+    run_battery(vec![
+        case("string metatable is locked", "return getmetatable('')", Result(json!([false]))),
+        case("string __index override", "getmetatable('').__index = function() return os end", Fails("lua_error")),
+        case("rawset on the string metatable", "rawset(getmetatable(''), '__index', {})", Fails("lua_error")),
+        case(
+            "string table tampering stays in the script",
+            "string.rep = nil string.format = nil table.concat = nil return json.encode({a = {1}}), regex.gsub('ab', 'b', 'c')",
+            Result(json!(["{\"a\":[1]}", "ac", 1])),
+        ),
+        case("rawset on app", "rawset(app, 'integrations', {})", Fails("lua_error")),
+        case("setmetatable on app", "setmetatable(app.integrations, {})", Fails("lua_error")),
+        case("assign into a namespace", "app.integrations.anthropic.create_message = print", Fails("lua_error")),
+        case("assign into app", "app.integrations = {}", Fails("lua_error")),
+        case("app metatable hidden", "return type(getmetatable(app.integrations)) ~= 'table'", Result(json!([true]))),
+        case(
+            "hostile _G metatable does not break helpers",
+            "setmetatable(_G, {__index = function(_, k) error('no ' .. k) end, __newindex = function() error('ro') end}) return json.encode({1}), dump(2)",
+            Result(json!(["[1]", 2])),
+        ),
+        case("globals wiped", "_G = nil print = nil pcall = nil return 1", Result(json!([1]))),
+        case(
+            "json marker metatable tampering",
+            "getmetatable(json.array{}).__index = function() return os end return json.encode(json.array{1})",
+            Result(json!(["[1]"])),
+        ),
+        case(
+            "error table metatable locked",
+            "local ok, e = pcall(app.integrations.anthropic.nope) return 1",
+            Fails("unknown_function"),
+        ),
+        case(
+            "__index recursion",
+            "local t = setmetatable({}, {}) getmetatable(t).__index = function(t, k) return t[k] end return t.x",
+            Fails("lua_error"),
+        ),
+        case(
+            "print of a table whose __tostring errors",
+            "print(setmetatable({}, {__tostring = function() error('ts') end}))",
+            Fails("lua_error"),
+        ),
+        case("error object whose __tostring errors", "error(setmetatable({}, {__tostring = function() error('x') end}))", Fails("lua_error")),
+        case("error object whose __tostring returns a table", "error(setmetatable({}, {__tostring = function() return {} end}))", Fails("lua_error")),
+        with(
+            "error object whose __tostring loops",
+            "error(setmetatable({}, {__tostring = function() while true do end end}))",
+            &["--cpu-limit", "0.5"],
+            Contained,
+        ),
+        case("huge error message", "error(string.rep('x', 1e7))", Fails("lua_error")),
+    ]);
+}
+
+#[test]
+fn cpu_and_time_exhaustion() {
+    use Expect::*;
+    run_battery(vec![
+        with("infinite loop", "while true do end", &["--cpu-limit", "0.5"], Limit("cpu")),
+        with(
+            "pcall swallowing the cpu limit",
+            "while true do pcall(function() while true do end end) end",
+            &["--cpu-limit", "0.5"],
+            Limit("cpu"),
+        ),
+        with(
+            "xpcall with a swallowing handler",
+            "while true do xpcall(function() while true do end end, function(e) return e end) end",
+            &["--cpu-limit", "0.5"],
+            Limit("cpu"),
+        ),
+        with(
+            "nested pcalls",
+            "local function f() while true do pcall(function() pcall(function() while true do end end) end) end end while true do pcall(f) end",
+            &["--cpu-limit", "0.5"],
+            Limit("cpu"),
+        ),
+        with(
+            "a coroutine that never yields",
+            "local co = coroutine.create(function() while true do end end) print(coroutine.resume(co)) return 'survived'",
+            &["--cpu-limit", "0.5"],
+            Limit("cpu"),
+        ),
+        with("coroutine.wrap loop", "coroutine.wrap(function() while true do end end)()", &["--cpu-limit", "0.5"], Limit("cpu")),
+        with(
+            "resume loop catching the limit",
+            "while true do local co = coroutine.create(function() while true do end end) coroutine.resume(co) end",
+            &["--cpu-limit", "0.5"],
+            Limit("cpu"),
+        ),
+        with(
+            "coroutine.close swallowing",
+            "while true do local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() end}) while true do end end) coroutine.resume(co) coroutine.close(co) end",
+            &["--cpu-limit", "0.5"],
+            Limit("cpu"),
+        ),
+        with(
+            "__close handler that loops",
+            "do local x <close> = setmetatable({}, {__close = function() while true do end end}) end",
+            &["--cpu-limit", "0.5"],
+            Limit("cpu"),
+        ),
+        with(
+            "catastrophic Lua pattern (one long C call)",
+            "return ('a'):rep(30000):find('.-.-.-.-.-.-b')",
+            &["--cpu-limit", "1"],
+            Limit("cpu"),
+        ),
+        with("wall clock", "while true do end", &["--timeout", "0.5", "--cpu-limit", "100"], Limit("timeout")),
+        with(
+            "wall clock swallowed by pcall",
+            "while true do pcall(function() while true do end end) end",
+            &["--timeout", "0.5", "--cpu-limit", "100"],
+            Limit("timeout"),
+        ),
+        with(
+            "finalizer that loops at close",
+            "setmetatable({}, {__gc = function() while true do end end}) return 1",
+            &["--cpu-limit", "1"],
+            Contained,
+        ),
+        case("catastrophic regex is linear", "return regex.match(string.rep('a', 100000) .. 'b', '(a*)*$') ~= nil", Result(json!([true]))),
+        case("huge regex is refused", "return (pcall(regex.match, 'a', string.rep('a{1000}', 100)))", Result(json!([false]))),
+        with(
+            "calls limit swallowed by pcall",
+            "for i = 1, 5 do pcall(app.integrations.anthropic.get_model, 'm') end return 'survived'",
+            &["--dry-run", "--max-calls", "2"],
+            Limit("calls"),
+        ),
+    ]);
+}
+
+#[test]
+fn memory_recursion_and_output_exhaustion() {
+    use Expect::*;
+    run_battery(vec![
+        case("string doubling", "local s = 'x' while true do s = s .. s end", Limit("memory")),
+        case("string.rep bomb", "return string.rep('x', 2^40)", Limit("memory")),
+        case("string.rep bomb swallowed", "local ok = pcall(string.rep, 'x', 2^40) return 'survived'", Limit("memory")),
+        case("table growth", "local t = {} for i = 1, 1e9 do t[i] = i end", Limit("memory")),
+        case(
+            "table growth swallowed in a loop",
+            "while true do pcall(function() local t = {} for i = 1, 1e9 do t[i] = {i} end end) end",
+            Limit("memory"),
+        ),
+        case("closure bomb", "local t = {} while true do t[#t + 1] = function() return t end end", Limit("memory")),
+        case("coroutine bomb", "local t = {} while true do t[#t + 1] = coroutine.create(function() end) end", Limit("memory")),
+        with("small memory limit", "local t = {} for i = 1, 1e6 do t[i] = tostring(i) end", &["--memory-limit", "1M"], Limit("memory")),
+        case("deep recursion", "local function f() return 1 + f() end return f()", Contained),
+        case("recursion through pcall", "local function f() pcall(f) end f() return 1", Contained),
+        case("string.format width", "return string.format('%099999999d', 1)", Fails("lua_error")),
+        case("unpack bomb", "return select('#', table.unpack({}, 1, 1e8))", Fails("lua_error")),
+        case("os.date bad format", "return os.date('%Ez')", Fails("lua_error")),
+        case(
+            "json.encode of deep nesting",
+            "local t = {} local c = t for i = 1, 100000 do c[1] = {} c = c[1] end return (pcall(json.encode, t))",
+            Result(json!([false])),
+        ),
+        case("json.encode of a cycle", "local t = {} t.t = t return (pcall(json.encode, t))", Result(json!([false]))),
+        case("json.decode of deep nesting", "return (pcall(json.decode, string.rep('[', 100000)))", Result(json!([false]))),
+        case(
+            "dump of deep nesting",
+            "local t = {} local c = t for i = 1, 100000 do c[1] = {} c = c[1] end dump(t) return 1",
+            Result(json!([1])),
+        ),
+        case("print flood", "while true do print(('x'):rep(100000)) end", Limit("output")),
+        case("print flood swallowed", "while true do pcall(print, ('x'):rep(100000)) end", Limit("output")),
+        case("one huge print", "print(('x'):rep(20 * 1024 * 1024))", Limit("output")),
+    ]);
+}
