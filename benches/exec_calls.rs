@@ -22,7 +22,10 @@ const MESSAGE: &str = r#"{"id":"msg_1","type":"message","role":"assistant","mode
 const MODEL: &str = r#"{"id":"claude-sonnet-4-20250514","type":"model","display_name":"Claude Sonnet 4","created_at":"2025-05-14T00:00:00Z"}"#;
 
 async fn answer(req: axum::extract::Request) -> impl IntoResponse {
-    let body = if req.uri().path().starts_with("/v1/models") {
+    let is_model = req.uri().path().starts_with("/v1/models");
+    // Read the request body, as a real server would (and so keep-alive stays clean).
+    let _ = axum::body::to_bytes(req.into_body(), usize::MAX).await;
+    let body = if is_model {
         MODEL
     } else {
         MESSAGE

@@ -71,6 +71,7 @@ pub struct Credentials {
     file: Arc<CredentialFile>,
     /// Outputs of `<credential>_cmd` helpers, run at most once per process.
     cmd_cache: Arc<Mutex<HashMap<String, String>>>,
+    env: EnvSource,
 }
 
 /// The config directory: `$KOSMO_CONFIG_DIR`, else `$XDG_CONFIG_HOME/kosmo`, else `~/.config/kosmo`.
@@ -100,6 +101,7 @@ impl Credentials {
             offline_base_url: None,
             file: Arc::new(file),
             cmd_cache: Default::default(),
+            env: EnvSource::default(),
         })
     }
 
@@ -119,7 +121,14 @@ impl Credentials {
             offline_base_url: None,
             file: Arc::new(file),
             cmd_cache: Default::default(),
+            env: EnvSource::default(),
         }
+    }
+
+    /// Read environment overrides from `env` instead of the process environment.
+    pub fn with_env(mut self, env: EnvSource) -> Self {
+        self.env = env;
+        self
     }
 
     /// Account names configured for an integration; always includes `default`, which comes first.
@@ -157,7 +166,13 @@ impl Credentials {
         }
         let entry = self.entry(manifest, account)?;
         let from_env = (account == DEFAULT_ACCOUNT)
-            .then(|| manifest.account.base_url_env.as_deref().and_then(env_value))
+            .then(|| {
+                manifest
+                    .account
+                    .base_url_env
+                    .as_deref()
+                    .and_then(|v| self.env.get(v))
+            })
             .flatten();
         let url = from_env
             .or_else(|| entry.and_then(|e| e.get("url").cloned()))
@@ -212,10 +227,10 @@ impl Credentials {
             });
             return Ok(Some(Secret::new(value)));
         }
-        if account == DEFAULT_ACCOUNT {
-            if let Some(v) = cred.env.as_deref().and_then(env_value) {
-                return Ok(Some(Secret::new(v)));
-            }
+        if account == DEFAULT_ACCOUNT
+            && let Some(v) = cred.env.as_deref().and_then(|v| self.env.get(v))
+        {
+            return Ok(Some(Secret::new(v)));
         }
         let Some(entry) = self.entry(manifest, account)? else {
             return Ok(None);
@@ -224,7 +239,7 @@ impl Credentials {
             return Ok(Some(Secret::new(v.clone())));
         }
         if let Some(var) = entry.get(&format!("{credential}_env")) {
-            return Ok(env_value(var).map(Secret::new));
+            return Ok(self.env.get(var).map(Secret::new));
         }
         if let Some(cmd) = entry.get(&format!("{credential}_cmd")) {
             return self
@@ -241,10 +256,10 @@ impl Credentials {
         credential: &str,
         cmd: &str,
     ) -> Result<Secret> {
-        if let Ok(cache) = self.cmd_cache.lock() {
-            if let Some(v) = cache.get(cmd) {
-                return Ok(Secret::new(v.clone()));
-            }
+        if let Ok(cache) = self.cmd_cache.lock()
+            && let Some(v) = cache.get(cmd)
+        {
+            return Ok(Secret::new(v.clone()));
         }
         let what = format!("{} account '{account}' {credential}_cmd", manifest.name);
         let out = std::process::Command::new("sh")
@@ -321,8 +336,36 @@ impl Credentials {
     }
 }
 
-fn env_value(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+/// Where environment variables are read from: the process environment, or a fixed map (tests
+/// and embedders that must not depend on the process environment).
+#[derive(Clone, Default)]
+pub struct EnvSource(Option<Arc<HashMap<String, String>>>);
+
+impl EnvSource {
+    /// A fixed environment instead of the process's.
+    pub fn fixed(vars: HashMap<String, String>) -> Self {
+        EnvSource(Some(Arc::new(vars)))
+    }
+
+    /// A non-blank value of `name`.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let v = match &self.0 {
+            Some(map) => map.get(name).cloned(),
+            None => std::env::var(name).ok(),
+        };
+        v.filter(|v| !v.trim().is_empty())
+    }
+}
+
+impl std::fmt::Debug for EnvSource {
+    // The values may be secrets: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "EnvSource(fixed)"
+        } else {
+            "EnvSource(process)"
+        })
+    }
 }
 
 /// Strip a trailing slash and the manifest's suffix (`/v1`), which users often include.
@@ -330,10 +373,10 @@ pub fn normalize_base_url(manifest: &Manifest, url: &str) -> String {
     let mut url = url.trim().trim_end_matches('/');
     if let Some(suffix) = manifest.account.strip_base_url_suffix.as_deref() {
         let suffix = suffix.trim_end_matches('/');
-        if !suffix.is_empty() {
-            if let Some(stripped) = url.strip_suffix(suffix) {
-                url = stripped.trim_end_matches('/');
-            }
+        if !suffix.is_empty()
+            && let Some(stripped) = url.strip_suffix(suffix)
+        {
+            url = stripped.trim_end_matches('/');
         }
     }
     url.to_string()

@@ -124,15 +124,7 @@ pub enum Decision {
 
 /// The standard config directory.
 pub fn config_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("KOSMO_CONFIG_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("kosmo"));
-    }
-    std::env::var_os("HOME")
-        .filter(|d| !d.is_empty())
-        .map(|h| PathBuf::from(h).join(".config").join("kosmo"))
+    Some(crate::credentials::config_dir())
 }
 
 impl Permissions {
@@ -305,7 +297,8 @@ mod tests {
             "{err}"
         );
         assert_eq!(
-            p.check(req(Class::Read), Flags::default(), &mut |_| None).unwrap(),
+            p.check(req(Class::Read), Flags::default(), &mut |_| None)
+                .unwrap(),
             Decision::Allowed
         );
     }
@@ -341,20 +334,26 @@ mod tests {
     fn prompt_answers() {
         let p = Permissions::default();
         assert_eq!(
-            p.check(req(Class::Write), Flags::default(), &mut |_| Some(Answer::Always))
-                .unwrap(),
+            p.check(req(Class::Write), Flags::default(), &mut |_| Some(
+                Answer::Always
+            ))
+            .unwrap(),
             Decision::Confirmed(Answer::Always)
         );
         assert!(
-            p.check(req(Class::Write), Flags::default(), &mut |_| Some(Answer::No))
-                .is_err()
+            p.check(req(Class::Write), Flags::default(), &mut |_| Some(
+                Answer::No
+            ))
+            .is_err()
         );
     }
 
     #[test]
     fn bad_policy_is_a_config_error() {
-        let e = Permissions::from_yaml("integrations:\n  anthropic:\n    permissions: {write: maybe}\n")
-            .unwrap_err();
+        let e = Permissions::from_yaml(
+            "integrations:\n  anthropic:\n    permissions: {write: maybe}\n",
+        )
+        .unwrap_err();
         assert_eq!(e.code(), "config_error");
     }
 

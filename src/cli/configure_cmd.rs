@@ -55,16 +55,16 @@ fn field_kind(manifest: &Manifest, key: &str) -> Option<FieldKind> {
     if manifest.credentials.contains_key(key) {
         return Some(FieldKind::Secret);
     }
-    if let Some(c) = key.strip_suffix("_env") {
-        if manifest.credentials.contains_key(c) {
-            return Some(FieldKind::Plain);
-        }
+    if let Some(c) = key.strip_suffix("_env")
+        && manifest.credentials.contains_key(c)
+    {
+        return Some(FieldKind::Plain);
     }
-    if let Some(c) = key.strip_suffix("_cmd") {
-        if manifest.credentials.contains_key(c) {
-            // A helper command may embed a token: treat it as secret.
-            return Some(FieldKind::Secret);
-        }
+    if let Some(c) = key.strip_suffix("_cmd")
+        && manifest.credentials.contains_key(c)
+    {
+        // A helper command may embed a token: treat it as secret.
+        return Some(FieldKind::Secret);
     }
     None
 }

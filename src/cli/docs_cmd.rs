@@ -168,7 +168,10 @@ pub fn check_dir(dir: &Path, files: &[(PathBuf, String)]) -> Vec<String> {
     }
     for rel in existing_files(dir) {
         if !files.iter().any(|(r, _)| *r == rel) {
-            problems.push(format!("not generated (stale): {}", dir.join(rel).display()));
+            problems.push(format!(
+                "not generated (stale): {}",
+                dir.join(rel).display()
+            ));
         }
     }
     problems
@@ -187,10 +190,7 @@ fn write_dir(dir: &Path, files: &[(PathBuf, String)]) -> Result<usize, Error> {
     }
     let mut removed = 0;
     for rel in existing_files(dir) {
-        let generated_kind = matches!(
-            rel.extension().and_then(|e| e.to_str()),
-            Some("md" | "lua")
-        );
+        let generated_kind = matches!(rel.extension().and_then(|e| e.to_str()), Some("md" | "lua"));
         if generated_kind && !files.iter().any(|(r, _)| *r == rel) {
             let path = dir.join(&rel);
             std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;

@@ -43,16 +43,16 @@ pub struct LuaArgs {
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
     /// Memory limit for the Lua state (e.g. 64M, 1G).
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_limit: Option<String>,
     /// CPU budget in seconds (an instruction budget).
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub cpu_limit: Option<String>,
     /// Wall-clock limit in seconds, including time spent waiting on HTTP.
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<String>,
     /// Maximum integration calls per run.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_calls: Option<String>,
     /// Refuse every write call, even with --force.
     #[arg(long)]
@@ -97,7 +97,10 @@ enum Source {
 }
 
 fn strip_preamble(code: String) -> String {
-    let code = code.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(code);
+    let code = code
+        .strip_prefix('\u{feff}')
+        .map(str::to_string)
+        .unwrap_or(code);
     if code.starts_with('#') {
         // A shebang line: keep the newline so line numbers stay right.
         match code.find('\n') {
@@ -109,7 +112,7 @@ fn strip_preamble(code: String) -> String {
     }
 }
 
-fn read_source(args: &LuaArgs) -> Result<Source, Outcome> {
+fn read_source(args: &LuaArgs) -> Result<Source, Box<Outcome>> {
     let meta = meta_of(args);
     if args.repl {
         return Ok(Source::Repl);
@@ -125,24 +128,27 @@ fn read_source(args: &LuaArgs) -> Result<Source, Outcome> {
                     strip_preamble(code),
                     format!("@{}", f.display()),
                 )),
-                Err(e) => Err(Outcome::failed(crate::Error::io(f, e).to_json(), meta)),
+                Err(e) => Err(Box::new(Outcome::failed(
+                    crate::Error::io(f, e).to_json(),
+                    meta,
+                ))),
             };
         }
         None => !std::io::stdin().is_terminal(),
     };
     if !from_stdin {
-        return Err(Outcome::usage(
+        return Err(Box::new(Outcome::usage(
             "nothing to run: pass --eval CODE, a FILE (or - for standard input), pipe code on stdin, or use --repl",
             meta,
-        ));
+        )));
     }
     let mut code = String::new();
     match std::io::stdin().read_to_string(&mut code) {
         Ok(_) => Ok(Source::Code(strip_preamble(code), "=stdin".into())),
-        Err(e) => Err(Outcome::failed(
+        Err(e) => Err(Box::new(Outcome::failed(
             crate::Error::io("<stdin>", e).to_json(),
             meta,
-        )),
+        ))),
     }
 }
 
@@ -313,7 +319,10 @@ mod tests {
 
     #[test]
     fn shebang_and_bom_are_stripped_keeping_lines() {
-        assert_eq!(strip_preamble("#!/usr/bin/env kosmo\nreturn 1".into()), "\nreturn 1");
+        assert_eq!(
+            strip_preamble("#!/usr/bin/env kosmo\nreturn 1".into()),
+            "\nreturn 1"
+        );
         assert_eq!(strip_preamble("\u{feff}return 1".into()), "return 1");
         assert_eq!(strip_preamble("return 1".into()), "return 1");
     }

@@ -22,8 +22,10 @@ Fault injection (--faults SPEC, or per request the header `x-kosmo-fault: STEP`)
     stall[:ms=N]          answer after N ms; without ms never (the client must time out)
     html[:status=N]       an HTML error page (default 502), as a proxy would send
     truncated             the real JSON body cut in half
-    eof[:after=N]         a stream ends after N events without its final ones; other bodies
-                          announce their full length, send half and drop the connection
+    eof[:after=N][:abort=true]   a stream ends after N events without its final ones
+                          (abort: the connection drops); other bodies announce their full
+                          length, send half and drop the connection
+    hang[:after=N]        a stream sends N events (other bodies half), then nothing more
     error-event[:after=N][:type=T]   a stream sends N events, then an `error` event
                           (default overloaded_error)
 

@@ -32,7 +32,9 @@ pub fn quote(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\{:03}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\{:03}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -91,7 +93,8 @@ pub fn block(v: &Value, indent: usize, force_break: bool) -> String {
         return s;
     }
     // A list of tables reads best one table per line (`messages = {` / `{ role = ... }` / `}`).
-    let list_of_tables = matches!(v, Value::Array(a) if a.iter().any(|x| x.is_object() || x.is_array()));
+    let list_of_tables =
+        matches!(v, Value::Array(a) if a.iter().any(|x| x.is_object() || x.is_array()));
     let one_line = inline(v);
     if !force_break && !list_of_tables && indent + one_line.len() <= INLINE_WIDTH {
         return one_line;
@@ -132,8 +135,11 @@ pub fn shape(v: &Value) -> String {
         let parts: Vec<String> = entries(v)
             .into_iter()
             .map(|(k, x)| {
+                // The `payload` / `query` wrappers are shown open: they are the call's real shape.
+                let wrapper = depth == 1 && matches!(k.as_deref(), Some("payload" | "query"));
                 let val = match x {
                     Value::String(s) if s.len() > 40 => "\"...\"".to_string(),
+                    _ if wrapper => go(x, depth),
                     _ => go(x, depth + 1),
                 };
                 match k {
@@ -171,15 +177,24 @@ mod tests {
 
     #[test]
     fn odd_keys_and_strings_are_escaped() {
-        assert_eq!(inline(&json!({"end": 1, "a-b": "x\"\n"})), "{ [\"end\"] = 1, [\"a-b\"] = \"x\\\"\\n\" }");
-        assert_eq!(inline(&json!([null, true, 1.5])), "{ json.null, true, 1.5 }");
+        assert_eq!(
+            inline(&json!({"end": 1, "a-b": "x\"\n"})),
+            "{ [\"end\"] = 1, [\"a-b\"] = \"x\\\"\\n\" }"
+        );
+        assert_eq!(
+            inline(&json!([null, true, 1.5])),
+            "{ json.null, true, 1.5 }"
+        );
     }
 
     #[test]
     fn shapes_elide_big_tables() {
         let args = json!({"payload": {"requests": [{"custom_id": "a", "params": {"model": "m", "max_tokens": 1}}]}});
         assert_eq!(shape(&args), "{ payload = { requests = ... } }");
-        assert_eq!(shape(&json!({"query": {"limit": 20}})), "{ query = { limit = 20 } }");
+        assert_eq!(
+            shape(&json!({"query": {"limit": 20}})),
+            "{ query = { limit = 20 } }"
+        );
         assert_eq!(shape(&json!({})), "{}");
     }
 }

@@ -78,13 +78,28 @@ const GUIDES: &[(&str, &str, &str, &str)] = &[
 /// The embedded templates.
 const TEMPLATES: &[(&str, &str)] = &[
     ("_macros.j2", include_str!("../../templates/_macros.j2")),
-    ("integration.md.j2", include_str!("../../templates/integration.md.j2")),
-    ("function.md.j2", include_str!("../../templates/function.md.j2")),
-    ("reference.md.j2", include_str!("../../templates/reference.md.j2")),
+    (
+        "integration.md.j2",
+        include_str!("../../templates/integration.md.j2"),
+    ),
+    (
+        "function.md.j2",
+        include_str!("../../templates/function.md.j2"),
+    ),
+    (
+        "reference.md.j2",
+        include_str!("../../templates/reference.md.j2"),
+    ),
     ("cli.md.j2", include_str!("../../templates/cli.md.j2")),
-    ("overview.md.j2", include_str!("../../templates/overview.md.j2")),
+    (
+        "overview.md.j2",
+        include_str!("../../templates/overview.md.j2"),
+    ),
     ("errors.md.j2", include_str!("../../templates/errors.md.j2")),
-    ("examples.md.j2", include_str!("../../templates/examples.md.j2")),
+    (
+        "examples.md.j2",
+        include_str!("../../templates/examples.md.j2"),
+    ),
     ("index.md.j2", include_str!("../../templates/index.md.j2")),
     ("kosmo.lua.j2", include_str!("../../templates/kosmo.lua.j2")),
 ];
@@ -127,19 +142,20 @@ fn env() -> Result<&'static Environment<'static>> {
                 .map_err(|e| format!("{e:#}"))?;
         }
         // A JSON value as a Lua table literal, laid out over lines (the argument table of a call).
-        env.add_filter("lua", |v: minijinja::Value| -> std::result::Result<String, minijinja::Error> {
-            Ok(lua::block(&to_json(&v)?, 0, true))
-        });
-        env.add_filter("lua_inline", |v: minijinja::Value| -> std::result::Result<String, minijinja::Error> {
-            Ok(lua::inline(&to_json(&v)?))
-        });
+        env.add_filter(
+            "lua",
+            |v: minijinja::Value| -> std::result::Result<String, minijinja::Error> {
+                Ok(lua::block(&to_json(&v)?, 0, true))
+            },
+        );
+        env.add_filter(
+            "lua_inline",
+            |v: minijinja::Value| -> std::result::Result<String, minijinja::Error> {
+                Ok(lua::inline(&to_json(&v)?))
+            },
+        );
         // Text inside a markdown table cell: pipes escaped, one line.
-        env.add_filter("md_cell", |s: String| -> String {
-            s.split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-                .replace('|', "\\|")
-        });
+        env.add_filter("md_cell", |s: String| -> String { view::md_cell(&s) });
         // Text inside a single-quoted shell word.
         env.add_filter("shq", |s: String| -> String { s.replace('\'', "'\\''") });
         // Text inside a `---` annotation line.
@@ -190,8 +206,6 @@ struct IntegrationViews {
     view: IntegrationView,
     value: minijinja::Value,
     functions: HashMap<String, minijinja::Value>,
-    /// Function names and their summaries, in documentation order.
-    order: Vec<(String, String)>,
 }
 
 struct Views {
@@ -204,14 +218,30 @@ struct Views {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Target {
     Guide(usize),
-    Integration { name: String, account: Option<String> },
-    Function { integration: String, name: String, account: Option<String> },
+    Integration {
+        name: String,
+        account: Option<String>,
+    },
+    Function {
+        integration: String,
+        name: String,
+        account: Option<String>,
+    },
+}
+
+/// A function page's context, built without the rest of its integration.
+#[derive(Clone)]
+struct FunctionSlot {
+    header: minijinja::Value,
+    function: minijinja::Value,
 }
 
 struct Inner {
     registry: Arc<Registry>,
     accounts: BTreeMap<String, Vec<String>>,
     views: OnceLock<Views>,
+    /// Function pages read before (or without) the whole views: one view each, on demand.
+    functions: std::sync::Mutex<HashMap<String, FunctionSlot>>,
     index: OnceLock<Vec<(PageInfo, Vec<String>, String)>>,
 }
 
@@ -237,6 +267,7 @@ impl Docs {
                 registry,
                 accounts,
                 views: OnceLock::new(),
+                functions: std::sync::Mutex::new(HashMap::new()),
                 index: OnceLock::new(),
             }),
         }
@@ -250,11 +281,9 @@ impl Docs {
                 let m = &integ.manifest;
                 let view = view::integration(m);
                 let mut functions = HashMap::new();
-                let mut order = Vec::new();
                 for g in &view.groups {
                     for f in &g.functions {
                         functions.insert(f.name.clone(), minijinja::Value::from(Serde(f)));
-                        order.push((f.name.clone(), f.summary.clone()));
                     }
                 }
                 accounts.insert(m.name.clone(), self.named_accounts(&m.name));
@@ -264,7 +293,6 @@ impl Docs {
                         value: minijinja::Value::from(Serde(&view)),
                         view,
                         functions,
-                        order,
                     },
                 );
             }
@@ -308,7 +336,8 @@ impl Docs {
         let integ_name = parts.next()?;
         let integ = self.inner.registry.get(integ_name)?;
         let rest: Vec<&str> = parts.collect();
-        let is_account = |a: &str| a == "default" || self.named_accounts(integ_name).iter().any(|n| n == a);
+        let is_account =
+            |a: &str| a == "default" || self.named_accounts(integ_name).iter().any(|n| n == a);
         match rest.as_slice() {
             [] => Some(Target::Integration {
                 name: integ_name.into(),
@@ -342,7 +371,10 @@ impl Docs {
     fn canonical(target: &Target) -> String {
         match target {
             Target::Guide(i) => GUIDES[*i].0.into(),
-            Target::Integration { name, account: None } => format!("integrations.{name}"),
+            Target::Integration {
+                name,
+                account: None,
+            } => format!("integrations.{name}"),
             Target::Integration {
                 name,
                 account: Some(a),
@@ -407,24 +439,26 @@ impl Docs {
                 name,
                 account,
             } => {
-                let iv = self.integration_views(views, integration)?;
-                let f = iv.functions.get(name).ok_or_else(|| Error::Lua {
-                    message: format!("Page '{page}' not found."),
-                })?;
+                let slot = self.function_slot(integration, name)?;
+                let prefix = match account {
+                    Some(a) => format!("app.integrations[{}].{a}", lua::quote(integration)),
+                    None => format!("app.integrations[{}]", lua::quote(integration)),
+                };
                 let markdown = render(
                     "function.md.j2",
                     context! {
-                        i => iv.value.clone(),
-                        f => f.clone(),
-                        prefix => Self::prefix(iv, account),
+                        i => slot.header,
+                        f => slot.function,
+                        prefix => prefix,
                         account => account.clone(),
                     },
                 )?;
-                let summary = iv
-                    .order
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, s)| s.clone())
+                let summary = self
+                    .inner
+                    .registry
+                    .get(integration)
+                    .and_then(|i| i.manifest.functions.get(name))
+                    .map(|f| f.summary.trim().to_string())
                     .unwrap_or_default();
                 Ok(Page {
                     page,
@@ -434,6 +468,40 @@ impl Docs {
                 })
             }
         }
+    }
+
+    /// The context of one function page: from the full views when they exist, else built alone
+    /// (so `docs.read("anthropic.create_message")` does not build all 40 function views).
+    fn function_slot(&self, integration: &str, name: &str) -> Result<FunctionSlot> {
+        let missing = || Error::Lua {
+            message: format!("Page 'integrations.{integration}.{name}' not found."),
+        };
+        if let Some(views) = self.inner.views.get() {
+            let iv = views.integrations.get(integration).ok_or_else(missing)?;
+            let function = iv.functions.get(name).cloned().ok_or_else(missing)?;
+            return Ok(FunctionSlot {
+                header: iv.value.clone(),
+                function,
+            });
+        }
+        let key = format!("{integration}.{name}");
+        let mut cache = self
+            .inner
+            .functions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot) = cache.get(&key) {
+            return Ok(slot.clone());
+        }
+        let integ = self.inner.registry.get(integration).ok_or_else(missing)?;
+        let m = &integ.manifest;
+        let f = m.functions.get(name).ok_or_else(missing)?;
+        let slot = FunctionSlot {
+            header: context! { name => m.name.clone(), label => m.label.clone() },
+            function: minijinja::Value::from(Serde(&view::function(m, name, f))),
+        };
+        cache.insert(key, slot.clone());
+        Ok(slot)
     }
 
     fn integration_views<'a>(&self, views: &'a Views, name: &str) -> Result<&'a IntegrationViews> {
@@ -482,7 +550,6 @@ impl Docs {
 
     /// Every page, guides first, then per integration its page, named accounts and functions.
     pub fn pages(&self) -> Vec<PageInfo> {
-        let views = self.views();
         let mut out: Vec<PageInfo> = GUIDES
             .iter()
             .map(|(n, t, s, _)| PageInfo {
@@ -491,24 +558,30 @@ impl Docs {
                 summary: (*s).into(),
             })
             .collect();
-        for (name, iv) in &views.integrations {
+        for integ in self.inner.registry.iter() {
+            let m = &integ.manifest;
+            let name = &m.name;
             out.push(PageInfo {
                 page: format!("integrations.{name}"),
-                title: format!("{} - Lua API Reference", iv.view.label),
-                summary: iv.view.summary.clone(),
+                title: format!("{} - Lua API Reference", m.label),
+                summary: m.summary.trim().to_string(),
             });
             for a in self.named_accounts(name) {
                 out.push(PageInfo {
                     page: format!("integrations.{name}.{a}"),
-                    title: format!("{} - account {a}", iv.view.label),
-                    summary: format!("{} with the `{a}` credential account.", iv.view.label),
+                    title: format!("{} - account {a}", m.label),
+                    summary: format!("{} with the `{a}` credential account.", m.label),
                 });
             }
-            for (f, summary) in &iv.order {
+            for f in view::doc_order(m) {
                 out.push(PageInfo {
                     page: format!("integrations.{name}.{f}"),
                     title: format!("{name}.{f}"),
-                    summary: summary.clone(),
+                    summary: m
+                        .functions
+                        .get(f)
+                        .map(|x| x.summary.trim().to_string())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -523,7 +596,10 @@ impl Docs {
             None | Some("") => return Ok(pages),
             Some(ns) => ns.strip_prefix("app.").unwrap_or(ns),
         };
-        let ns = if ns == "integrations" || ns.starts_with("integrations.") || GUIDES.iter().any(|g| g.0 == ns) {
+        let ns = if ns == "integrations"
+            || ns.starts_with("integrations.")
+            || GUIDES.iter().any(|g| g.0 == ns)
+        {
             ns.to_string()
         } else {
             format!("integrations.{ns}")
@@ -535,7 +611,12 @@ impl Docs {
             .collect();
         if under.is_empty() {
             let mut spaces: Vec<String> = vec!["integrations".into()];
-            spaces.extend(self.inner.registry.iter().map(|i| format!("integrations.{}", i.name())));
+            spaces.extend(
+                self.inner
+                    .registry
+                    .iter()
+                    .map(|i| format!("integrations.{}", i.name())),
+            );
             return Err(Error::Lua {
                 message: format!(
                     "Namespace '{}' not found. Available namespaces: {}",
@@ -556,13 +637,14 @@ impl Docs {
                     info.page.to_lowercase(),
                     info.page.trim_start_matches("integrations.").to_lowercase(),
                 ];
-                if let Some(Target::Function { integration, name, .. }) = self.resolve(&info.page) {
-                    if let Some(integ) = self.inner.registry.get(&integration) {
-                        if let Some((_, f)) = integ.function(&name) {
-                            names.push(integ.manifest.full_name(&name, f).to_lowercase());
-                            names.extend(f.aliases.iter().map(|a| a.to_lowercase()));
-                        }
-                    }
+                if let Some(Target::Function {
+                    integration, name, ..
+                }) = self.resolve(&info.page)
+                    && let Some(integ) = self.inner.registry.get(&integration)
+                    && let Some((_, f)) = integ.function(&name)
+                {
+                    names.push(integ.manifest.full_name(&name, f).to_lowercase());
+                    names.extend(f.aliases.iter().map(|a| a.to_lowercase()));
                 }
                 let body = match self.page(&info.page) {
                     Ok(p) => p.markdown.to_lowercase(),
@@ -590,7 +672,8 @@ impl Docs {
         let mut scored: Vec<(u32, &PageInfo)> = Vec::new();
         for (info, names, body) in self.index() {
             let summary = format!("{} {}", info.title, info.summary).to_lowercase();
-            let last_segment = |n: &String| n.rsplit('.').next().map(str::to_string).unwrap_or_default();
+            let last_segment =
+                |n: &String| n.rsplit('.').next().map(str::to_string).unwrap_or_default();
             let mut score = 0u32;
             if names.iter().any(|n| *n == q || last_segment(n) == q) {
                 score += 10_000;
@@ -645,10 +728,17 @@ impl Docs {
     /// The whole committed reference: (path relative to the output directory, contents).
     pub fn generate(&self) -> Result<Vec<(PathBuf, String)>> {
         let views = self.views();
-        let guides_ctx = context! { integrations => views.all.clone(), accounts => views.accounts.clone() };
-        let mut files = vec![(PathBuf::from("README.md"), render("index.md.j2", guides_ctx.clone())?)];
+        let guides_ctx =
+            context! { integrations => views.all.clone(), accounts => views.accounts.clone() };
+        let mut files = vec![(
+            PathBuf::from("README.md"),
+            render("index.md.j2", guides_ctx.clone())?,
+        )];
         for (name, _, _, template) in GUIDES {
-            files.push((PathBuf::from(format!("{name}.md")), render(template, guides_ctx.clone())?));
+            files.push((
+                PathBuf::from(format!("{name}.md")),
+                render(template, guides_ctx.clone())?,
+            ));
         }
         files.push((PathBuf::from("kosmo.lua"), self.luacats()?));
         for (name, iv) in &views.integrations {
@@ -663,7 +753,10 @@ impl Docs {
                     context! { i => iv.value.clone(), prefix => iv.view.namespace.clone(), account => None::<String>, accounts => Vec::<String>::new(), agent => agent },
                 )?,
             ));
-            for (f, _) in &iv.order {
+            let Some(integ) = self.inner.registry.get(name) else {
+                continue;
+            };
+            for f in view::doc_order(&integ.manifest) {
                 let fv = iv.functions.get(f).cloned().unwrap_or_default();
                 files.push((
                     PathBuf::from(format!("{name}/{f}.md")),
@@ -675,5 +768,46 @@ impl Docs {
             }
         }
         Ok(files)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tidy_collapses_blank_lines_outside_code_only() {
+        let text = "\n# T\n\n\n\ntext  \n```lua\na\n\n\nb\n```\n\n\nend\n\n";
+        assert_eq!(tidy(text), "# T\n\ntext\n```lua\na\n\n\nb\n```\n\nend\n");
+    }
+
+    #[test]
+    fn filters_render_lua_cells_and_shell_words() {
+        let env = env().unwrap();
+        let out = env
+            .render_str(
+                "{{ v|lua }}|{{ v|lua_inline }}|{{ s|md_cell }}|{{ q|shq }}|{{ s|lua_comment }}",
+                context! { v => Serde(serde_json::json!({"a": [1, 2]})), s => "x |\n y", q => "it's" },
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "{\n  a = { 1, 2 }\n}|{ a = { 1, 2 } }|x \\| y|it'\\''s|x | y"
+        );
+    }
+
+    #[test]
+    fn strict_undefined_fails_rendering() {
+        let err = env()
+            .unwrap()
+            .render_str("{{ nope }}", context! {})
+            .unwrap_err();
+        assert_eq!(err.kind(), minijinja::ErrorKind::UndefinedError);
+        assert!(
+            env()
+                .unwrap()
+                .render_str("{{ x|lua }}", context! {})
+                .is_err()
+        );
     }
 }

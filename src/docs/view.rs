@@ -78,6 +78,7 @@ pub struct AliasView {
     pub full_name: String,
 }
 
+/// A parameter table row; text fields are already escaped for a markdown table cell.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     /// Display name: `id`, `payload.model`, `messages[].role`.
@@ -96,6 +97,8 @@ pub struct Row {
 pub struct ExampleView {
     pub title: String,
     pub args: Value,
+    /// `args` as a Lua table literal, laid out for a call (rendered here once, not per page view).
+    pub code: String,
     pub after: Option<String>,
     /// Built from the parameters' `example` values because the manifest has none.
     pub generated: bool,
@@ -129,6 +132,8 @@ pub struct FunctionView {
     pub class: String,
     pub idempotent: bool,
     pub summary: String,
+    /// `summary` ready for a markdown table cell.
+    pub summary_cell: String,
     pub description: String,
     pub group: String,
     pub http: Option<String>,
@@ -163,6 +168,26 @@ fn first_sentence_title(key: &str) -> String {
     }
 }
 
+/// Function names in documentation order: by group (declared groups first, in order), then in
+/// manifest order within a group. [`integration`] groups the same way.
+pub fn doc_order(m: &Manifest) -> Vec<&str> {
+    let mut groups: Vec<&str> = m.groups.iter().map(|g| g.id.as_str()).collect();
+    for f in m.functions.values() {
+        if !groups.contains(&f.group.as_str()) {
+            groups.push(&f.group);
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|g| {
+            m.functions
+                .iter()
+                .filter(move |(_, f)| f.group == g)
+                .map(|(n, _)| n.as_str())
+        })
+        .collect()
+}
+
 /// The view of one integration.
 pub fn integration(m: &Manifest) -> IntegrationView {
     let default_credential = m.credentials.keys().next().cloned();
@@ -177,11 +202,7 @@ pub fn integration(m: &Manifest) -> IntegrationView {
             hint: c.hint.clone(),
         })
         .collect();
-    let functions: Vec<FunctionView> = m
-        .functions
-        .iter()
-        .map(|(n, f)| function(m, n, f))
-        .collect();
+    let functions: Vec<FunctionView> = m.functions.iter().map(|(n, f)| function(m, n, f)).collect();
 
     let mut groups: IndexMap<String, GroupView> = m
         .groups
@@ -224,31 +245,30 @@ pub fn integration(m: &Manifest) -> IntegrationView {
         }
         // A group description that already states the fact (as the seed page does) wins.
         let betas = &callable[0].betas;
-        if !betas.is_empty() && callable.iter().all(|f| &f.betas == betas) {
-            if let Some(h) = beta_header
+        if !betas.is_empty()
+            && callable.iter().all(|f| &f.betas == betas)
+            && let Some(h) = beta_header
                 .as_ref()
                 .filter(|h| !g.description.contains(&format!("{h}: {}", betas.join(","))))
-            {
-                g.notes.push(format!(
-                    "{} operations send the required beta header internally: `{h}: {}`.",
-                    g.title,
-                    betas.join(",")
-                ));
-            }
+        {
+            g.notes.push(format!(
+                "{} operations send the required beta header internally: `{h}: {}`.",
+                g.title,
+                betas.join(",")
+            ));
         }
         let cred = callable[0].credential.as_ref().map(|c| c.name.clone());
-        if let (Some(c), Some(default)) = (&cred, &default_credential) {
-            if c != default
-                && !g.description.contains(&format!("`{c}`"))
-                && callable
-                    .iter()
-                    .all(|f| f.credential.as_ref().map(|x| &x.name) == Some(c))
-            {
-                let label = m.credentials.get(c).map(|x| x.label.as_str()).unwrap_or(c);
-                g.notes.push(format!(
-                    "The following tools require `{c}` ({label}), not the `{default}` credential."
-                ));
-            }
+        if let (Some(c), Some(default)) = (&cred, &default_credential)
+            && c != default
+            && !g.description.contains(&format!("`{c}`"))
+            && callable
+                .iter()
+                .all(|f| f.credential.as_ref().map(|x| &x.name) == Some(c))
+        {
+            let label = m.credentials.get(c).map(|x| x.label.as_str()).unwrap_or(c);
+            g.notes.push(format!(
+                "The following tools require `{c}` ({label}), not the `{default}` credential."
+            ));
         }
     }
 
@@ -316,12 +336,19 @@ pub fn integration(m: &Manifest) -> IntegrationView {
         sections,
         errors_note,
         function_count: functions.len(),
-        groups: groups.into_values().filter(|g| !g.functions.is_empty()).collect(),
+        groups: groups
+            .into_values()
+            .filter(|g| !g.functions.is_empty())
+            .collect(),
         credentials,
         default_credential,
         beta_header,
         beta_param: m.betas.as_ref().map(|b| b.param.clone()),
-        known_betas: m.betas.as_ref().map(|b| b.known.clone()).unwrap_or_default(),
+        known_betas: m
+            .betas
+            .as_ref()
+            .map(|b| b.known.clone())
+            .unwrap_or_default(),
         base_url_env: m.account.base_url_env.clone(),
         cli_function,
         cli_args,
@@ -364,6 +391,13 @@ pub fn function(m: &Manifest, name: &str, f: &Function) -> FunctionView {
             kind: "option".into(),
             depth: 0,
         });
+    }
+    // Rows only ever appear in markdown tables: make them cell-ready once.
+    let (mut rows, mut options) = (rows, options);
+    for r in rows.iter_mut().chain(options.iter_mut()) {
+        r.r#type = md_cell(&r.r#type);
+        r.description = md_cell(&r.description);
+        r.default = r.default.as_deref().map(md_cell);
     }
     let credential = f.credential.as_ref().and_then(|c| {
         m.credentials.get(c).map(|x| CredentialView {
@@ -411,6 +445,7 @@ pub fn function(m: &Manifest, name: &str, f: &Function) -> FunctionView {
         class: f.class.as_str().into(),
         idempotent: f.idempotent,
         summary: f.summary.trim().to_string(),
+        summary_cell: md_cell(&f.summary),
         description: f.description.trim().to_string(),
         group: f.group.clone(),
         http: match (&f.method, &f.path) {
@@ -437,7 +472,12 @@ pub fn function(m: &Manifest, name: &str, f: &Function) -> FunctionView {
                 p.until_pointer,
                 p.until_values
                     .iter()
-                    .map(|v| format!("`{}`", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                    .map(|v| format!(
+                        "`{}`",
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string())
+                    ))
                     .collect::<Vec<_>>()
                     .join(" or ")
             )
@@ -456,6 +496,15 @@ pub fn function(m: &Manifest, name: &str, f: &Function) -> FunctionView {
         lua_classes,
         returns,
     }
+}
+
+/// Text for a markdown table cell: one line, pipes escaped. Rows are rendered on every page view,
+/// so this runs once when the view is built instead of as a template filter.
+pub fn md_cell(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
 }
 
 fn str_of(v: &Value, key: &str) -> String {
@@ -560,31 +609,28 @@ fn param_rows(f: &Function) -> (Vec<Row>, Vec<String>, Vec<String>) {
     let mut wrappers_done: Vec<&str> = Vec::new();
     for p in &f.params {
         let wrapper = wrapper_of(f, p.location);
-        if let Some(w) = wrapper {
-            if !wrappers_done.contains(&w) {
-                wrappers_done.push(w);
-                let loc = p.location;
-                let any_required = f
-                    .params
-                    .iter()
-                    .any(|q| q.location == loc && q.required);
-                let what = if w == "payload" {
-                    "the JSON body"
-                } else {
-                    "the query string"
-                };
-                rows.push(Row {
-                    name: w.to_string(),
-                    r#type: "object".into(),
-                    required: any_required,
-                    default: None,
-                    description: format!(
-                        "Fields of {what}, listed below as `{w}.<field>`. The same fields are also accepted flat, without the `{w}` wrapper."
-                    ),
-                    kind: "wrapper".into(),
-                    depth: 0,
-                });
-            }
+        if let Some(w) = wrapper
+            && !wrappers_done.contains(&w)
+        {
+            wrappers_done.push(w);
+            let loc = p.location;
+            let any_required = f.params.iter().any(|q| q.location == loc && q.required);
+            let what = if w == "payload" {
+                "the JSON body"
+            } else {
+                "the query string"
+            };
+            rows.push(Row {
+                name: w.to_string(),
+                r#type: "object".into(),
+                required: any_required,
+                default: None,
+                description: format!(
+                    "Fields of {what}, listed below as `{w}.<field>`. The same fields are also accepted flat, without the `{w}` wrapper."
+                ),
+                kind: "wrapper".into(),
+                depth: 0,
+            });
         }
         let display = match wrapper {
             Some(w) => format!("{w}.{}", p.name),
@@ -676,6 +722,7 @@ fn examples(f: &Function) -> Vec<ExampleView> {
             .iter()
             .map(|e| ExampleView {
                 title: e.title.trim().to_string(),
+                code: lua::block(&e.args, 0, true),
                 args: e.args.clone(),
                 after: e.after.as_ref().map(|a| a.trim_end().to_string()),
                 generated: false,
@@ -701,9 +748,11 @@ fn examples(f: &Function) -> Vec<ExampleView> {
             }
         }
     }
+    let args = Value::Object(args);
     vec![ExampleView {
         title: "Minimal call".into(),
-        args: Value::Object(args),
+        code: lua::block(&args, 0, true),
+        args,
         after: Some("dump(result)".into()),
         generated: true,
     }]
@@ -721,14 +770,15 @@ fn placeholder(name: &str, ty: &str) -> Value {
 
 /// The LuaCATS type of a schema fragment.
 pub fn lua_type(schema: &Value) -> String {
-    if let Some(Value::Array(vals)) = schema.get("enum") {
-        if !vals.is_empty() && vals.iter().all(Value::is_string) {
-            return vals
-                .iter()
-                .map(|v| lua::quote(v.as_str().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join("|");
-        }
+    if let Some(Value::Array(vals)) = schema.get("enum")
+        && !vals.is_empty()
+        && vals.iter().all(Value::is_string)
+    {
+        return vals
+            .iter()
+            .map(|v| lua::quote(v.as_str().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("|");
     }
     let one = |t: &str, s: &Value| -> String {
         match t {
@@ -787,7 +837,13 @@ fn one_line(s: &str) -> String {
 
 /// Classes for a function's argument table: every parameter flat (always accepted), the wrapper
 /// objects, kosmo options, and one class per parameter with documented object fields.
-fn lua_classes(m: &Manifest, name: &str, f: &Function, schema: &Value, args_class: &str) -> Vec<LuaClass> {
+fn lua_classes(
+    m: &Manifest,
+    name: &str,
+    f: &Function,
+    schema: &Value,
+    args_class: &str,
+) -> Vec<LuaClass> {
     let mut classes = Vec::new();
     let mut args = LuaClass {
         name: args_class.to_string(),
@@ -803,11 +859,17 @@ fn lua_classes(m: &Manifest, name: &str, f: &Function, schema: &Value, args_clas
         let mut ty = lua_type(&s);
         let sub = format!("{}.{name}.{}", m.name, p.name);
         if let Some(c) = object_class(&s, &sub) {
-            ty = if s.get("properties").is_some() {
-                sub.clone()
+            // Swap the generic table in the union for the class (`string|x.system[]`).
+            let (generic, named) = if s.get("properties").is_some() {
+                ("table", sub.clone())
             } else {
-                format!("{sub}[]")
+                ("table[]", format!("{sub}[]"))
             };
+            ty = ty
+                .split('|')
+                .map(|t| if t == generic { named.as_str() } else { t })
+                .collect::<Vec<_>>()
+                .join("|");
             classes.push(c);
         }
         let field = LuaField {
@@ -874,7 +936,9 @@ fn object_class(schema: &Value, name: &str) -> Option<LuaClass> {
     let target = if schema.get("properties").is_some() {
         schema
     } else {
-        schema.get("items").filter(|i| i.get("properties").is_some())?
+        schema
+            .get("items")
+            .filter(|i| i.get("properties").is_some())?
     };
     let required = required_names(target);
     let props = target.get("properties")?.as_object()?;

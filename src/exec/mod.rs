@@ -173,6 +173,9 @@ impl Executor {
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .tcp_nodelay(true)
+            // Like the SDK (httpx): no redirects. A redirect to another host would carry the
+            // credential header (reqwest only strips `authorization` across hosts).
+            .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| Error::config(format!("cannot create the HTTP client: {e}")))?;
@@ -544,7 +547,6 @@ impl Executor {
         if let Some(ev) = parser.finish()? {
             handle(ev, &mut deadline)?;
         }
-        drop(handle);
         if !assembler.finished() {
             let expected = assembler.end_events().join(" / ");
             return Err(stream_err(format!(
@@ -609,5 +611,28 @@ impl Executor {
             Some(status),
             rid,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The Lua runtime and the CLI may spawn calls on a multi-threaded runtime.
+    #[test]
+    fn call_futures_are_send() {
+        let ex = Executor::new(
+            Arc::new(Registry::default()),
+            Arc::new(Credentials::default()),
+            ExecConfig::default(),
+        )
+        .unwrap();
+        let fut = ex.call(Call::new("x", "y", Value::Null));
+        assert_send(&fut);
+        let rows = ex.rows(Call::new("x", "y", Value::Null));
+        assert_send(&rows);
+        drop((fut, rows));
     }
 }

@@ -458,17 +458,17 @@ pub async fn to_reqwest(client: &reqwest::Client, p: &Prepared) -> Result<reqwes
     for (k, v) in &p.headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
-    if let Some(auth) = &p.auth {
-        if let Some(v) = auth.value() {
-            let mut hv = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
-                Error::config(format!(
-                    "the configured {} contains characters that cannot go in an HTTP header",
-                    auth.header
-                ))
-            })?;
-            hv.set_sensitive(true);
-            rb = rb.header(auth.header.as_str(), hv);
-        }
+    if let Some(auth) = &p.auth
+        && let Some(v) = auth.value()
+    {
+        let mut hv = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
+            Error::config(format!(
+                "the configured {} contains characters that cannot go in an HTTP header",
+                auth.header
+            ))
+        })?;
+        hv.set_sensitive(true);
+        rb = rb.header(auth.header.as_str(), hv);
     }
     match &p.body {
         Body::None => {}

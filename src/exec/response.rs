@@ -95,23 +95,23 @@ pub fn api_error(
     let retry_after = super::retry::retry_after(headers);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
     let ptr = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
-    if let Some(v) = &parsed {
-        if let Some(error_type) = ptr(v, &manifest.errors.type_pointer) {
-            let message =
-                ptr(v, &manifest.errors.message_pointer).unwrap_or_else(|| error_type.clone());
-            // Some error bodies carry the request id too; the header wins.
-            let request_id = request_id.or_else(|| ptr(v, "/request_id"));
-            return redact_error(
-                Error::Api {
-                    status,
-                    error_type,
-                    message,
-                    request_id,
-                    retry_after,
-                },
-                secrets,
-            );
-        }
+    if let Some(v) = &parsed
+        && let Some(error_type) = ptr(v, &manifest.errors.type_pointer)
+    {
+        let message =
+            ptr(v, &manifest.errors.message_pointer).unwrap_or_else(|| error_type.clone());
+        // Some error bodies carry the request id too; the header wins.
+        let request_id = request_id.or_else(|| ptr(v, "/request_id"));
+        return redact_error(
+            Error::Api {
+                status,
+                error_type,
+                message,
+                request_id,
+                retry_after,
+            },
+            secrets,
+        );
     }
     let what = describe_unexpected(headers, body, parsed.is_some());
     redact_error(

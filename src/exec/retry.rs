@@ -64,10 +64,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<f64> {
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|s| s.trim().parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
     {
-        if ms.is_finite() && ms >= 0.0 {
-            return Some(ms / 1000.0);
-        }
+        return Some(ms / 1000.0);
     }
     let raw = headers.get("retry-after")?.to_str().ok()?.trim();
     if let Ok(secs) = raw.parse::<f64>() {
@@ -90,11 +90,11 @@ pub fn delay(
     server_wait: Option<f64>,
     max_server_wait: Duration,
 ) -> Option<Duration> {
-    if let Some(secs) = server_wait {
-        if secs > 0.0 {
-            let d = Duration::from_secs_f64(secs);
-            return (d <= max_server_wait).then_some(d);
-        }
+    if let Some(secs) = server_wait
+        && secs > 0.0
+    {
+        let d = Duration::from_secs_f64(secs);
+        return (d <= max_server_wait).then_some(d);
     }
     let base = (0.5 * 2f64.powi(retries_done.min(16) as i32)).min(8.0);
     let jitter = 1.0 - 0.25 * fastrand::f64();

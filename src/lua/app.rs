@@ -71,9 +71,12 @@ impl UserData for AppNs {
 }
 
 fn read_only<T, M: UserDataMethods<T>>(methods: &mut M, name: &'static str) {
-    methods.add_meta_method(MetaMethod::NewIndex, move |_, _, _: MultiValue| -> mlua::Result<()> {
-        Err(mlua::Error::runtime(format!("{name} is read-only")))
-    });
+    methods.add_meta_method(
+        MetaMethod::NewIndex,
+        move |_, _, _: MultiValue| -> mlua::Result<()> {
+            Err(mlua::Error::runtime(format!("{name} is read-only")))
+        },
+    );
 }
 
 impl UserData for IntegrationsNs {
@@ -169,7 +172,7 @@ fn index_integration(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult
     }
     if account.is_none() {
         let accounts = shared.accounts(&integration);
-        if key == "default" || accounts.iter().any(|a| *a == key) || shared.options.offline {
+        if key == "default" || accounts.contains(&key) || shared.options.offline {
             return Ok(Value::UserData(lua.create_userdata(IntegrationNs {
                 integration,
                 account: Some(key),
@@ -226,11 +229,11 @@ fn build_args(
                     return Ok(());
                 }
             };
-            if key == "on_event" {
-                if let Value::Function(func) = v {
-                    on_event = Some(func);
-                    return Ok(());
-                }
+            if key == "on_event"
+                && let Value::Function(func) = v
+            {
+                on_event = Some(func);
+                return Ok(());
             }
             match lj::to_json(lua, &v, JsonMode::Strict) {
                 Ok(j) => {
@@ -284,12 +287,11 @@ fn build_args(
     }
     // `{}` is an object in Lua's eyes; a parameter declared as an array wants `[]`.
     for p in &f.params {
-        if p.schema.get("type").and_then(Json::as_str) == Some("array") {
-            if let Some(v) = obj.get_mut(&p.name) {
-                if v.as_object().is_some_and(Map::is_empty) {
-                    *v = Json::Array(Vec::new());
-                }
-            }
+        if p.schema.get("type").and_then(Json::as_str) == Some("array")
+            && let Some(v) = obj.get_mut(&p.name)
+            && v.as_object().is_some_and(Map::is_empty)
+        {
+            *v = Json::Array(Vec::new());
         }
     }
     Ok((Json::Object(obj), on_event))
@@ -341,10 +343,10 @@ fn permit(shared: &Arc<Shared>, req: Request<'_>) -> Result<(), Error> {
             None
         }
     })?;
-    if decision == Decision::Confirmed(Answer::Always) {
-        if let Ok(mut s) = shared.allowed_for_run.lock() {
-            s.insert(key);
-        }
+    if decision == Decision::Confirmed(Answer::Always)
+        && let Ok(mut s) = shared.allowed_for_run.lock()
+    {
+        s.insert(key);
     }
     Ok(())
 }
@@ -515,7 +517,17 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         .await
     };
     if let Some(e) = shared.limits.lua_error() {
-        recorder.record(None, None, Some(&shared.limits.error().map(|e| e.to_json()).unwrap_or(Json::Null)));
+        recorder.record(
+            None,
+            None,
+            Some(
+                &shared
+                    .limits
+                    .error()
+                    .map(|e| e.to_json())
+                    .unwrap_or(Json::Null),
+            ),
+        );
         return Err(HostError::Lua(e));
     }
     match result {
@@ -557,7 +569,12 @@ fn rows_target(info: &Value) -> HostResult<(String, Option<String>, String, Stri
                 .to_string();
             let parts: Vec<&str> = trimmed.split('.').collect();
             match parts.as_slice() {
-                [i, f] => Ok((i.to_string(), None, f.to_string(), format!("integrations.{trimmed}"))),
+                [i, f] => Ok((
+                    i.to_string(),
+                    None,
+                    f.to_string(),
+                    format!("integrations.{trimmed}"),
+                )),
                 [i, a, f] => Ok((
                     i.to_string(),
                     Some(a.to_string()),
@@ -660,7 +677,12 @@ async fn next_row(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult
 }
 
 /// Run the branches (`branch(f)` = raw `pcall(f)`) concurrently; answer `{ {ok, v}, ... }`.
-async fn parallel_raw(lua: Lua, shared: Arc<Shared>, fns: Table, branch: Function) -> mlua::Result<Table> {
+async fn parallel_raw(
+    lua: Lua,
+    shared: Arc<Shared>,
+    fns: Table,
+    branch: Function,
+) -> mlua::Result<Table> {
     let n = fns.raw_len();
     let width = shared.limits.limits.parallel.max(1);
     let mut futs = Vec::with_capacity(n);
@@ -713,9 +735,10 @@ pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     let rows: Function = rows_factory.call((open, next))?;
 
     let sh = shared.clone();
-    let raw_parallel = lua.create_async_function(move |lua, (fns, branch): (Table, Function)| {
-        parallel_raw(lua, sh.clone(), fns, branch)
-    })?;
+    let raw_parallel =
+        lua.create_async_function(move |lua, (fns, branch): (Table, Function)| {
+            parallel_raw(lua, sh.clone(), fns, branch)
+        })?;
     let parallel_factory: Function = lua.named_registry_value(sandbox::PARALLEL)?;
     let parallel: Function = parallel_factory.call(raw_parallel)?;
 

@@ -30,12 +30,11 @@ fn page_arg(args: &MultiValue, func: &str) -> HostResult<String> {
 fn read(lua: &Lua, shared: &Shared, args: MultiValue, func: &str) -> HostResult<String> {
     let page = page_arg(&args, func)?;
     let docs = docs_of(lua, shared)?;
-    docs.read(&page).map_err(|e| {
-        match error_table(lua, &e.to_json(), Some(func), None) {
+    docs.read(&page)
+        .map_err(|e| match error_table(lua, &e.to_json(), Some(func), None) {
             Ok(t) => HostError::Value(Value::Table(t)),
             Err(e) => HostError::Lua(e),
-        }
-    })
+        })
 }
 
 pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {

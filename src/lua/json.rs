@@ -82,7 +82,11 @@ fn conv(
         Value::Number(n) => match Number::from_f64(*n) {
             Some(n) => Json::Number(n),
             None if mode == Mode::Lenient => Json::Null,
-            None => return Err(format!("cannot encode {n} as JSON (NaN and infinity have no JSON form)")),
+            None => {
+                return Err(format!(
+                    "cannot encode {n} as JSON (NaN and infinity have no JSON form)"
+                ));
+            }
         },
         Value::String(s) => match s.to_str() {
             Ok(s) => Json::String(s.to_string()),
@@ -111,7 +115,9 @@ fn key_string(k: &Value, mode: Mode) -> Result<String, String> {
     match k {
         Value::String(s) => match s.to_str() {
             Ok(s) => Ok(s.to_string()),
-            Err(_) if mode == Mode::Lenient => Ok(String::from_utf8_lossy(&s.as_bytes()).into_owned()),
+            Err(_) if mode == Mode::Lenient => {
+                Ok(String::from_utf8_lossy(&s.as_bytes()).into_owned())
+            }
             Err(_) => Err("cannot encode a key that is not valid UTF-8 as JSON".into()),
         },
         Value::Integer(i) => Ok(i.to_string()),
@@ -143,7 +149,9 @@ fn conv_table(
     if depth >= MAX_DEPTH {
         return match mode {
             Mode::Lenient => Ok(Json::String("<too deep>".into())),
-            Mode::Strict => Err(format!("cannot encode tables nested more than {MAX_DEPTH} deep")),
+            Mode::Strict => Err(format!(
+                "cannot encode tables nested more than {MAX_DEPTH} deep"
+            )),
         };
     }
     let marker = t.metatable().map(|mt| mt.to_pointer());
@@ -162,7 +170,11 @@ fn conv_table(
         Value::Integer(i) => *i >= 1 && (*i as u64) <= n as u64,
         _ => false,
     });
-    let as_array = if n == 0 { want_array } else { is_sequence && !want_object };
+    let as_array = if n == 0 {
+        want_array
+    } else {
+        is_sequence && !want_object
+    };
 
     stack.push(id);
     let out = if as_array {
@@ -276,7 +288,8 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                 Some(Value::Table(o)) => o.raw_get::<Option<bool>>("pretty")?.unwrap_or(false),
                 _ => false,
             };
-            let j = to_json(lua, &v, Mode::Strict).map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
+            let j = to_json(lua, &v, Mode::Strict)
+                .map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
             let s = if pretty {
                 serde_json::to_string_pretty(&j)
             } else {

@@ -138,7 +138,10 @@ impl LimitState {
     }
 
     pub fn start(&self) -> Instant {
-        self.start.lock().map(|s| *s).unwrap_or_else(|_| Instant::now())
+        self.start
+            .lock()
+            .map(|s| *s)
+            .unwrap_or_else(|_| Instant::now())
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -285,7 +288,9 @@ pub fn install(lua: &Lua, state: &Arc<LimitState>) -> mlua::Result<()> {
             if let Some(e) = st.lua_error() {
                 return Err(e);
             }
-            let n = st.instructions.fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed)
+            let n = st
+                .instructions
+                .fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed)
                 + u64::from(HOOK_EVERY);
             st.tick();
             st.note_memory(lua.used_memory());
@@ -315,7 +320,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "k" | "kb" | "kib" => 1024.0,
         "m" | "mb" | "mib" => 1024.0 * 1024.0,
         "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("invalid size '{text}': use bytes or a unit, e.g. 64M or 1G")),
+        _ => {
+            return Err(format!(
+                "invalid size '{text}': use bytes or a unit, e.g. 64M or 1G"
+            ));
+        }
     };
     let n: f64 = num
         .parse()
@@ -333,7 +342,9 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
     let t = t.strip_suffix('s').unwrap_or(t);
     match t.parse::<f64>() {
         Ok(v) if v.is_finite() && v > 0.0 && v <= 1e9 => Ok(v),
-        _ => Err(format!("invalid number of seconds '{text}': use a positive number, e.g. 30 or 0.5")),
+        _ => Err(format!(
+            "invalid number of seconds '{text}': use a positive number, e.g. 30 or 0.5"
+        )),
     }
 }
 
@@ -347,9 +358,9 @@ pub fn parse_count(text: &str) -> Result<u64, String> {
 /// `67108864` → `64 MiB`.
 pub fn format_size(bytes: usize) -> String {
     const MIB: usize = 1 << 20;
-    if bytes >= MIB && bytes % MIB == 0 {
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
-    } else if bytes >= 1024 && bytes % 1024 == 0 {
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} bytes")

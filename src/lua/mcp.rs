@@ -84,9 +84,12 @@ pub struct McpNs;
 impl UserData for McpNs {
     fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method(MetaMethod::Index, |_, _, _key: Value| Ok(Value::Nil));
-        methods.add_meta_method(MetaMethod::NewIndex, |_, _, _: MultiValue| -> mlua::Result<()> {
-            Err(mlua::Error::runtime("app.mcp is read-only"))
-        });
+        methods.add_meta_method(
+            MetaMethod::NewIndex,
+            |_, _, _: MultiValue| -> mlua::Result<()> {
+                Err(mlua::Error::runtime("app.mcp is read-only"))
+            },
+        );
         methods.add_meta_method(MetaMethod::ToString, |_, _, ()| Ok("app.mcp"));
     }
 }
@@ -104,9 +107,12 @@ impl UserData for McpApp {
                 _ => Value::Nil,
             })
         });
-        methods.add_meta_method(MetaMethod::NewIndex, |_, _, _: MultiValue| -> mlua::Result<()> {
-            Err(mlua::Error::runtime("app is read-only"))
-        });
+        methods.add_meta_method(
+            MetaMethod::NewIndex,
+            |_, _, _: MultiValue| -> mlua::Result<()> {
+                Err(mlua::Error::runtime("app is read-only"))
+            },
+        );
         methods.add_meta_method(MetaMethod::ToString, |_, _, ()| Ok("app"));
     }
 }

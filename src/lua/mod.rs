@@ -278,7 +278,8 @@ impl Shared {
                 } else {
                     self.credentials()?
                 };
-                Executor::new(registry, creds, ExecConfig::default()).map_err(|e| e.to_json())
+                let config = exec_config(self.options.config_dir.as_deref());
+                Executor::new(registry, creds, config).map_err(|e| e.to_json())
             })
             .await
             .clone()
@@ -321,6 +322,42 @@ impl Shared {
             meta: self.meta(),
         }
     }
+}
+
+/// Transport settings from the `http:` section of `config.yaml`
+/// (`{max_retries, connect_timeout, timeout, stream_idle_timeout}`, seconds); defaults otherwise.
+fn exec_config(dir: Option<&std::path::Path>) -> ExecConfig {
+    let mut c = ExecConfig::default();
+    let dir = dir
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(crate::credentials::config_dir);
+    let Ok(text) = std::fs::read_to_string(dir.join("config.yaml")) else {
+        return c;
+    };
+    let Ok(doc) = serde_yaml::from_str::<Json>(&text) else {
+        tracing::warn!("config.yaml is not valid YAML; using default HTTP settings");
+        return c;
+    };
+    let http = &doc["http"];
+    let secs = |k: &str| {
+        http[k]
+            .as_f64()
+            .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e7)
+            .map(std::time::Duration::from_secs_f64)
+    };
+    if let Some(n) = http["max_retries"].as_u64() {
+        c.max_retries = n.min(20) as u32;
+    }
+    if let Some(d) = secs("connect_timeout") {
+        c.connect_timeout = d;
+    }
+    if let Some(d) = secs("timeout") {
+        c.timeout = d;
+    }
+    if let Some(d) = secs("stream_idle_timeout") {
+        c.stream_idle_timeout = d;
+    }
+    c
 }
 
 /// One Lua state with its host functions installed.
@@ -408,7 +445,9 @@ impl Runtime {
 
     async fn execute(&self, code: &str, chunk_name: &str) -> Result<Vec<Json>, Json> {
         let limits = &self.shared.limits;
-        let chunk = self.compile(code, chunk_name).map_err(|e| lua_error_json(&e))?;
+        let chunk = self
+            .compile(code, chunk_name)
+            .map_err(|e| lua_error_json(&e))?;
         let run: Function = self
             .lua
             .named_registry_value(sandbox::RUN)
@@ -425,10 +464,10 @@ impl Runtime {
         }
         drop(fut);
         self.shared.limits.note_memory(self.lua.used_memory());
-        if let Some(kind) = limits.tripped() {
-            if kind != limits::Kind::Done {
-                return Err(limits.error_for(kind).to_json());
-            }
+        if let Some(kind) = limits.tripped()
+            && kind != limits::Kind::Done
+        {
+            return Err(limits.error_for(kind).to_json());
         }
         let values = match outcome {
             None => return Err(limits.error_for(limits::Kind::Timeout).to_json()),
@@ -472,7 +511,14 @@ impl Runtime {
                 if is_ours {
                     let mut j = json::result_value(&self.lua, v);
                     if let Json::Object(map) = &mut j {
-                        for k in ["code", "message", "status", "type", "request_id", "retry_after"] {
+                        for k in [
+                            "code",
+                            "message",
+                            "status",
+                            "type",
+                            "request_id",
+                            "retry_after",
+                        ] {
                             map.entry(k).or_insert(Json::Null);
                         }
                     }
@@ -594,7 +640,10 @@ pub fn error_table(
             if v.is_null() {
                 continue;
             }
-            t.raw_set(k.as_str(), json::from_json(lua, v, json::Nulls::DropInObjects)?)?;
+            t.raw_set(
+                k.as_str(),
+                json::from_json(lua, v, json::Nulls::DropInObjects)?,
+            )?;
         }
     }
     if let Some(f) = function {

@@ -86,12 +86,16 @@ fn print_text(lua: &Lua, tostring: &Function, v: &Value) -> mlua::Result<String>
                 .transpose()?
                 .unwrap_or(false);
             if has_tostring {
-                tostring.call::<mlua::LuaString>(v.clone())?.to_string_lossy()
+                tostring
+                    .call::<mlua::LuaString>(v.clone())?
+                    .to_string_lossy()
             } else {
                 render(lua, v)
             }
         }
-        other => tostring.call::<mlua::LuaString>(other.clone())?.to_string_lossy(),
+        other => tostring
+            .call::<mlua::LuaString>(other.clone())?
+            .to_string_lossy(),
     })
 }
 

@@ -49,12 +49,12 @@ fn opt_str(args: &MultiValue, i: usize) -> Option<String> {
 
 /// Split `/pattern/flags` into its parts; anything else is a plain pattern.
 pub fn parse_pattern(p: &str) -> (String, String) {
-    if let Some(rest) = p.strip_prefix('/') {
-        if let Some(end) = rest.rfind('/') {
-            let flags = &rest[end + 1..];
-            if flags.chars().all(|c| "imsxuUD".contains(c)) {
-                return (rest[..end].to_string(), flags.to_string());
-            }
+    if let Some(rest) = p.strip_prefix('/')
+        && let Some(end) = rest.rfind('/')
+    {
+        let flags = &rest[end + 1..];
+        if flags.chars().all(|c| "imsxuUD".contains(c)) {
+            return (rest[..end].to_string(), flags.to_string());
         }
     }
     (p.to_string(), String::new())
@@ -69,13 +69,15 @@ fn compile(cache: &Cache, func: &str, pattern: &str, extra_flags: &str) -> HostR
         )));
     }
     let key = (pat.clone(), flags.clone());
-    if let Ok(c) = cache.lock() {
-        if let Some(r) = c.get(&key) {
-            return Ok(r.clone());
-        }
+    if let Ok(c) = cache.lock()
+        && let Some(r) = c.get(&key)
+    {
+        return Ok(r.clone());
     }
     let mut b = RegexBuilder::new(&pat);
-    b.size_limit(SIZE_LIMIT).dfa_size_limit(SIZE_LIMIT).nest_limit(100);
+    b.size_limit(SIZE_LIMIT)
+        .dfa_size_limit(SIZE_LIMIT)
+        .nest_limit(100);
     for c in flags.chars() {
         match c {
             'i' => b.case_insensitive(true),

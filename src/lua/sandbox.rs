@@ -54,6 +54,13 @@ local function wrap_w(f)
   end
 end
 
+-- Finalizers run with debug hooks off, so no limit could stop one: refuse `__gc`.
+G.setmetatable = function(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not allowed in the sandbox", 2)
+  end
+  return setmetatable(t, mt)
+end
 G.pcall = function(f, ...) return check(pcall(f, ...)) end
 G.xpcall = function(f, h, ...) return check(xpcall(f, h, ...)) end
 G.coroutine = {
@@ -147,7 +154,12 @@ return lift, run, err_mt, make_fn, parallel, rows, tostring
 /// Create the state with only the allowed libraries, limits installed, bootstrap run.
 pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
     let lua = Lua::new_with(
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS,
+        StdLib::TABLE
+            | StdLib::STRING
+            | StdLib::MATH
+            | StdLib::UTF8
+            | StdLib::COROUTINE
+            | StdLib::OS,
         LuaOptions::new(),
     )?;
     let g = lua.globals();
@@ -159,7 +171,15 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
         safe_os.raw_set(name, os.raw_get::<Value>(name)?)?;
     }
     g.raw_set("os", safe_os)?;
-    for name in ["dofile", "loadfile", "require", "collectgarbage", "io", "package", "debug"] {
+    for name in [
+        "dofile",
+        "loadfile",
+        "require",
+        "collectgarbage",
+        "io",
+        "package",
+        "debug",
+    ] {
         g.raw_set(name, Value::Nil)?;
     }
     let string: mlua::Table = g.raw_get("string")?;
@@ -178,14 +198,12 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
         if let Some(e) = st.lua_error() {
             return Err(e);
         }
-        if matches!(args.front(), Some(Value::Boolean(false))) {
-            if let Some(err) = args.get(1) {
-                if is_memory_error(err) {
-                    st.trip(Kind::Memory);
-                    if let Some(e) = st.lua_error() {
-                        return Err(e);
-                    }
-                }
+        if matches!(args.front(), Some(Value::Boolean(false)))
+            && args.get(1).is_some_and(is_memory_error)
+        {
+            st.trip(Kind::Memory);
+            if let Some(e) = st.lua_error() {
+                return Err(e);
             }
         }
         Ok(args)
@@ -194,7 +212,9 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
     let st = limits.clone();
     lua.set_warning_function(move |_, msg, _incomplete| {
         if st.count_output(msg.len() + 1).is_err() {
-            return Err(st.lua_error().unwrap_or_else(|| mlua::Error::runtime("output limit")));
+            return Err(st
+                .lua_error()
+                .unwrap_or_else(|| mlua::Error::runtime("output limit")));
         }
         tracing::warn!("lua warning: {msg}");
         Ok(())
@@ -208,10 +228,11 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
         Function,
         Function,
         Function,
-    ) = lua
-        .load(BOOTSTRAP)
-        .set_name("=kosmo")
-        .call((g, check, Value::LightUserData(Lua::poll_pending())))?;
+    ) = lua.load(BOOTSTRAP).set_name("=kosmo").call((
+        g,
+        check,
+        Value::LightUserData(Lua::poll_pending()),
+    ))?;
     lua.set_named_registry_value(LIFT, lift)?;
     lua.set_named_registry_value(RUN, run)?;
     lua.set_named_registry_value(ERR_MT, err_mt)?;

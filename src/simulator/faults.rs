@@ -6,7 +6,7 @@
 //! SPEC   = RULE { ";" RULE }
 //! RULE   = TARGET "=" STEP { "," STEP }        TARGET = function name, alias, full name, or "*"
 //! STEP   = KIND { ":" KEY "=" VALUE } [ "*" COUNT ]
-//! KIND   = ok | 400..599 | reset | stall | html | truncated | eof | error-event
+//! KIND   = ok | 400..599 | reset | stall | html | truncated | eof | hang | error-event
 //! ```
 //!
 //! Each request to a function takes the next step of that function's sequence (then of `*`);
@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, Method};
 use serde_json::{Value, json};
 
 use super::server::Sim;
-use super::wire::{self, Reply};
+use super::wire::{self, Reply, Tail};
 use crate::registry::Integration;
 
 pub const CONTROL_PREFIX: &str = "/_kosmo/";
@@ -46,9 +46,13 @@ pub enum Step {
     Html { status: u16 },
     /// The real body cut in half, with a matching content-length (a JSON parse error).
     Truncated,
-    /// The body stops early: a stream ends after `after` events without its final ones; any
-    /// other body announces its full length, sends half and drops the connection.
-    Eof { after: Option<usize> },
+    /// The body stops early: a stream ends after `after` events without its final ones (cleanly,
+    /// or with the connection dropped when `abort`); any other body announces its full length,
+    /// sends half and drops the connection.
+    Eof { after: Option<usize>, abort: bool },
+    /// The body stalls: a stream sends `after` events, any other body half of its bytes, then
+    /// nothing more while the connection stays open (for idle-timeout tests).
+    Hang { after: Option<usize> },
     /// A stream sends `after` events, then an `error` event of type `kind`.
     ErrorEvent { after: Option<usize>, kind: String },
 }
@@ -141,7 +145,14 @@ fn describe(s: &Step) -> String {
         Step::Stall { ms: None } => "stall".into(),
         Step::Html { status } => format!("html:status={status}"),
         Step::Truncated => "truncated".into(),
-        Step::Eof { after } => after.map_or("eof".into(), |a| format!("eof:after={a}")),
+        Step::Eof { after, abort } => {
+            let mut s = after.map_or("eof".into(), |a| format!("eof:after={a}"));
+            if *abort {
+                s.push_str(":abort=true");
+            }
+            s
+        }
+        Step::Hang { after } => after.map_or("hang".into(), |a| format!("hang:after={a}")),
         Step::ErrorEvent { after, kind } => match after {
             Some(a) => format!("error-event:after={a}:type={kind}"),
             None => format!("error-event:type={kind}"),
@@ -222,8 +233,20 @@ pub fn parse_step(step: &str) -> Result<Step, String> {
             Step::Truncated
         }
         "eof" => {
-            allow(&["after"])?;
+            allow(&["after", "abort"])?;
+            let abort = match opts.get("abort").map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(format!("'{step}': abort must be true or false")),
+            };
             Step::Eof {
+                after: num("after")?.map(|n| n as usize),
+                abort,
+            }
+        }
+        "hang" => {
+            allow(&["after"])?;
+            Step::Hang {
                 after: num("after")?.map(|n| n as usize),
             }
         }
@@ -269,7 +292,7 @@ pub fn parse_step(step: &str) -> Result<Step, String> {
         "" => return Err("empty fault step".into()),
         other => {
             return Err(format!(
-                "unknown fault '{other}' (known: ok, an HTTP status 400..599, reset, stall, html, truncated, eof, error-event)"
+                "unknown fault '{other}' (known: ok, an HTTP status 400..599, reset, stall, html, truncated, eof, hang, error-event)"
             ));
         }
     };
@@ -389,23 +412,37 @@ pub fn after(sim: &Sim, step: &Step, reply: Reply, rid: &str) -> Reply {
                 body: body[..cut].to_vec(),
             }
         }
-        (Step::Eof { after }, Reply::Sse { mut events }) => {
+        (Step::Eof { after, abort }, Reply::Sse { mut events, .. }) => {
             let keep = after
                 .unwrap_or(events.len() / 2)
                 .min(events.len().saturating_sub(1));
             events.truncate(keep);
-            Reply::Sse { events }
+            let tail = if *abort { Tail::Abort } else { Tail::Complete };
+            Reply::Sse { events, tail }
         }
-        (Step::Eof { .. }, reply) => {
+        (Step::Hang { after }, Reply::Sse { mut events, .. }) => {
+            let keep = after.unwrap_or(events.len() / 2).min(events.len());
+            events.truncate(keep);
+            Reply::Sse {
+                events,
+                tail: Tail::Hang,
+            }
+        }
+        (Step::Eof { .. } | Step::Hang { .. }, reply) => {
             let (status, content_type, body) = reply.render(sim, rid);
             Reply::Broken {
                 status,
                 content_type,
                 declared: body.len(),
                 body: body[..body.len() / 2].to_vec(),
+                tail: if matches!(step, Step::Hang { .. }) {
+                    Tail::Hang
+                } else {
+                    Tail::Abort
+                },
             }
         }
-        (Step::ErrorEvent { after, kind }, Reply::Sse { mut events }) => {
+        (Step::ErrorEvent { after, kind }, Reply::Sse { mut events, .. }) => {
             let keep = after.unwrap_or(events.len() / 2).min(events.len());
             events.truncate(keep);
             let message = if kind == "overloaded_error" {
@@ -419,7 +456,10 @@ pub fn after(sim: &Sim, step: &Step, reply: Reply, rid: &str) -> Reply {
                 map.remove("request_id");
             }
             events.push(("error".into(), data));
-            Reply::Sse { events }
+            Reply::Sse {
+                events,
+                tail: Tail::Complete,
+            }
         }
         (Step::ErrorEvent { kind, .. }, _) => Reply::error(529, kind, "Overloaded"),
         (_, reply) => reply,

@@ -4,14 +4,16 @@
 //! A string value that is exactly `{name}` is replaced by the call's argument of that name (with
 //! its JSON type), so `get_thing` can echo the id it was asked for. The response kind shapes the
 //! body: `json` as is, `jsonl` one line per array item, `binary` a string's bytes, `sse` an array
-//! of `{event, data}` objects.
+//! of `{event, data}` objects. An id-cursor paginated function pages through the example's
+//! items (`limit`, `after_id`, `before_id`), so page walks work too.
 
 use serde_json::{Map, Value, json};
 
+use super::pagination;
 use super::request::Call;
 use super::server::Sim;
-use super::wire::Reply;
-use crate::manifest::ResponseKind;
+use super::wire::{Reply, Tail};
+use crate::manifest::{PaginationStyle, ResponseKind};
 
 pub fn answer(_sim: &Sim, call: &Call) -> Reply {
     let spec = call.f.simulator.as_ref();
@@ -19,7 +21,24 @@ pub fn answer(_sim: &Sim, call: &Call) -> Reply {
     let example = spec
         .and_then(|s| s.response.clone())
         .unwrap_or_else(|| Value::Object(Map::new()));
-    let body = fill(example, &call.args);
+    let mut body = fill(example, &call.args);
+    if let Some(p) = &call.f.pagination
+        && p.style == PaginationStyle::IdCursor
+        && let Some(Value::Array(items)) = body.get(&p.items).cloned()
+    {
+        match pagination::page(&items, call, "id") {
+            Ok(Value::Object(page)) => {
+                if let Value::Object(b) = &mut body {
+                    for (k, v) in page {
+                        let k = if k == "data" { p.items.clone() } else { k };
+                        b.insert(k, v);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return e,
+        }
+    }
     match call.f.response {
         ResponseKind::Json => Reply::Json {
             status,
@@ -68,7 +87,10 @@ pub fn answer(_sim: &Sim, call: &Call) -> Reply {
                     .collect(),
                 other => vec![("message".to_string(), other)],
             };
-            Reply::Sse { events }
+            Reply::Sse {
+                events,
+                tail: Tail::Complete,
+            }
         }
     }
 }

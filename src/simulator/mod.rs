@@ -89,13 +89,21 @@ pub async fn start(registry: Arc<Registry>, opts: SimulatorOptions) -> Result<Ru
     let integration = registry.require(&opts.integration)?.clone();
     let plan = faults::FaultPlan::parse(opts.faults.as_deref().unwrap_or(""), &integration)
         .map_err(|m| Error::config(format!("--faults: {m}")))?;
-    let addr = format!("{}:{}", opts.host, opts.port);
+    let host = if opts.host.contains(':') && !opts.host.starts_with('[') {
+        format!("[{}]", opts.host)
+    } else {
+        opts.host.clone()
+    };
+    let addr = format!("{host}:{}", opts.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| Error::config(format!("simulator cannot listen on {addr}: {e}")))?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::config(format!("simulator cannot read its address: {e}")))?;
+    if !local.ip().is_loopback() {
+        tracing::warn!("simulator: listening on {local}, reachable from other machines");
+    }
     let base_url = format!("http://{local}");
     let sim = Arc::new(server::Sim::new(integration, opts, base_url.clone(), plan));
     let (stop, stop_rx) = watch::channel(false);

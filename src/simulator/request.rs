@@ -180,6 +180,8 @@ pub async fn build<'a>(
     if content_type.starts_with("multipart/form-data") {
         let mut req = Request::new(body);
         *req.headers_mut() = parts.headers.clone();
+        // The Files API takes up to 500 MB; axum's extractor would stop at 2 MB.
+        axum::extract::DefaultBodyLimit::max(500 << 20).apply(&mut req);
         let mut form = Multipart::from_request(req, &())
             .await
             .map_err(|e| Reply::invalid(format!("invalid multipart body: {}", e.body_text())))?;
@@ -230,7 +232,7 @@ pub async fn build<'a>(
             return Err(Reply::invalid("file: Field required"));
         }
     } else {
-        let bytes = axum::body::to_bytes(body, 64 << 20).await.map_err(|e| {
+        let bytes = axum::body::to_bytes(body, 256 << 20).await.map_err(|e| {
             Reply::error(
                 413,
                 "request_too_large",

@@ -198,6 +198,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Body>, kill: Arc<Notify>) -> Respons
         }
     };
     let (function, path_params) = route;
+    tracing::info!(request_id = %rid, "simulator: {} {path} -> {function}", parts.method);
     let step = match faults::step_for(&sim, &function, &parts.headers) {
         Ok(step) => step,
         Err(message) => {

@@ -28,15 +28,30 @@ pub enum Reply {
         content_type: String,
         body: Vec<u8>,
     },
-    /// Server-sent events, `(event name, data)`, written in order.
-    Sse { events: Vec<(String, Value)> },
-    /// A body that announces `declared` bytes, sends `body`, then drops the connection.
+    /// Server-sent events, `(event name, data)`, written in order, then `tail`.
+    Sse {
+        events: Vec<(String, Value)>,
+        tail: Tail,
+    },
+    /// A body that announces `declared` bytes but sends only `body`, then `tail`.
     Broken {
         status: u16,
         content_type: String,
         body: Vec<u8>,
         declared: usize,
+        tail: Tail,
     },
+}
+
+/// How a body ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Normally.
+    Complete,
+    /// The connection is dropped.
+    Abort,
+    /// Nothing more is sent and the connection stays open (a stalled stream).
+    Hang,
 }
 
 impl Reply {
@@ -94,7 +109,7 @@ impl Reply {
                 body,
                 ..
             } => (*status, content_type.clone(), body.clone()),
-            Reply::Sse { events } => (200, "text/event-stream".into(), sse_bytes(events)),
+            Reply::Sse { events, .. } => (200, "text/event-stream".into(), sse_bytes(events)),
         }
     }
 }
@@ -138,6 +153,28 @@ pub fn sse_bytes(events: &[(String, Value)]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A streamed body: the chunks, then the tail. The pause before an abort lets hyper flush what
+/// was sent, so the client sees a body that stops rather than no response.
+fn body_with_tail(chunks: Vec<Vec<u8>>, tail: Tail) -> Body {
+    use futures::StreamExt;
+    let head = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+    let end = futures::stream::once(async move {
+        match tail {
+            Tail::Complete => None,
+            Tail::Abort => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "simulated early end of body",
+                )))
+            }
+            Tail::Hang => std::future::pending().await,
+        }
+    })
+    .filter_map(|x| async move { x });
+    Body::from_stream(head.chain(end))
+}
+
 /// Turn a reply into a response with the headers every response carries.
 pub fn respond(sim: &Sim, reply: Reply, rid: &str) -> Response<Body> {
     let mut extra: Vec<(String, String)> = Vec::new();
@@ -169,16 +206,16 @@ pub fn respond(sim: &Sim, reply: Reply, rid: &str) -> Response<Body> {
             content_type,
             body,
         } => (status, content_type, Body::from(body)),
-        Reply::Sse { events } => {
+        Reply::Sse { events, tail } => {
             extra.push(("cache-control".into(), "no-cache".into()));
-            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = events
+            let chunks: Vec<Vec<u8>> = events
                 .iter()
-                .map(|e| Ok(sse_bytes(std::slice::from_ref(e))))
+                .map(|e| sse_bytes(std::slice::from_ref(e)))
                 .collect();
             (
                 200,
                 "text/event-stream; charset=utf-8".to_string(),
-                Body::from_stream(futures::stream::iter(chunks)),
+                body_with_tail(chunks, tail),
             )
         }
         Reply::Broken {
@@ -186,19 +223,10 @@ pub fn respond(sim: &Sim, reply: Reply, rid: &str) -> Response<Body> {
             content_type,
             body,
             declared,
+            tail,
         } => {
             extra.push(("content-length".into(), declared.to_string()));
-            use futures::StreamExt;
-            // The pause lets hyper flush the head and the first half before the abort.
-            let cut = futures::stream::once(async {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                Err::<Vec<u8>, _>(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "simulated early end of body",
-                ))
-            });
-            let chunks = futures::stream::iter([Ok::<_, std::io::Error>(body)]).chain(cut);
-            (status, content_type, Body::from_stream(chunks))
+            (status, content_type, body_with_tail(vec![body], tail))
         }
     };
     let mut resp = Response::new(body);

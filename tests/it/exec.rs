@@ -2,6 +2,7 @@
 //! fault matrix (each case counts requests server-side: nothing lost, nothing duplicated),
 //! streaming, pagination, polling, rows, dry runs, credentials, and a secret scan.
 
+mod accounts;
 mod oracle;
 mod server;
 
@@ -31,10 +32,10 @@ category: testing
 base_url: http://127.0.0.1:9
 headers: {fx-version: "2024-01-01"}
 credentials:
-  api_key: {label: API key, header: x-api-key, hint: "configure api_key"}
+  api_key: {label: API key, header: x-api-key, env: FX_API_KEY, hint: "configure api_key"}
   admin_key: {label: Admin API key, header: x-api-key, hint: "configure admin_key"}
   token: {label: Token, header: authorization, scheme: Bearer, hint: "configure token"}
-account: {strip_base_url_suffix: /v1}
+account: {strip_base_url_suffix: /v1, base_url_env: FX_BASE_URL}
 betas: {header: fx-beta, param: betas}
 errors: {should_retry_header: x-should-retry}
 functions:
@@ -215,8 +216,14 @@ fn exec(url: &str) -> Executor {
     exec_with(url, fast_config())
 }
 
+/// A call whose every output, success or failure, is scanned for secrets.
 async fn call(ex: &Executor, function: &str, args: Value) -> kosmo::Result<CallOutput> {
-    ex.call(Call::new("fx", function, args)).await
+    let r = ex.call(Call::new("fx", function, args)).await;
+    match &r {
+        Ok(out) => assert_no_secret(&format!("{out:?}")),
+        Err(e) => scan_err(e),
+    }
+    r
 }
 
 /// Every rendering of an error must be free of secrets.
@@ -807,6 +814,9 @@ async fn stream_call(ex: &Executor) -> (kosmo::Result<CallOutput>, Vec<String>) 
         Ok::<(), kosmo::Error>(())
     }));
     let r = ex.call(c).await;
+    if let Err(e) = &r {
+        scan_err(e);
+    }
     let seen = events.lock().unwrap().clone();
     (r, seen)
 }
@@ -1238,4 +1248,21 @@ async fn secret_scan_over_echoing_servers() {
             .resolve(&Manifest::from_yaml("fx.yaml", FIXTURE).unwrap(), "default")
             .unwrap()
     ));
+}
+
+#[tokio::test]
+async fn redirects_are_not_followed_so_the_key_never_travels() {
+    let other = server::start(vec![Action::json(200, "{}")]).await;
+    let srv = server::start(vec![Action::Respond {
+        status: 307,
+        headers: vec![("location".into(), format!("{}/v1/stolen", other.url))],
+        body: vec![],
+    }])
+    .await;
+    let ex = exec(&srv.url);
+    let e = call(&ex, "get_thing", json!({"id": "x"})).await.unwrap_err();
+    assert_eq!(e.code(), "bad_response");
+    assert_eq!(e.status(), Some(307));
+    assert_eq!(other.count(), 0);
+    assert_eq!(srv.count(), 1);
 }

@@ -68,7 +68,10 @@ const ENVELOPE_KEYS: [&str; 8] = [
 /// Every envelope has exactly the documented keys and a consistent `success`/`error`/exit code.
 pub fn assert_envelope(r: &Run) {
     let env = r.env.as_object().unwrap_or_else(|| {
-        panic!("no JSON envelope on stdout: {}\nstderr: {}", r.stdout, r.stderr)
+        panic!(
+            "no JSON envelope on stdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        )
     });
     let mut keys: Vec<&str> = env.keys().map(String::as_str).collect();
     keys.sort();
@@ -82,7 +85,12 @@ pub fn assert_envelope(r: &Run) {
     assert!(r.env["execution_time_ms"].is_number());
     assert!(r.env["memory_usage"].is_number());
     let success = r.env["success"].as_bool().unwrap();
-    assert_eq!(success, r.env["error"].is_null(), "success iff error is null: {}", r.env);
+    assert_eq!(
+        success,
+        r.env["error"].is_null(),
+        "success iff error is null: {}",
+        r.env
+    );
     if success {
         assert_eq!(r.code, 0);
         assert!(r.env["result"].is_array());
@@ -90,7 +98,11 @@ pub fn assert_envelope(r: &Run) {
         assert!(r.env["error"]["code"].is_string(), "{}", r.env);
         assert!(r.env["error"]["message"].is_string(), "{}", r.env);
         assert!(r.env["result"].is_null());
-        let want = if r.env["error"]["code"] == "usage_error" { 2 } else { 1 };
+        let want = if r.env["error"]["code"] == "usage_error" {
+            2
+        } else {
+            1
+        };
         assert_eq!(r.code, want, "exit code for {}", r.env["error"]);
     }
 }
@@ -132,7 +144,12 @@ fn seed_inline_list_messages_is_the_unsupported_error_in_the_envelope() {
 
 #[test]
 fn seed_docs_read_commands_print_docs() {
-    let r = run(&["integrations:lua", "--eval", r#"print(docs.read("anthropic"))"#, "--json"]);
+    let r = run(&[
+        "integrations:lua",
+        "--eval",
+        r#"print(docs.read("anthropic"))"#,
+        "--json",
+    ]);
     let out = ok(&r);
     assert_eq!(out, &json!([]));
     let text = r.env["output"].as_str().unwrap();
@@ -163,7 +180,11 @@ dump(result)
 fn seed_workflow_file_with_and_without_force() {
     let dir = TempDir::new().unwrap();
     std::fs::write(dir.path().join("workflow.lua"), WORKFLOW).unwrap();
-    let r = run_in(dir.path(), &["integrations:lua", "workflow.lua", "--json"], None);
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "workflow.lua", "--json"],
+        None,
+    );
     assert_fails(&r, "unsupported");
     assert_eq!(r.env["meta"]["permission_bypassed"], false);
     let r = run_in(
@@ -179,7 +200,11 @@ fn seed_workflow_file_with_and_without_force() {
         "integrations:\n  anthropic:\n    permissions: {read: deny}\n",
     )
     .unwrap();
-    let r = run_in(dir.path(), &["integrations:lua", "workflow.lua", "--json"], None);
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "workflow.lua", "--json"],
+        None,
+    );
     assert_fails(&r, "unsupported");
 }
 
@@ -199,8 +224,14 @@ fn result_is_the_list_of_return_values() {
     assert_eq!(ok(&eval("local x = 1", &[])), &json!([]));
     assert_eq!(ok(&eval("return {}", &[])), &json!([{}]));
     assert_eq!(ok(&eval("return json.array{}", &[])), &json!([[]]));
-    assert_eq!(ok(&eval("return nil, 1, 'a', 2.5, true", &[])), &json!([null, 1, "a", 2.5, true]));
-    assert_eq!(ok(&eval("return {1, 2, {x = 1}}", &[])), &json!([[1, 2, {"x": 1}]]));
+    assert_eq!(
+        ok(&eval("return nil, 1, 'a', 2.5, true", &[])),
+        &json!([null, 1, "a", 2.5, true])
+    );
+    assert_eq!(
+        ok(&eval("return {1, 2, {x = 1}}", &[])),
+        &json!([[1, 2, {"x": 1}]])
+    );
     assert_eq!(ok(&eval("return print", &[])), &json!(["<function>"]));
 }
 
@@ -213,7 +244,10 @@ fn lua_errors_keep_the_envelope() {
     assert_fails(&r, "lua_error");
     let r = eval("print('before'); local t = nil; return t.x", &[]);
     assert_fails(&r, "lua_error");
-    assert_eq!(r.env["output"], "before", "output printed before the error is kept");
+    assert_eq!(
+        r.env["output"], "before",
+        "output printed before the error is kept"
+    );
     let r = eval("error({code = 'my_code', message = 'mine'})", &[]);
     assert_fails(&r, "my_code");
     assert_eq!(r.env["error"]["message"], "mine");
@@ -225,7 +259,12 @@ fn lua_errors_keep_the_envelope() {
 fn missing_file_and_usage_errors() {
     let r = run(&["integrations:lua", "nope.lua", "--json"]);
     assert_fails(&r, "io_error");
-    assert!(r.env["error"]["message"].as_str().unwrap().contains("nope.lua"));
+    assert!(
+        r.env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nope.lua")
+    );
     for (flag, value) in [
         ("--memory-limit", "abc"),
         ("--memory-limit", "64X"),
@@ -240,22 +279,47 @@ fn missing_file_and_usage_errors() {
         assert_fails(&r, "usage_error");
         assert!(r.env["error"]["message"].as_str().unwrap().contains(flag));
         let dir = TempDir::new().unwrap();
-        let t = run_in(dir.path(), &["integrations:lua", "--eval", "return 1", flag, value], None);
+        let t = run_in(
+            dir.path(),
+            &["integrations:lua", "--eval", "return 1", flag, value],
+            None,
+        );
         assert_eq!(t.code, 2, "{flag} {value}");
         assert!(t.stderr.contains(flag), "{}", t.stderr);
     }
     // Units are accepted.
-    ok(&eval("return 1", &["--memory-limit", "64M", "--cpu-limit", "2.5", "--timeout", "10"]));
-    ok(&eval("return 1", &["--memory-limit", "1G", "--max-calls", "0"]));
+    ok(&eval(
+        "return 1",
+        &[
+            "--memory-limit",
+            "64M",
+            "--cpu-limit",
+            "2.5",
+            "--timeout",
+            "10",
+        ],
+    ));
+    ok(&eval(
+        "return 1",
+        &["--memory-limit", "1G", "--max-calls", "0"],
+    ));
     ok(&eval("return 1", &["--memory-limit", "8388608"]));
 }
 
 #[test]
 fn text_mode_prints_output_then_results_and_errors_on_stderr() {
-    let r = run(&["integrations:lua", "--eval", "print('a'); print('b', 1, nil); return 42, 'x', {k = 1}"]);
+    let r = run(&[
+        "integrations:lua",
+        "--eval",
+        "print('a'); print('b', 1, nil); return 42, 'x', {k = 1}",
+    ]);
     assert_eq!(r.code, 0);
     assert_eq!(r.stdout, "a\nb\t1\tnil\n42\nx\n{\n  \"k\": 1\n}\n");
-    let r = run(&["integrations:lua", "--eval", "print('partial') error('bad')"]);
+    let r = run(&[
+        "integrations:lua",
+        "--eval",
+        "print('partial') error('bad')",
+    ]);
     assert_eq!(r.code, 1);
     assert_eq!(r.stdout, "partial\n");
     assert!(r.stderr.contains("(eval):1: bad"), "{}", r.stderr);
@@ -264,15 +328,31 @@ fn text_mode_prints_output_then_results_and_errors_on_stderr() {
 #[test]
 fn code_from_stdin_and_dash() {
     let dir = TempDir::new().unwrap();
-    let r = run_in(dir.path(), &["integrations:lua", "--json"], Some("return 1 + 1"));
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "--json"],
+        Some("return 1 + 1"),
+    );
     assert_eq!(ok(&r), &json!([2]));
-    let r = run_in(dir.path(), &["integrations:lua", "-", "--json"], Some("return 'dash'"));
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "-", "--json"],
+        Some("return 'dash'"),
+    );
     assert_eq!(ok(&r), &json!(["dash"]));
     // --eval wins over a file; a shebang line is skipped and line numbers stay right.
-    std::fs::write(dir.path().join("s.lua"), "#!/usr/bin/env kosmo\nerror('x')\n").unwrap();
+    std::fs::write(
+        dir.path().join("s.lua"),
+        "#!/usr/bin/env kosmo\nerror('x')\n",
+    )
+    .unwrap();
     let r = run_in(dir.path(), &["integrations:lua", "s.lua", "--json"], None);
     assert_eq!(r.env["error"]["message"], "s.lua:2: x");
-    let r = run_in(dir.path(), &["integrations:lua", "s.lua", "-e", "return 3", "--json"], None);
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "s.lua", "-e", "return 3", "--json"],
+        None,
+    );
     assert_eq!(ok(&r), &json!([3]));
 }
 
@@ -281,8 +361,8 @@ fn print_streams_in_text_mode() {
     // The first line must arrive before the script ends (it sleeps on the CPU afterwards).
     use std::io::{BufRead, BufReader};
     let dir = TempDir::new().unwrap();
-    let mut cmd: std::process::Command = kosmo(dir.path()).into();
-    let mut child = cmd
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kosmo"))
+        .env("KOSMO_CONFIG_DIR", dir.path())
         .args([
             "integrations:lua",
             "--eval",
@@ -311,7 +391,11 @@ fn repl_keeps_state_and_takes_multi_line_input() {
     assert!(r.stderr.contains("oops"), "{}", r.stderr);
     assert!(!r.stderr.contains("lua>"), "no prompt without a terminal");
     // End of input ends it too.
-    let r = run_in(dir.path(), &["integrations:lua", "--repl"], Some("return 7\n"));
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "--repl"],
+        Some("return 7\n"),
+    );
     assert_eq!(r.stdout, "7\n");
 }
 
@@ -343,11 +427,21 @@ fn json_round_trips_arrays_objects_and_null() {
     );
     let r = eval("return json.decode('{bad')", &[]);
     assert_fails(&r, "lua_error");
-    assert!(r.env["error"]["message"].as_str().unwrap().contains("json.decode"));
+    assert!(
+        r.env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("json.decode")
+    );
     let r = eval("return pcall(json.encode, {f = print})", &[]);
     let res = ok(&r);
     assert_eq!(res[0], false);
-    assert!(res[1].as_str().unwrap().contains("cannot encode a function"));
+    assert!(
+        res[1]
+            .as_str()
+            .unwrap()
+            .contains("cannot encode a function")
+    );
 }
 
 #[test]
@@ -368,8 +462,18 @@ fn regex_helpers() {
     assert_eq!(
         ok(&r),
         &json!([
-            "Order 66", "66", "66", ["a1", "b2", "c3"], ["1", "2", "3"], "1a 2b", 2, "a<1> b<2>",
-            ["a", "b", "c"], null, null, "a\\.b"
+            "Order 66",
+            "66",
+            "66",
+            ["a1", "b2", "c3"],
+            ["1", "2", "3"],
+            "1a 2b",
+            2,
+            "a<1> b<2>",
+            ["a", "b", "c"],
+            null,
+            null,
+            "a\\.b"
         ])
     );
     let r = eval("return regex.match(nil, 'x')", &[]);
@@ -422,7 +526,10 @@ fn integration_namespace_lookup_rules() {
         "#,
         &[],
     );
-    assert_eq!(ok(&r), &json!([false, "unknown_function", "create_message", true]));
+    assert_eq!(
+        ok(&r),
+        &json!([false, "unknown_function", "create_message", true])
+    );
 }
 
 #[test]
@@ -437,13 +544,22 @@ fn positional_and_table_arguments_and_dry_run() {
         &["--dry-run"],
     );
     let res = ok(&r);
-    assert!(res[0].as_str().unwrap().ends_with("/v1/models/claude-sonnet-4-20250514"), "{res}");
+    assert!(
+        res[0]
+            .as_str()
+            .unwrap()
+            .ends_with("/v1/models/claude-sonnet-4-20250514"),
+        "{res}"
+    );
     assert_eq!(res[1], true);
     assert_eq!(res[2], "GET");
     assert_eq!(r.env["meta"]["dry_run"], true);
     assert_eq!(r.env["integration_calls"].as_array().unwrap().len(), 2);
     // Too many positional arguments is a validation error naming the parameters.
-    let r = eval("return app.integrations.anthropic.get_model('a', 'b', 'c', 'd', 'e', 'f')", &["--dry-run"]);
+    let r = eval(
+        "return app.integrations.anthropic.get_model('a', 'b', 'c', 'd', 'e', 'f')",
+        &["--dry-run"],
+    );
     assert_fails(&r, "validation_error");
 }
 
@@ -481,14 +597,28 @@ fn calls_streaming_pagination_batches_rows_and_parallel_offline() {
     assert_eq!(
         ok(&r),
         &json!([
-            "message", "message", "text", true, true, 3, "ended", ["r1", "r2"], 2,
-            "claude-sonnet-4-20250514", 2, true
+            "message",
+            "message",
+            "text",
+            true,
+            true,
+            3,
+            "ended",
+            ["r1", "r2"],
+            2,
+            "claude-sonnet-4-20250514",
+            2,
+            true
         ])
     );
     assert_eq!(r.env["meta"]["offline"], true);
     let calls = r.env["integration_calls"].as_array().unwrap();
     assert!(calls.iter().all(|c| c["status"] == "ok"), "{calls:?}");
-    assert!(calls.iter().any(|c| c["http_status"] == 200 && c["request_id"].is_string()));
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["http_status"] == 200 && c["request_id"].is_string())
+    );
     let classes: Vec<&str> = calls.iter().map(|c| c["class"].as_str().unwrap()).collect();
     assert_eq!(&classes[..2], ["write", "write"]);
 }
@@ -510,13 +640,25 @@ fn failed_calls_raise_structured_errors() {
     assert_eq!(
         ok(&r),
         &json!([
-            ["not_found_error", 404, "not_found_error", true, "get_model", "default", true, true],
+            [
+                "not_found_error",
+                404,
+                "not_found_error",
+                true,
+                "get_model",
+                "default",
+                true,
+                true
+            ],
             false,
             "validation_error"
         ])
     );
     // Uncaught, the same error is the envelope's error.
-    let r = offline("return app.integrations.anthropic.get_model('no-such-model')", &[]);
+    let r = offline(
+        "return app.integrations.anthropic.get_model('no-such-model')",
+        &[],
+    );
     assert_fails(&r, "not_found_error");
     assert_eq!(r.env["error"]["status"], 404);
     assert_eq!(r.env["integration_calls"][0]["http_status"], 404);
@@ -568,16 +710,30 @@ fn named_accounts() {
         .map(|c| c["account"].as_str().unwrap())
         .collect();
     assert_eq!(&accounts[..3], ["work", "work", "default"]);
-    assert!(!r.stdout.contains("sk-ant-api03-work-key"), "a secret leaked");
+    assert!(
+        !r.stdout.contains("sk-ant-api03-work-key"),
+        "a secret leaked"
+    );
     // --account changes the default.
     let r = run_in(
         dir.path(),
-        &["integrations:lua", "--dry-run", "--json", "--account", "work", "--eval", "app.integrations.anthropic.get_model('m')"],
+        &[
+            "integrations:lua",
+            "--dry-run",
+            "--json",
+            "--account",
+            "work",
+            "--eval",
+            "app.integrations.anthropic.get_model('m')",
+        ],
         None,
     );
     ok(&r);
     assert_eq!(r.env["integration_calls"][0]["account"], "work");
-    assert_eq!(r.env["integration_calls"][0]["path"], "integrations.anthropic.get_model");
+    assert_eq!(
+        r.env["integration_calls"][0]["path"],
+        "integrations.anthropic.get_model"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -592,10 +748,19 @@ fn writes_ask_by_default_and_fail_without_a_terminal() {
     assert_fails(&r, "permission_denied");
     let msg = r.env["error"]["message"].as_str().unwrap();
     assert!(msg.contains("--force"), "{msg}");
-    assert!(msg.contains("kosmo integrations:configure anthropic --write allow"), "{msg}");
-    assert_eq!(r.env["integration_calls"][0]["error"]["code"], "permission_denied");
+    assert!(
+        msg.contains("kosmo integrations:configure anthropic --write allow"),
+        "{msg}"
+    );
+    assert_eq!(
+        r.env["integration_calls"][0]["error"]["code"],
+        "permission_denied"
+    );
     // Reads are allowed by default.
-    ok(&offline("return app.integrations.anthropic.list_models{}.data ~= nil", &[]));
+    ok(&offline(
+        "return app.integrations.anthropic.list_models{}.data ~= nil",
+        &[],
+    ));
     // --force bypasses and says so.
     let r = offline(WRITE, &["--force"]);
     assert_eq!(ok(&r), &json!(["message"]));
@@ -603,11 +768,22 @@ fn writes_ask_by_default_and_fail_without_a_terminal() {
     // --read-only refuses writes even with --force, but reads still work.
     let r = offline(WRITE, &["--force", "--read-only"]);
     assert_fails(&r, "permission_denied");
-    assert!(r.env["error"]["message"].as_str().unwrap().contains("--read-only"));
+    assert!(
+        r.env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--read-only")
+    );
     assert_eq!(r.env["meta"]["read_only"], true);
-    ok(&offline("return app.integrations.anthropic.list_models{}.data ~= nil", &["--read-only"]));
+    ok(&offline(
+        "return app.integrations.anthropic.list_models{}.data ~= nil",
+        &["--read-only"],
+    ));
     // A denied call is catchable.
-    let r = offline(&format!("local ok, e = pcall(function() {WRITE} end) return ok, e.code"), &[]);
+    let r = offline(
+        &format!("local ok, e = pcall(function() {WRITE} end) return ok, e.code"),
+        &[],
+    );
     assert_eq!(ok(&r), &json!([false, "permission_denied"]));
 }
 
@@ -628,11 +804,29 @@ fn config_policies_per_integration_and_account() {
     assert_eq!(ok(&r), &json!(["message"]));
     let r = go("return app.integrations.anthropic.list_models{}", &[]);
     assert_fails(&r, "permission_denied");
-    assert!(r.env["error"]["message"].as_str().unwrap().contains("--read allow"));
-    ok(&go("return app.integrations.anthropic.work.list_models{}.data ~= nil", &[]));
-    ok(&go("return app.integrations.anthropic.list_models{}.data ~= nil", &["--force"]));
-    std::fs::write(dir.path().join("config.yaml"), "integrations:\n  anthropic:\n    permissions: {write: sometimes}\n").unwrap();
-    assert_fails(&go("return 1 + app.integrations.anthropic.list_models{}", &[]), "config_error");
+    assert!(
+        r.env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--read allow")
+    );
+    ok(&go(
+        "return app.integrations.anthropic.work.list_models{}.data ~= nil",
+        &[],
+    ));
+    ok(&go(
+        "return app.integrations.anthropic.list_models{}.data ~= nil",
+        &["--force"],
+    ));
+    std::fs::write(
+        dir.path().join("config.yaml"),
+        "integrations:\n  anthropic:\n    permissions: {write: sometimes}\n",
+    )
+    .unwrap();
+    assert_fails(
+        &go("return 1 + app.integrations.anthropic.list_models{}", &[]),
+        "config_error",
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -655,7 +849,13 @@ fn mcp_lua_exposes_only_mcp() {
     assert_eq!(res[4], Value::Null);
     assert_eq!(res[5], 0);
     assert_eq!(res[6], false);
-    assert!(res[7].as_str().unwrap().contains("no MCP server named 'files'"), "{res}");
+    assert!(
+        res[7]
+            .as_str()
+            .unwrap()
+            .contains("no MCP server named 'files'"),
+        "{res}"
+    );
     assert_eq!(res[8], "[]");
 }
 
@@ -664,7 +864,10 @@ fn mcp_lua_exposes_only_mcp() {
 
 #[test]
 fn runtime_library_api() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let dir = TempDir::new().unwrap();
         let runtime = kosmo::lua::Runtime::new(kosmo::lua::Options {
@@ -686,4 +889,22 @@ fn runtime_library_api() {
         let out = runtime.run("return y", "=t").await;
         assert_eq!(out.result, Some(vec![json!(5)]));
     });
+}
+
+#[test]
+fn wall_clock_includes_time_waiting_on_http() {
+    // The simulator ends a batch after about 2 s; waiting for it must hit a 1 s wall clock.
+    let r = offline(
+        r#"local a = app.integrations.anthropic
+           local b = a.create_message_batch{requests = {{custom_id = "r1", params = {
+             model = "claude-sonnet-4-20250514", max_tokens = 8, messages = {{role = "user", content = "x"}}}}}}
+           local ok = pcall(a.wait_for_message_batch, {id = b.id})
+           return "survived""#,
+        &["--force", "--timeout", "1"],
+    );
+    assert_fails(&r, "limit_exceeded");
+    assert_eq!(r.env["error"]["limit"], "timeout");
+    let ms = r.env["execution_time_ms"].as_f64().unwrap();
+    assert!((900.0..5000.0).contains(&ms), "{ms}");
+    assert_eq!(r.env["integration_calls"][0]["status"], "ok");
 }

@@ -771,6 +771,18 @@ async fn usage_and_cost_reports_page_by_bucket() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn latency_delays_every_response() {
+    let sim = start(SimulatorOptions {
+        latency_ms: 250,
+        ..Default::default()
+    })
+    .await;
+    let t = Instant::now();
+    assert_eq!(get(&sim, "/v1/models", API_KEY).await.0, 200);
+    assert!(t.elapsed() >= Duration::from_millis(250));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn dropping_or_shutting_down_stops_the_server() {
     let sim = start_default().await;
     let url = sim.base_url.clone();

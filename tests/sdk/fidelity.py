@@ -325,6 +325,36 @@ def admin_api_keys_and_invites():
     check(d.type == "invite_deleted", f"{d}")
 
 
+# --- The SDK's beta namespace (same paths with `?beta=true` and beta headers) ----------------
+
+@step
+def beta_namespace():
+    m = api.beta.messages.create(model=MODEL, max_tokens=32, messages=user("beta hello"),
+                                 betas=["interleaved-thinking-2025-05-14"])
+    check(m.type == "message" and m.content[0].text, f"{m}")
+    with api.beta.messages.stream(model=MODEL, max_tokens=200, messages=user("beta stream")) as s:
+        check(s.get_final_message().stop_reason == "end_turn", "beta stream")
+    n = api.beta.messages.count_tokens(model=MODEL, messages=user("beta count"),
+                                       betas=["token-counting-2024-11-01"])
+    check(n.input_tokens > 0, f"{n}")
+    b = api.beta.messages.batches.create(requests=[{"custom_id": "b-1", "params": params("beta batch")}])
+    check(b.id in [x.id for x in api.beta.messages.batches.list()], "beta batch list")
+    ended = None
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ended = api.beta.messages.batches.retrieve(b.id)
+        if ended.processing_status == "ended":
+            break
+        time.sleep(0.1)
+    check(ended and ended.processing_status == "ended", f"{ended}")
+    rows = list(api.beta.messages.batches.results(b.id))
+    check(rows[0].result.type == "succeeded", f"{rows}")
+    check(api.beta.messages.batches.delete(b.id).type == "message_batch_deleted", "beta delete")
+    ids = [x.id for x in api.beta.models.list(limit=3)]
+    check(ids == [x.id for x in api.models.list()], "beta models walk")
+    check(api.beta.models.retrieve(MODEL).id == MODEL, "beta model retrieve")
+
+
 # --- Errors ---------------------------------------------------------------------------------
 
 @step

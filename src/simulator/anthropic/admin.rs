@@ -199,8 +199,8 @@ fn page_of(items: Vec<Value>, call: &Call) -> Reply {
     }
 }
 
-/// A query filter that may be one value or a list (`roles[]`).
-fn filter_values(call: &Call, names: &[&str]) -> Vec<String> {
+/// A filter that may be one value or a list (`roles[]`), from the arguments or the raw query.
+pub fn filter_values(call: &Call, names: &[&str]) -> Vec<String> {
     for n in names {
         if let Some(v) = call.arg(n) {
             return match v {
@@ -227,6 +227,14 @@ fn merge(target: &mut Value, body: &Value, fields: &[&str]) {
     }
 }
 
+fn merge_residency(w: &mut Value, call: &Call) {
+    if let Some(Value::Object(dr)) = call.arg("data_residency") {
+        for (k, v) in dr {
+            w["data_residency"][k] = v.clone();
+        }
+    }
+}
+
 pub fn get_organization(sim: &Sim, _call: &Call) -> Reply {
     let store = sim.store();
     Reply::json(
@@ -242,18 +250,29 @@ pub fn list_users(sim: &Sim, call: &Call) -> Reply {
         .admin
         .users
         .values()
-        .filter(|u| emails.is_empty() || emails.iter().any(|e| u["email"] == json!(e)))
+        .filter(|u| {
+            emails.is_empty()
+                || emails.iter().any(|e| {
+                    u["email"]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(e))
+                })
+        })
         .filter(|u| roles.is_empty() || roles.iter().any(|r| u["role"] == json!(r)))
         .cloned()
         .collect();
     page_of(items, call)
 }
 
+fn user_missing(id: &str) -> Reply {
+    Reply::not_found(format!("User {id} not found"))
+}
+
 pub fn get_user(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     match sim.store().admin.users.get(id) {
         Some(u) => Reply::json(u.clone()),
-        None => Reply::not_found(format!("User {id} not found")),
+        None => user_missing(id),
     }
 }
 
@@ -273,7 +292,7 @@ pub fn update_user(sim: &Sim, call: &Call) -> Reply {
             }
             Reply::json(u.clone())
         }
-        None => Reply::not_found(format!("User {id} not found")),
+        None => user_missing(id),
     }
 }
 
@@ -281,7 +300,7 @@ pub fn remove_user(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0).to_string();
     let mut store = sim.store();
     if store.admin.users.shift_remove(&id).is_none() {
-        return Reply::not_found(format!("User {id} not found"));
+        return user_missing(&id);
     }
     store.admin.members.retain(|(_, u), _| *u != id);
     Reply::json(json!({"id": id, "type": "user_deleted"}))
@@ -296,12 +315,14 @@ pub fn list_workspaces(sim: &Sim, call: &Call) -> Reply {
             .query
             .get("include_archived")
             .is_some_and(|v| v.iter().any(|s| s == "true"));
+    let ids = filter_values(call, &["ids"]);
     let items: Vec<Value> = sim
         .store()
         .admin
         .workspaces
         .values()
         .filter(|w| include_archived || w["archived_at"].is_null())
+        .filter(|w| ids.is_empty() || ids.iter().any(|i| w["id"] == json!(i)))
         .cloned()
         .collect();
     page_of(items, call)
@@ -331,12 +352,12 @@ pub fn create_workspace(sim: &Sim, call: &Call) -> Reply {
         None,
         sim.opts.seed,
     );
-    merge(&mut w, &call.args, &["tags", "external_key_id"]);
-    if let Some(Value::Object(dr)) = call.arg("data_residency") {
-        for (k, v) in dr {
-            w["data_residency"][k] = v.clone();
-        }
-    }
+    merge(
+        &mut w,
+        &call.args,
+        &["tags", "external_key_id", "display_color"],
+    );
+    merge_residency(&mut w, call);
     sim.store().admin.workspaces.insert(id, w.clone());
     Reply::json(w)
 }
@@ -347,12 +368,12 @@ pub fn update_workspace(sim: &Sim, call: &Call) -> Reply {
     let Some(w) = store.admin.workspaces.get_mut(id) else {
         return workspace_missing(id);
     };
-    merge(w, &call.args, &["name", "tags", "external_key_id"]);
-    if let Some(Value::Object(dr)) = call.arg("data_residency") {
-        for (k, v) in dr {
-            w["data_residency"][k] = v.clone();
-        }
-    }
+    merge(
+        w,
+        &call.args,
+        &["name", "tags", "external_key_id", "display_color"],
+    );
+    merge_residency(w, call);
     Reply::json(w.clone())
 }
 
@@ -401,7 +422,7 @@ pub fn add_member(sim: &Sim, call: &Call) -> Reply {
         return workspace_missing(&ws);
     }
     if !store.admin.users.contains_key(&user) {
-        return Reply::not_found(format!("User {user} not found"));
+        return user_missing(&user);
     }
     let key = (ws.clone(), user.clone());
     if store.admin.members.contains_key(&key) {
@@ -416,11 +437,15 @@ fn member_missing(ws: &str, user: &str) -> Reply {
     Reply::not_found(format!("User {user} is not a member of workspace {ws}"))
 }
 
-pub fn get_member(sim: &Sim, call: &Call) -> Reply {
-    let key = (
+fn member_key(call: &Call) -> (String, String) {
+    (
         call.path_value(0).to_string(),
         call.path_value(1).to_string(),
-    );
+    )
+}
+
+pub fn get_member(sim: &Sim, call: &Call) -> Reply {
+    let key = member_key(call);
     match sim.store().admin.members.get(&key) {
         Some(m) => Reply::json(m.clone()),
         None => member_missing(&key.0, &key.1),
@@ -428,10 +453,7 @@ pub fn get_member(sim: &Sim, call: &Call) -> Reply {
 }
 
 pub fn update_member(sim: &Sim, call: &Call) -> Reply {
-    let key = (
-        call.path_value(0).to_string(),
-        call.path_value(1).to_string(),
-    );
+    let key = member_key(call);
     let mut store = sim.store();
     match store.admin.members.get_mut(&key) {
         Some(m) => {
@@ -443,10 +465,7 @@ pub fn update_member(sim: &Sim, call: &Call) -> Reply {
 }
 
 pub fn remove_member(sim: &Sim, call: &Call) -> Reply {
-    let key = (
-        call.path_value(0).to_string(),
-        call.path_value(1).to_string(),
-    );
+    let key = member_key(call);
     match sim.store().admin.members.shift_remove(&key) {
         Some(_) => Reply::json(
             json!({"type": "workspace_member_deleted", "workspace_id": key.0, "user_id": key.1}),
@@ -472,11 +491,15 @@ pub fn list_api_keys(sim: &Sim, call: &Call) -> Reply {
     page_of(items, call)
 }
 
+fn key_missing(id: &str) -> Reply {
+    Reply::not_found(format!("API key {id} not found"))
+}
+
 pub fn get_api_key(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     match sim.store().admin.api_keys.get(id) {
         Some(k) => Reply::json(k.clone()),
-        None => Reply::not_found(format!("API key {id} not found")),
+        None => key_missing(id),
     }
 }
 
@@ -488,7 +511,7 @@ pub fn update_api_key(sim: &Sim, call: &Call) -> Reply {
             merge(k, &call.args, &["name", "status"]);
             Reply::json(k.clone())
         }
-        None => Reply::not_found(format!("API key {id} not found")),
+        None => key_missing(id),
     }
 }
 
@@ -521,15 +544,38 @@ pub fn create_invite(sim: &Sim, call: &Call) -> Reply {
 }
 
 pub fn list_invites(sim: &Sim, call: &Call) -> Reply {
-    let items: Vec<Value> = sim.store().admin.invites.values().cloned().collect();
+    let emails = filter_values(call, &["email"]);
+    let roles = filter_values(call, &["roles", "role"]);
+    let statuses = filter_values(call, &["statuses", "status"]);
+    let items: Vec<Value> = sim
+        .store()
+        .admin
+        .invites
+        .values()
+        .filter(|i| {
+            emails.is_empty()
+                || emails.iter().any(|e| {
+                    i["email"]
+                        .as_str()
+                        .is_some_and(|x| x.eq_ignore_ascii_case(e))
+                })
+        })
+        .filter(|i| roles.is_empty() || roles.iter().any(|r| i["role"] == json!(r)))
+        .filter(|i| statuses.is_empty() || statuses.iter().any(|s| i["status"] == json!(s)))
+        .cloned()
+        .collect();
     page_of(items, call)
+}
+
+fn invite_missing(id: &str) -> Reply {
+    Reply::not_found(format!("Invite {id} not found"))
 }
 
 pub fn get_invite(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     match sim.store().admin.invites.get(id) {
         Some(i) => Reply::json(i.clone()),
-        None => Reply::not_found(format!("Invite {id} not found")),
+        None => invite_missing(id),
     }
 }
 
@@ -537,6 +583,6 @@ pub fn delete_invite(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     match sim.store().admin.invites.shift_remove(id) {
         Some(_) => Reply::json(json!({"id": id, "type": "invite_deleted"})),
-        None => Reply::not_found(format!("Invite {id} not found")),
+        None => invite_missing(id),
     }
 }

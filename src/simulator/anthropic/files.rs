@@ -23,12 +23,13 @@ pub struct StoredFile {
     mime_type: String,
     created_at: String,
     downloadable: bool,
+    expires_at: Option<String>,
     bytes: Vec<u8>,
 }
 
 impl StoredFile {
     fn json(&self) -> Value {
-        json!({
+        let mut v = json!({
             "type": "file",
             "id": self.id,
             "filename": self.filename,
@@ -36,7 +37,11 @@ impl StoredFile {
             "size_bytes": self.bytes.len(),
             "created_at": self.created_at,
             "downloadable": self.downloadable,
-        })
+        });
+        if let Some(e) = &self.expires_at {
+            v["expires_at"] = json!(e);
+        }
+        v
     }
 }
 
@@ -56,6 +61,7 @@ impl Files {
             mime_type: "application/pdf".into(),
             created_at: "2025-04-15T18:37:24.100435Z".into(),
             downloadable: false,
+            expires_at: None,
             bytes: pdf,
         });
         files.insert(StoredFile {
@@ -64,6 +70,7 @@ impl Files {
             mime_type: "text/csv".into(),
             created_at: "2025-04-16T09:12:03.512000Z".into(),
             downloadable: true,
+            expires_at: None,
             bytes: b"month,requests\n2025-01,120\n2025-02,180\n2025-03,240\n".to_vec(),
         });
         files
@@ -92,12 +99,18 @@ pub fn upload(sim: &Sim, call: &Call) -> Reply {
                 .essence_str()
                 .to_string()
         });
+    let now = SystemTime::now();
+    let expires_at = call
+        .arg("expires_in_seconds")
+        .and_then(Value::as_u64)
+        .map(|s| wire::rfc3339(now + wire::secs(s)));
     let file = StoredFile {
         id: wire::ordered_id("file_"),
         filename: up.filename.clone(),
         mime_type,
-        created_at: wire::rfc3339(SystemTime::now()),
+        created_at: wire::rfc3339(now),
         downloadable: false,
+        expires_at,
         bytes: up.bytes.clone(),
     };
     let body = file.json();
@@ -106,12 +119,14 @@ pub fn upload(sim: &Sim, call: &Call) -> Reply {
 }
 
 pub fn list(sim: &Sim, call: &Call) -> Reply {
+    let ids = super::admin::filter_values(call, &["ids"]);
     let all: Vec<Value> = sim
         .store()
         .files
         .by_id
         .values()
         .rev()
+        .filter(|f| ids.is_empty() || ids.contains(&f.id))
         .map(StoredFile::json)
         .collect();
     match pagination::page(&all, call, "id") {

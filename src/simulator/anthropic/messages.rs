@@ -432,6 +432,7 @@ pub fn create(sim: &Sim, call: &Call) -> Reply {
     if call.arg("stream").and_then(Value::as_bool) == Some(true) {
         Reply::Sse {
             events: stream_events(&msg),
+            tail: wire::Tail::Complete,
         }
     } else {
         Reply::json(msg)

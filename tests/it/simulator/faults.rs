@@ -260,3 +260,49 @@ async fn eof_on_a_plain_body_drops_the_connection_mid_body() {
     assert!(resp.text().await.is_err(), "the body should end early");
     assert_eq!(post(&sim, "/v1/messages", API_KEY, msg()).await.0, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streams_can_drop_mid_way_or_hang() {
+    let sim = start(with_faults(
+        "create_message=eof:after=2:abort=true,hang:after=2",
+    ))
+    .await;
+    let mut body = msg();
+    body["stream"] = json!(true);
+    let url = format!("{}/v1/messages", sim.base_url);
+    // abort: the two events arrive, then the connection drops (no clean end of the body).
+    let mut resp = req(reqwest::Method::POST, url.clone(), API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut got = String::new();
+    let err = loop {
+        match resp.chunk().await {
+            Ok(Some(c)) => got.push_str(&String::from_utf8_lossy(&c)),
+            Ok(None) => panic!("the stream ended cleanly: {got}"),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(
+        event_names(&got),
+        ["message_start", "content_block_start"],
+        "{err}"
+    );
+    // hang: two events, then silence while the connection stays open.
+    let mut resp = req(reqwest::Method::POST, url.clone(), API_KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut got = String::new();
+    loop {
+        match tokio::time::timeout(Duration::from_millis(400), resp.chunk()).await {
+            Ok(Ok(Some(c))) => got.push_str(&String::from_utf8_lossy(&c)),
+            Ok(other) => panic!("the stream ended: {other:?}"),
+            Err(_) => break,
+        }
+    }
+    assert_eq!(event_names(&got), ["message_start", "content_block_start"]);
+    assert_eq!(post(&sim, "/v1/messages", API_KEY, msg()).await.0, 200);
+}

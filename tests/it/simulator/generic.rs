@@ -54,6 +54,20 @@ functions:
     method: GET
     path: /v2/pets
     credential: token
+  list_owners:
+    group: pets
+    class: read
+    summary: List owners, paginated.
+    method: GET
+    path: /v2/owners
+    credential: token
+    pagination: {style: id_cursor, items: owners}
+    params:
+      - {name: limit, in: query, type: integer, minimum: 1, maximum: 1000}
+      - {name: after_id, in: query, type: string}
+      - {name: before_id, in: query, type: string}
+    simulator:
+      response: {owners: [{id: o1}, {id: o2}, {id: o3}]}
 "#;
 
 async fn petstore() -> (tempfile::TempDir, simulator::RunningSimulator) {
@@ -157,4 +171,35 @@ async fn answers_from_examples_with_the_manifest_envelope() {
     assert_eq!(s, 405);
     let (s, _, _) = json_of(call(reqwest::Method::GET, format!("{base}/nowhere"))).await;
     assert_eq!(s, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paginated_examples_walk_by_id_cursor() {
+    let (_dir, sim) = petstore().await;
+    let base = &sim.base_url;
+    let (s, b, _) = json_of(call(
+        reqwest::Method::GET,
+        format!("{base}/v2/owners?limit=2"),
+    ))
+    .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["owners"], json!([{"id": "o1"}, {"id": "o2"}]));
+    assert_eq!(
+        (b["has_more"].clone(), b["last_id"].clone()),
+        (json!(true), json!("o2"))
+    );
+    let (_, b, _) = json_of(call(
+        reqwest::Method::GET,
+        format!("{base}/v2/owners?limit=2&after_id=o2"),
+    ))
+    .await;
+    assert_eq!(b["owners"], json!([{"id": "o3"}]));
+    assert_eq!(b["has_more"], false);
+    let (_, b, _) = json_of(call(
+        reqwest::Method::GET,
+        format!("{base}/v2/owners?before_id=o3"),
+    ))
+    .await;
+    assert_eq!(b["owners"], json!([{"id": "o1"}, {"id": "o2"}]));
+    assert_eq!(b["has_more"], false);
 }
