@@ -372,7 +372,7 @@ pub fn function(m: &Manifest, name: &str, f: &Function) -> FunctionView {
                 r#type: schema_type_name(s),
                 required: false,
                 default: s.get("default").map(lua::inline),
-                description: str_of(s, "description"),
+                description: strip_option_prefix(&str_of(s, "description")),
                 kind: "option".into(),
                 depth: 0,
             });
@@ -385,7 +385,7 @@ pub fn function(m: &Manifest, name: &str, f: &Function) -> FunctionView {
             required: false,
             default: None,
             description: format!(
-                "Lua option: called with each event as it arrives when `{} = true`; the call still returns the final result.",
+                "Called with each event as it arrives when `{} = true`; the call still returns the final result.",
                 s.param
             ),
             kind: "option".into(),
@@ -513,6 +513,21 @@ fn str_of(v: &Value, key: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+/// The executor's option descriptions start with "kosmo option:"; the tables mark options already.
+fn strip_option_prefix(s: &str) -> String {
+    match s.strip_prefix("kosmo option:") {
+        Some(rest) => {
+            let rest = rest.trim_start();
+            let mut chars = rest.chars();
+            match chars.next() {
+                Some(c) => c.to_uppercase().chain(chars).collect(),
+                None => String::new(),
+            }
+        }
+        None => s.to_string(),
+    }
 }
 
 /// The wrapper a parameter is shown under, if any.

@@ -293,7 +293,8 @@ pub fn generate(seed: u64, params: &Value) -> Result<Value, String> {
     let mut text = if echo.is_empty() {
         "Hello from the kosmo simulator.".to_string()
     } else {
-        format!("You said: {}.", echo.join(" "))
+        let said = echo.join(" ");
+        format!("You said: {}.", said.trim_end_matches(['.', '!', '?']))
     };
     let filler = 12 + rng.below(30);
     for i in 0..filler {
