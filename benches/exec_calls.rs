@@ -25,11 +25,7 @@ async fn answer(req: axum::extract::Request) -> impl IntoResponse {
     let is_model = req.uri().path().starts_with("/v1/models");
     // Read the request body, as a real server would (and so keep-alive stays clean).
     let _ = axum::body::to_bytes(req.into_body(), usize::MAX).await;
-    let body = if is_model {
-        MODEL
-    } else {
-        MESSAGE
-    };
+    let body = if is_model { MODEL } else { MESSAGE };
     (
         [
             (header::CONTENT_TYPE, "application/json"),

@@ -52,9 +52,7 @@ pub enum Error {
     },
 
     /// A credential the function needs is not configured.
-    #[error(
-        "{integration} account '{account}' has no {credential} configured: {hint}"
-    )]
+    #[error("{integration} account '{account}' has no {credential} configured: {hint}")]
     MissingCredential {
         integration: String,
         account: String,
@@ -72,7 +70,10 @@ pub enum Error {
 
     /// The request never got a complete answer: connect failure, timeout, reset, broken stream.
     #[error("{message}")]
-    Transport { kind: TransportKind, message: String },
+    Transport {
+        kind: TransportKind,
+        message: String,
+    },
 
     /// The server answered with something that is not what the API sends (HTML, truncated JSON).
     #[error("{message}")]
@@ -99,6 +100,14 @@ pub enum Error {
     /// A script hit one of its limits (memory, cpu, timeout, calls).
     #[error("{message}")]
     Limit { limit: String, message: String },
+
+    /// A docs page or namespace that does not exist; the message lists what does.
+    #[error("{message}")]
+    UnknownPage { message: String },
+
+    /// The docs templates failed to render (a bug in a template or a manifest's text).
+    #[error("{message}")]
+    Docs { message: String },
 
     /// A Lua error that is not one of the above.
     #[error("{message}")]
@@ -140,6 +149,8 @@ impl Error {
             Error::Api { error_type, .. } => error_type.as_str(),
             Error::Config { .. } => "config_error",
             Error::Limit { .. } => "limit_exceeded",
+            Error::UnknownPage { .. } => "unknown_page",
+            Error::Docs { .. } => "docs_error",
             Error::Lua { .. } => "lua_error",
             Error::Io { .. } => "io_error",
         }
@@ -241,7 +252,11 @@ pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) 
         .collect();
     scored.sort();
     scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(5).map(|(_, c)| c.to_string()).collect()
+    scored
+        .into_iter()
+        .take(5)
+        .map(|(_, c)| c.to_string())
+        .collect()
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
@@ -280,7 +295,12 @@ mod tests {
 
     #[test]
     fn closest_finds_typos_and_shared_words() {
-        let names = ["create_message", "count_message_tokens", "list_models", "get_model"];
+        let names = [
+            "create_message",
+            "count_message_tokens",
+            "list_models",
+            "get_model",
+        ];
         assert_eq!(closest("create_mesage", names)[0], "create_message");
         assert!(closest("models", names).contains(&"list_models".to_string()));
         assert!(closest("zzzzzzzzzz", names).is_empty());

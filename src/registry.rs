@@ -61,7 +61,10 @@ impl Integration {
         for (name, f) in &manifest.functions {
             names.insert(name.clone(), name.clone());
             names.insert(manifest.full_name(name, f), name.clone());
-            names.insert(format!("{}.{}", manifest.name, manifest.full_name(name, f)), name.clone());
+            names.insert(
+                format!("{}.{}", manifest.name, manifest.full_name(name, f)),
+                name.clone(),
+            );
             for a in &f.aliases {
                 names.insert(a.clone(), name.clone());
                 // The seed page's full names follow the alias (`anthropic_get_current_user`).
@@ -113,11 +116,14 @@ impl Integration {
     /// The compiled input validator of a function (by Lua name), built on first use.
     pub fn validator(&self, lua_name: &str) -> Result<Arc<InputValidator>> {
         let (name, f) = self.require_function(lua_name)?;
-        let cell = self.validators.get(name).ok_or_else(|| Error::UnknownFunction {
-            integration: self.name().into(),
-            name: name.into(),
-            suggestions: vec![],
-        })?;
+        let cell = self
+            .validators
+            .get(name)
+            .ok_or_else(|| Error::UnknownFunction {
+                integration: self.name().into(),
+                name: name.into(),
+                suggestions: vec![],
+            })?;
         cell.get_or_init(|| {
             InputValidator::new(&self.manifest, f)
                 .map(Arc::new)
@@ -167,10 +173,8 @@ impl Registry {
     pub fn load(opts: &RegistryOptions) -> Result<Registry> {
         let mut reg = Registry::builtin()?;
         let mut dirs: Vec<PathBuf> = Vec::new();
-        if !opts.ignore_env {
-            if let Some(path) = std::env::var_os("KOSMO_MANIFEST_PATH") {
-                dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
-            }
+        if let Some(path) = std::env::var_os("KOSMO_MANIFEST_PATH").filter(|_| !opts.ignore_env) {
+            dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
         }
         dirs.extend(opts.dirs.iter().cloned());
         for dir in dirs {
@@ -207,11 +211,17 @@ impl Registry {
         let trimmed = dotted
             .trim_start_matches("app.")
             .trim_start_matches("integrations.");
-        let (integration, function) = trimmed.split_once('.').ok_or_else(|| Error::UnknownFunction {
-            integration: trimmed.into(),
-            name: String::new(),
-            suggestions: vec!["use the form <integration>.<function>, e.g. anthropic.create_message".into()],
-        })?;
+        let (integration, function) =
+            trimmed
+                .split_once('.')
+                .ok_or_else(|| Error::UnknownFunction {
+                    integration: trimmed.into(),
+                    name: String::new(),
+                    suggestions: vec![
+                        "use the form <integration>.<function>, e.g. anthropic.create_message"
+                            .into(),
+                    ],
+                })?;
         let integ = self.require(integration)?;
         let (name, f) = integ.require_function(function)?;
         Ok((integ, name, f))
@@ -224,8 +234,7 @@ pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            p.is_file()
-                && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
         })
         .collect();
     files.sort();
@@ -247,9 +256,15 @@ mod tests {
     fn builtin_anthropic_loads_and_resolves_aliases() {
         let reg = Registry::builtin().unwrap();
         let a = reg.require("anthropic").unwrap();
-        assert_eq!(a.function("anthropic_create_message").unwrap().0, "create_message");
+        assert_eq!(
+            a.function("anthropic_create_message").unwrap().0,
+            "create_message"
+        );
         assert!(reg.resolve("anthropic.create_message").is_ok());
-        let err = reg.resolve("anthropic.create_mesage").unwrap_err().to_string();
+        let err = reg
+            .resolve("anthropic.create_mesage")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("create_message"), "{err}");
     }
 }

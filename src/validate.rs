@@ -38,17 +38,19 @@ pub fn input_schema(manifest: &Manifest, f: &Function) -> Value {
             required.push(json!(p.name));
         }
     }
-    if let Some(b) = &manifest.betas {
-        if !props.contains_key(&b.param) {
-            props.insert(
-                b.param.clone(),
-                json!({
-                    "type": "array",
-                    "items": {"type": "string"},
-                    "description": format!("Extra beta feature names, sent in the `{}` header with the function's own.", b.header)
-                }),
-            );
-        }
+    if let Some(b) = manifest
+        .betas
+        .as_ref()
+        .filter(|b| !props.contains_key(&b.param))
+    {
+        props.insert(
+            b.param.clone(),
+            json!({
+                "type": "array",
+                "items": {"type": "string"},
+                "description": format!("Extra beta feature names, sent in the `{}` header with the function's own.", b.header)
+            }),
+        );
     }
     if f.pagination.is_some() {
         props.insert(
@@ -67,8 +69,14 @@ pub fn input_schema(manifest: &Manifest, f: &Function) -> Value {
         );
     }
     let mut schema = Map::new();
-    schema.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
-    schema.insert("title".into(), json!(format!("{}.{}", manifest.name, function_name(manifest, f))));
+    schema.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    schema.insert(
+        "title".into(),
+        json!(format!("{}.{}", manifest.name, function_name(manifest, f))),
+    );
     schema.insert("type".into(), json!("object"));
     schema.insert("properties".into(), Value::Object(props));
     schema.insert("required".into(), Value::Array(required));
@@ -115,7 +123,12 @@ pub fn normalize_value(f: &Function, args: &Value) -> std::result::Result<Value,
             Value::Object(m) => m,
             Value::Array(a) if a.is_empty() => Map::new(),
             Value::Null => Map::new(),
-            other => return Err(format!("/{key}: must be an object, got {}", json_type(&other))),
+            other => {
+                return Err(format!(
+                    "/{key}: must be an object, got {}",
+                    json_type(&other)
+                ));
+            }
         };
         for (k, v) in inner {
             match flat.get(&k) {
@@ -130,11 +143,9 @@ pub fn normalize_value(f: &Function, args: &Value) -> std::result::Result<Value,
             }
         }
     }
-    for p in &f.params {
-        if p.send_default && !flat.contains_key(&p.name) {
-            if let Some(d) = p.default_value() {
-                flat.insert(p.name.clone(), d.clone());
-            }
+    for p in f.params.iter().filter(|p| p.send_default) {
+        if let (false, Some(d)) = (flat.contains_key(&p.name), p.default_value()) {
+            flat.insert(p.name.clone(), d.clone());
         }
     }
     Ok(Value::Object(flat))
@@ -250,7 +261,10 @@ functions:
             .check("make", f, &json!({"max_tokens": 0, "bogus": 1}))
             .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("/max_tokens: 0 is less than the minimum of 1"), "{msg}");
+        assert!(
+            msg.contains("/max_tokens: 0 is less than the minimum of 1"),
+            "{msg}"
+        );
         assert!(msg.contains("\"model\" is a required property"), "{msg}");
         assert!(msg.contains("bogus"), "{msg}");
         assert_eq!(err.code(), "validation_error");
@@ -260,7 +274,8 @@ functions:
     fn conflicting_flat_and_wrapped_values_are_refused() {
         let m = manifest();
         let f = &m.functions["make"];
-        let err = normalize_value(f, &json!({"model": "a", "payload": {"model": "b"}})).unwrap_err();
+        let err =
+            normalize_value(f, &json!({"model": "a", "payload": {"model": "b"}})).unwrap_err();
         assert!(err.contains("/model"), "{err}");
         assert!(normalize_value(f, &json!("x")).is_err());
     }

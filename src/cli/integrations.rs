@@ -77,7 +77,13 @@ pub fn list(ctx: &Context, args: ListArgs) -> ExitCode {
     } else {
         for integ in reg.iter() {
             let m = &integ.manifest;
-            println!("{} - {} ({} functions, {})", m.name, m.label, m.functions.len(), integ.source);
+            println!(
+                "{} - {} ({} functions, {})",
+                m.name,
+                m.label,
+                m.functions.len(),
+                integ.source
+            );
             println!("  {}", m.summary);
             for (name, f) in &m.functions {
                 let mut line = format!("  {:<32} {:<5} {}", name, f.class.as_str(), f.summary);

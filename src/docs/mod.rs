@@ -111,7 +111,7 @@ fn template_error(e: minijinja::Error) -> Error {
         message.push_str(&format!("\ncaused by: {s}"));
         source = s.source();
     }
-    Error::Lua { message }
+    Error::Docs { message }
 }
 
 fn filter_error(e: impl std::fmt::Display) -> minijinja::Error {
@@ -165,7 +165,7 @@ fn env() -> Result<&'static Environment<'static>> {
         Ok(env)
     })
     .as_ref()
-    .map_err(|message| Error::Lua {
+    .map_err(|message| Error::Docs {
         message: format!("docs templates do not compile: {message}"),
     })
 }
@@ -473,7 +473,7 @@ impl Docs {
     /// The context of one function page: from the full views when they exist, else built alone
     /// (so `docs.read("anthropic.create_message")` does not build all 40 function views).
     fn function_slot(&self, integration: &str, name: &str) -> Result<FunctionSlot> {
-        let missing = || Error::Lua {
+        let missing = || Error::UnknownPage {
             message: format!("Page 'integrations.{integration}.{name}' not found."),
         };
         if let Some(views) = self.inner.views.get() {
@@ -505,9 +505,12 @@ impl Docs {
     }
 
     fn integration_views<'a>(&self, views: &'a Views, name: &str) -> Result<&'a IntegrationViews> {
-        views.integrations.get(name).ok_or_else(|| Error::Lua {
-            message: format!("Page 'integrations.{name}' not found."),
-        })
+        views
+            .integrations
+            .get(name)
+            .ok_or_else(|| Error::UnknownPage {
+                message: format!("Page 'integrations.{name}' not found."),
+            })
     }
 
     fn not_found(&self, page: &str) -> Error {
@@ -526,7 +529,7 @@ impl Docs {
         } else {
             format!(" Did you mean: {}?", near.join(", "))
         };
-        Error::Lua {
+        Error::UnknownPage {
             message: format!(
                 "Page '{page}' not found.{hint} Available pages: {}",
                 pages.join(", ")
@@ -617,7 +620,7 @@ impl Docs {
                     .iter()
                     .map(|i| format!("integrations.{}", i.name())),
             );
-            return Err(Error::Lua {
+            return Err(Error::UnknownPage {
                 message: format!(
                     "Namespace '{}' not found. Available namespaces: {}",
                     namespace.unwrap_or_default(),

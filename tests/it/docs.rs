@@ -409,6 +409,12 @@ fn errors_page_documents_every_error_code() {
             limit: "memory".into(),
             message: "m".into(),
         },
+        Error::UnknownPage {
+            message: "x".into(),
+        },
+        Error::Docs {
+            message: "x".into(),
+        },
         Error::Lua {
             message: "m".into(),
         },

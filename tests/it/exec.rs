@@ -1260,7 +1260,9 @@ async fn redirects_are_not_followed_so_the_key_never_travels() {
     }])
     .await;
     let ex = exec(&srv.url);
-    let e = call(&ex, "get_thing", json!({"id": "x"})).await.unwrap_err();
+    let e = call(&ex, "get_thing", json!({"id": "x"}))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), "bad_response");
     assert_eq!(e.status(), Some(307));
     assert_eq!(other.count(), 0);

@@ -47,7 +47,11 @@ fn schema_of(dir: &std::path::Path, name: &str) -> Value {
         .args(["integrations:schema", &format!("anthropic.{name}")])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -64,8 +68,14 @@ fn every_seed_function_and_alias_has_a_schema_with_its_required_fields() {
             .filter_map(Value::as_str)
             .collect();
         for r in *required {
-            assert!(got.contains(r), "{name}: '{r}' should be required, got {got:?}");
-            assert!(schema["properties"][r].is_object(), "{name}: no property {r}");
+            assert!(
+                got.contains(r),
+                "{name}: '{r}' should be required, got {got:?}"
+            );
+            assert!(
+                schema["properties"][r].is_object(),
+                "{name}: no property {r}"
+            );
         }
     }
 }
@@ -79,7 +89,10 @@ fn schemas_carry_real_types_and_bounds() {
     assert_eq!(s["properties"]["max_tokens"]["type"], "integer");
     assert_eq!(s["properties"]["max_tokens"]["default"], 4096);
     assert_eq!(s["properties"]["stream"]["type"], "boolean");
-    assert_eq!(s["additionalProperties"], true, "create_message passes unknown fields through");
+    assert_eq!(
+        s["additionalProperties"], true,
+        "create_message passes unknown fields through"
+    );
     let s = schema_of(dir.path(), "list_models");
     assert_eq!(s["properties"]["limit"]["type"], "integer");
     assert_eq!(s["properties"]["limit"]["maximum"], 1000);
@@ -106,12 +119,18 @@ fn unknown_function_fails_with_suggestions() {
 #[test]
 fn list_shows_builtin_integrations() {
     let dir = tempfile::tempdir().unwrap();
-    let out = kosmo(dir.path()).args(["integrations:list", "--json"]).output().unwrap();
+    let out = kosmo(dir.path())
+        .args(["integrations:list", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let fns = v["providers"]["anthropic"]["functions"].as_array().unwrap();
     assert!(fns.len() >= 28, "only {} functions", fns.len());
-    let cm = fns.iter().find(|f| f["function"] == "create_message").unwrap();
+    let cm = fns
+        .iter()
+        .find(|f| f["function"] == "create_message")
+        .unwrap();
     assert_eq!(cm["operation"], "write");
     assert_eq!(cm["full_name"], "anthropic_create_message");
 }
@@ -189,7 +208,11 @@ fn broken_cases() -> Vec<(&'static str, String, &'static str)> {
             ECHO.replace("    class: read\n", "    class: read\n    colour: blue\n"),
             "/functions/get_thing",
         ),
-        ("bad type", ECHO.replace("class: read", "class: 7"), "/functions/get_thing/class"),
+        (
+            "bad type",
+            ECHO.replace("class: read", "class: 7"),
+            "/functions/get_thing/class",
+        ),
         (
             "broken placeholder",
             ECHO.replace("/things/{id}", "/things/{thing}"),
@@ -202,15 +225,31 @@ fn broken_cases() -> Vec<(&'static str, String, &'static str)> {
             ),
             "already used by function 'get_thing'",
         ),
-        ("yaml syntax", ECHO.replace("groups: [{", "groups: [{{"), "line "),
-        ("unknown credential", ECHO.replace("credential: token", "credential: nope"), "unknown credential type 'nope'"),
+        (
+            "yaml syntax",
+            ECHO.replace("groups: [{", "groups: [{{"),
+            "line ",
+        ),
+        (
+            "unknown credential",
+            ECHO.replace("credential: token", "credential: nope"),
+            "unknown credential type 'nope'",
+        ),
         (
             "example that does not validate",
             ECHO.replace("args: {id: t_1}", "args: {verbose: yes}"),
             "/functions/get_thing/examples/0",
         ),
-        ("get marked write", ECHO.replace("class: read", "class: write"), "GET function cannot be class 'write'"),
-        ("not a mapping", "- just\n- a list\n".to_string(), "echo.yaml: /"),
+        (
+            "get marked write",
+            ECHO.replace("class: read", "class: write"),
+            "GET function cannot be class 'write'",
+        ),
+        (
+            "not a mapping",
+            "- just\n- a list\n".to_string(),
+            "echo.yaml: /",
+        ),
         ("empty file", String::new(), "echo.yaml"),
     ]
 }
@@ -222,11 +261,21 @@ fn bad_manifests_are_refused_with_file_and_location() {
         let manifests = tempfile::tempdir().unwrap();
         let file = manifests.path().join("echo.yaml");
         std::fs::write(&file, &text).unwrap();
-        let out = kosmo(dir.path()).arg("manifests:check").arg(&file).output().unwrap();
+        let out = kosmo(dir.path())
+            .arg("manifests:check")
+            .arg(&file)
+            .output()
+            .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
-        assert!(stderr.contains("echo.yaml"), "{what}: names the file: {stderr}");
-        assert!(stderr.contains(expected), "{what}: expected {expected:?} in {stderr}");
+        assert!(
+            stderr.contains("echo.yaml"),
+            "{what}: names the file: {stderr}"
+        );
+        assert!(
+            stderr.contains(expected),
+            "{what}: expected {expected:?} in {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
         // Loading it as a user manifest fails the same way instead of being ignored.
         let out = kosmo(dir.path())
@@ -235,7 +284,10 @@ fn bad_manifests_are_refused_with_file_and_location() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(1), "{what}");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("manifest_error"), "{what}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("manifest_error"),
+            "{what}"
+        );
     }
 }
 
@@ -269,8 +321,15 @@ fn garbage_input_never_panics() {
     for (i, s) in samples.iter().enumerate() {
         let file = manifests.path().join(format!("g{i}.yaml"));
         std::fs::write(&file, s).unwrap();
-        let out = kosmo(dir.path()).arg("manifests:check").arg(&file).output().unwrap();
+        let out = kosmo(dir.path())
+            .arg("manifests:check")
+            .arg(&file)
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "sample {i}");
-        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"), "sample {i}");
+        assert!(
+            !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+            "sample {i}"
+        );
     }
 }
