@@ -96,42 +96,81 @@ fn sdk_python() -> Option<PathBuf> {
         .or_else(|| Some(PathBuf::from("/tmp/venv/bin/python")).filter(|p| p.exists()))
 }
 
+/// Build-only throughput: validation, credentials, request building, no I/O.
+async fn dry_runs(ex: &Executor, function: &str, n: usize) -> f64 {
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut c = Call::new("anthropic", function, args(function));
+        c.dry_run = true;
+        ex.call(c).await.expect("dry run");
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
 fn main() {
     let n: usize = std::env::var("BENCH_CALLS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    // The server gets its own thread and runtime, as a separate process would.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let _ = tx.send(format!("http://{}", listener.local_addr().expect("addr")));
+            let app = Router::new().fallback(answer);
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    let url = rx.recv().expect("server url");
+    let ex = executor(&url);
+    // Sequential calls: one task, so a current-thread runtime (no cross-thread wake-ups).
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let multi = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let url = rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let app = Router::new().fallback(answer);
-            let _ = axum::serve(listener, app).await;
-        });
-        url
-    });
-    let ex = executor(&url);
-    let mut results = Vec::new();
-    rt.block_on(async {
-        // Warm up the connection pool and the lazily compiled validators.
-        sequential(&ex, "create_message", 200).await;
-        sequential(&ex, "get_model", 200).await;
-        for f in ["create_message", "get_model"] {
-            let seq = sequential(&ex, f, n).await;
-            let conc = concurrent(&ex, f, n, 8).await;
-            println!(
-                "kosmo {f:<15} sequential {seq:>9.0} calls/s   8 concurrent {conc:>9.0} calls/s"
-            );
-            results.push((f, seq));
+    // The floor: the same GET with a bare reqwest client, no executor.
+    let raw = single.block_on(async {
+        let client = reqwest::Client::new();
+        let u = format!("{url}/v1/models/claude-sonnet-4-20250514");
+        for _ in 0..500 {
+            let _ = client.get(&u).send().await.expect("raw").bytes().await;
         }
+        let t = Instant::now();
+        for _ in 0..n {
+            let _ = client.get(&u).send().await.expect("raw").bytes().await;
+        }
+        n as f64 / t.elapsed().as_secs_f64()
     });
+    println!("bare reqwest GET       sequential {raw:>9.0} calls/s (the loopback floor)");
+    let mut results = Vec::new();
+    for f in ["create_message", "get_model"] {
+        let (dry, seq) = single.block_on(async {
+            // Warm up the connection and the lazily compiled validators.
+            sequential(&ex, f, 500).await;
+            (dry_runs(&ex, f, n).await, sequential(&ex, f, n).await)
+        });
+        let ex2 = executor(&url);
+        let conc = multi.block_on(async {
+            concurrent(&ex2, f, 2_000, 8).await;
+            concurrent(&ex2, f, n, 8).await
+        });
+        println!(
+            "kosmo {f:<15} sequential {seq:>9.0} calls/s   8 concurrent {conc:>9.0} calls/s   dry run {dry:>9.0} calls/s"
+        );
+        results.push((f, seq));
+    }
     let Some(py) = sdk_python() else {
         println!("SKIP: no Python SDK (set KOSMO_SDK_PYTHON) for the comparison");
         return;

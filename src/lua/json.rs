@@ -331,3 +331,69 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
 pub fn result_value(lua: &Lua, v: &Value) -> Json {
     to_json(lua, v, Mode::Lenient).unwrap_or_else(|e| Json::String(format!("<{e}>")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lua::limits::{LimitState, Limits};
+    use crate::lua::sandbox;
+    use serde_json::json;
+
+    fn state() -> Lua {
+        let lua = sandbox::new_state(&LimitState::new(Limits::default())).unwrap();
+        install(&lua).unwrap();
+        lua
+    }
+
+    #[test]
+    fn empty_containers_round_trip_through_markers() {
+        let lua = state();
+        let j = json!({"a": [], "b": {}, "c": [1, {"d": []}], "e": "x", "f": 1.5, "g": -3});
+        let v = from_json(&lua, &j, Nulls::Keep).unwrap();
+        assert_eq!(to_json(&lua, &v, Mode::Strict).unwrap(), j);
+    }
+
+    #[test]
+    fn nulls_are_kept_or_dropped() {
+        let lua = state();
+        let j = json!({"a": null, "b": [null, 1]});
+        let keep = from_json(&lua, &j, Nulls::Keep).unwrap();
+        assert_eq!(to_json(&lua, &keep, Mode::Strict).unwrap(), j);
+        let drop = from_json(&lua, &j, Nulls::DropInObjects).unwrap();
+        assert_eq!(
+            to_json(&lua, &drop, Mode::Strict).unwrap(),
+            json!({"b": [null, 1]})
+        );
+    }
+
+    #[test]
+    fn inference_and_strictness() {
+        let lua = state();
+        let all: Vec<Value> = lua
+            .load("return {[1] = 'a', [3] = 'c'}, {}, {[true] = 1}, {f = print}, 0/0, {1, 2, 3}")
+            .eval::<MultiValue>()
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(
+            to_json(&lua, &all[0], Mode::Strict).unwrap(),
+            json!({"1": "a", "3": "c"})
+        );
+        assert_eq!(to_json(&lua, &all[1], Mode::Strict).unwrap(), json!({}));
+        assert_eq!(
+            to_json(&lua, &all[2], Mode::Strict).unwrap(),
+            json!({"true": 1})
+        );
+        assert_eq!(
+            to_json(&lua, &all[5], Mode::Strict).unwrap(),
+            json!([1, 2, 3])
+        );
+        assert!(to_json(&lua, &all[3], Mode::Strict).is_err());
+        assert_eq!(
+            to_json(&lua, &all[3], Mode::Lenient).unwrap(),
+            json!({"f": "<function>"})
+        );
+        assert!(to_json(&lua, &all[4], Mode::Strict).is_err());
+        assert_eq!(to_json(&lua, &all[4], Mode::Lenient).unwrap(), Json::Null);
+    }
+}

@@ -14,8 +14,9 @@ use mlua::{HookTriggers, Lua, VmState};
 use crate::error::Error;
 
 /// VM instructions counted as one second of CPU. Measured on the reference machine (Lua 5.4,
-/// release build, simple loops run at roughly this rate); the budget is deterministic, which is
-/// what scripts and tests need, rather than exact.
+/// release build: simple loops run at 100-230 M instructions/s). The CPU limit trips on this
+/// budget or on the time the VM actually ran (which also sees work inside C functions such as
+/// `string.rep`), whichever comes first.
 pub const INSTRUCTIONS_PER_SECOND: u64 = 150_000_000;
 
 /// How often (in VM instructions) the hook runs.
@@ -96,8 +97,11 @@ pub struct LimitState {
     instructions: AtomicU64,
     budget: u64,
     start: Mutex<Instant>,
-    /// Milliseconds since `start` of the last sign of life of the VM (hook tick or host boundary).
-    last_tick_ms: AtomicU64,
+    /// Microseconds since `start` of the last sign of life of the VM (hook tick or host boundary).
+    last_tick_us: AtomicU64,
+    /// Microseconds the VM spent running (between ticks, host waits excluded): the CPU budget's
+    /// backstop for work done inside C functions, which the instruction count cannot see.
+    vm_time_us: AtomicU64,
     /// Host awaits in flight (HTTP, prompts): the VM is not stalled while these wait.
     in_host: AtomicUsize,
     pub calls: AtomicU64,
@@ -115,7 +119,8 @@ impl LimitState {
             instructions: AtomicU64::new(0),
             budget,
             start: Mutex::new(Instant::now()),
-            last_tick_ms: AtomicU64::new(0),
+            last_tick_us: AtomicU64::new(0),
+            vm_time_us: AtomicU64::new(0),
             in_host: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             output_bytes: AtomicUsize::new(0),
@@ -131,7 +136,8 @@ impl LimitState {
         if let Ok(mut s) = self.start.lock() {
             *s = Instant::now();
         }
-        self.last_tick_ms.store(0, Ordering::SeqCst);
+        self.last_tick_us.store(0, Ordering::SeqCst);
+        self.vm_time_us.store(0, Ordering::SeqCst);
         self.calls.store(0, Ordering::SeqCst);
         self.output_bytes.store(0, Ordering::SeqCst);
         self.finished.store(false, Ordering::SeqCst);
@@ -214,13 +220,25 @@ impl LimitState {
         self.error().map(mlua::Error::external)
     }
 
-    fn now_ms(&self) -> u64 {
-        self.elapsed().as_millis() as u64
+    fn now_us(&self) -> u64 {
+        self.elapsed().as_micros() as u64
     }
 
-    /// The VM showed a sign of life.
+    /// A host boundary: the VM stops or resumes running.
     pub fn tick(&self) {
-        self.last_tick_ms.store(self.now_ms(), Ordering::Relaxed);
+        self.last_tick_us.store(self.now_us(), Ordering::Relaxed);
+    }
+
+    /// A hook tick: the VM has been running since the last tick or boundary. Answers the VM
+    /// time used so far.
+    fn vm_tick(&self) -> Duration {
+        let now = self.now_us();
+        let prev = self.last_tick_us.swap(now, Ordering::Relaxed);
+        let used = self
+            .vm_time_us
+            .fetch_add(now.saturating_sub(prev), Ordering::Relaxed)
+            + now.saturating_sub(prev);
+        Duration::from_micros(used)
     }
 
     /// Enter a host wait (HTTP, prompt): the watchdog does not count it as a stall.
@@ -235,8 +253,8 @@ impl LimitState {
         if self.in_host.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        let last = self.last_tick_ms.load(Ordering::Relaxed);
-        Some(Duration::from_millis(self.now_ms().saturating_sub(last)))
+        let last = self.last_tick_us.load(Ordering::Relaxed);
+        Some(Duration::from_micros(self.now_us().saturating_sub(last)))
     }
 
     pub fn note_memory(&self, bytes: usize) {
@@ -292,9 +310,9 @@ pub fn install(lua: &Lua, state: &Arc<LimitState>) -> mlua::Result<()> {
                 .instructions
                 .fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed)
                 + u64::from(HOOK_EVERY);
-            st.tick();
+            let vm_time = st.vm_tick();
             st.note_memory(lua.used_memory());
-            if n > st.budget {
+            if n > st.budget || vm_time.as_secs_f64() > st.limits.cpu {
                 st.trip(Kind::Cpu);
             } else if Instant::now() > st.deadline() {
                 st.trip(Kind::Timeout);

@@ -908,3 +908,39 @@ fn wall_clock_includes_time_waiting_on_http() {
     assert!((900.0..5000.0).contains(&ms), "{ms}");
     assert_eq!(r.env["integration_calls"][0]["status"], "ok");
 }
+
+#[test]
+fn ask_prompts_on_a_terminal() {
+    // `script` gives the binary a pseudo-terminal; without it this cannot be tested here.
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIP ask_prompts_on_a_terminal: /usr/bin/script is not installed");
+        return;
+    }
+    let dir = TempDir::new().unwrap();
+    let command = format!(
+        "{} integrations:lua --offline --eval '{}'",
+        env!("CARGO_BIN_EXE_kosmo"),
+        WRITE.replace('\n', " ")
+    );
+    for (answer, want) in [("y\n", "message"), ("n\n", "was refused at the prompt")] {
+        let out = std::process::Command::new("/usr/bin/script")
+            .args(["-qec", &command, "/dev/null"])
+            .env("KOSMO_CONFIG_DIR", dir.path())
+            .env("HOME", dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(answer.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("allow write call anthropic.create_message"),
+            "{text}"
+        );
+        assert!(text.contains(want), "{answer:?}: {text}");
+    }
+}

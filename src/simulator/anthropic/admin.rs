@@ -42,6 +42,19 @@ const SEED_USERS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
+/// Objects with the fixed IDs of the API reference's examples (which the manifest's examples and
+/// so the rendered docs use), the same for every `--seed`: the user `EXAMPLE_USER` is a
+/// `workspace_user` of `EXAMPLE_WORKSPACE` and created `EXAMPLE_API_KEY` there;
+/// `EXAMPLE_NEW_MEMBER` belongs to no workspace yet, so it can be added to one.
+pub const EXAMPLE_USER: &str = "user_01WCz1FkmYMm4gnmykNKUu3Q";
+pub const EXAMPLE_NEW_MEMBER: &str = "user_01Rv3nZcA8sTqWb6KLm2yJxP";
+pub const EXAMPLE_WORKSPACE: &str = "wrkspc_01JwQvzr7rXLA5AGx3HKfFUJ";
+pub const EXAMPLE_API_KEY: &str = "apikey_01Rj2N8SVvo6BePZj99NhmiT";
+pub const EXAMPLE_INVITE: &str = "invite_015gWxCN9Hfg2QhZwTK7Mdeu";
+
+/// When the reference's example objects were made.
+const EXAMPLE_CREATED: &str = "2024-10-30T23:58:27.427722Z";
+
 fn uuid_like(basis: &str, seed: u64) -> String {
     let h1 = super::stable_hash(basis, seed);
     let h2 = super::stable_hash(&format!("{basis}#2"), seed);
@@ -87,6 +100,28 @@ impl Admin {
             );
             ids.push(id);
         }
+        for (id, name, email, role, added_at) in [
+            (
+                EXAMPLE_USER,
+                "Jane Doe",
+                "user@emaildomain.com",
+                "user",
+                EXAMPLE_CREATED,
+            ),
+            (
+                EXAMPLE_NEW_MEMBER,
+                "John Smith",
+                "developer@emaildomain.com",
+                "developer",
+                "2024-11-04T16:20:11.903117Z",
+            ),
+        ] {
+            users.insert(
+                id.to_string(),
+                json!({"id": id, "type": "user", "name": name, "email": email, "role": role,
+                       "added_at": added_at}),
+            );
+        }
         let ws_main = derived_id("wrkspc_", "research", seed);
         let ws_prod = derived_id("wrkspc_", "production", seed);
         let ws_old = derived_id("wrkspc_", "legacy", seed);
@@ -121,6 +156,19 @@ impl Admin {
                 seed,
             ),
         );
+        let mut example_ws = workspace(
+            EXAMPLE_WORKSPACE,
+            "Workspace Name",
+            EXAMPLE_CREATED,
+            None,
+            seed,
+        );
+        // The reference's values, so the simulator answers what the docs show.
+        example_ws["compartment_id"] = json!("f8a7b6c5-d4e3-4f21-9a0b-1c2d3e4f5a6b");
+        example_ws["tags"] = json!({"env": "prod"});
+        workspaces.insert(EXAMPLE_WORKSPACE.to_string(), example_ws);
+        let example_ws = EXAMPLE_WORKSPACE.to_string();
+        let example_user = EXAMPLE_USER.to_string();
         let mut members = IndexMap::new();
         for (ws, user, role) in [
             (&ws_main, &ids[0], "workspace_admin"),
@@ -128,6 +176,8 @@ impl Admin {
             (&ws_main, &ids[2], "workspace_user"),
             (&ws_prod, &ids[0], "workspace_admin"),
             (&ws_prod, &ids[1], "workspace_developer"),
+            (&example_ws, &ids[0], "workspace_admin"),
+            (&example_ws, &example_user, "workspace_user"),
         ] {
             members.insert((ws.clone(), user.clone()), member(ws, user, role));
         }
@@ -135,11 +185,11 @@ impl Admin {
         for (key, name, ws, creator, status, hint) in [
             (
                 "dev",
-                "Developer Key",
+                "Research Key",
                 &ws_main,
                 &ids[1],
                 "active",
-                "sk-ant-api03-R2D...igAA",
+                "sk-ant-api03-K9t...m4AA",
             ),
             (
                 "ci",
@@ -172,6 +222,19 @@ impl Admin {
                 }),
             );
         }
+        api_keys.insert(
+            EXAMPLE_API_KEY.to_string(),
+            json!({
+                "id": EXAMPLE_API_KEY, "type": "api_key", "name": "Developer Key",
+                "status": "active",
+                "created_at": EXAMPLE_CREATED,
+                "created_by": {"id": EXAMPLE_USER, "type": "user"},
+                "expires_at": null,
+                "partial_key_hint": "sk-ant-api03-R2D...igAA",
+                "workspace_id": EXAMPLE_WORKSPACE,
+                "scope": {"type": "workspace", "workspace_id": EXAMPLE_WORKSPACE},
+            }),
+        );
         let mut invites = IndexMap::new();
         let inv = derived_id("invite_", "margaret", seed);
         invites.insert(
@@ -179,6 +242,13 @@ impl Admin {
             json!({"id": inv, "type": "invite", "email": "margaret@example.com", "role": "developer",
                    "status": "pending", "invited_at": "2025-01-10T10:00:00.000000Z",
                    "expires_at": "2025-01-31T10:00:00.000000Z", "accepted_at": null, "rbac_group_ids": []}),
+        );
+        invites.insert(
+            EXAMPLE_INVITE.to_string(),
+            json!({"id": EXAMPLE_INVITE, "type": "invite", "email": "new.colleague@example.com",
+                   "role": "developer", "status": "pending", "invited_at": EXAMPLE_CREATED,
+                   "expires_at": "2024-11-20T23:58:27.427722Z", "accepted_at": null,
+                   "rbac_group_ids": []}),
         );
         Admin {
             org_id: uuid_like("organization", seed),
@@ -584,5 +654,53 @@ pub fn delete_invite(sim: &Sim, call: &Call) -> Reply {
     match sim.store().admin.invites.shift_remove(id) {
         Some(_) => Reply::json(json!({"id": id, "type": "invite_deleted"})),
         None => invite_missing(id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The docs' examples rely on these objects and relations, whatever the seed.
+    #[test]
+    fn example_objects_are_seeded_consistently_for_every_seed() {
+        for seed in [0, 7] {
+            let a = Admin::seeded(seed);
+            for id in [EXAMPLE_USER, EXAMPLE_NEW_MEMBER] {
+                assert!(a.users.contains_key(id), "{id}");
+            }
+            assert!(a.workspaces[EXAMPLE_WORKSPACE]["archived_at"].is_null());
+            assert!(a.api_keys.contains_key(EXAMPLE_API_KEY));
+            assert_eq!(a.invites[EXAMPLE_INVITE]["status"], "pending");
+            let ws = EXAMPLE_WORKSPACE.to_string();
+            assert_eq!(
+                a.members[&(ws.clone(), EXAMPLE_USER.to_string())]["workspace_role"],
+                "workspace_user"
+            );
+            assert!(
+                !a.members
+                    .contains_key(&(ws.clone(), EXAMPLE_NEW_MEMBER.to_string()))
+            );
+            // Every reference points at a seeded object.
+            for ((w, u), m) in &a.members {
+                assert!(
+                    a.workspaces.contains_key(w) && a.users.contains_key(u),
+                    "{m}"
+                );
+            }
+            for k in a.api_keys.values() {
+                let creator = k["created_by"]["id"].as_str().unwrap();
+                let ws = k["workspace_id"].as_str().unwrap();
+                assert!(a.users.contains_key(creator), "{k}");
+                assert!(a.workspaces.contains_key(ws), "{k}");
+                assert_eq!(k["scope"]["workspace_id"], ws);
+            }
+            let hints: std::collections::HashSet<_> = a
+                .api_keys
+                .values()
+                .map(|k| &k["partial_key_hint"])
+                .collect();
+            assert_eq!(hints.len(), a.api_keys.len(), "key hints are unique");
+        }
     }
 }

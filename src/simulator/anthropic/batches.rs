@@ -40,6 +40,9 @@ pub struct Batch {
     created: SystemTime,
     delay: Duration,
     cancel_at: Option<SystemTime>,
+    /// How long `canceling` lasts: half the server's `--batch-delay`, fixed when the cancel
+    /// arrives (a seeded batch's own `delay` may be much longer).
+    cancel_delay: Duration,
     items: Vec<Item>,
     /// Rows are generated once, at the first read after the end, then kept.
     results: Option<String>,
@@ -48,6 +51,70 @@ pub struct Batch {
 #[derive(Debug, Default)]
 pub struct Batches {
     by_id: IndexMap<String, Batch>,
+}
+
+/// The ended batch the reference's examples read, wait for and delete (the ID of the API
+/// reference's own examples).
+pub const SEEDED_ENDED: &str = "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d";
+/// The batch the reference's cancel example stops: `in_progress` for the 24 hours a real batch
+/// may run, so it is still cancelable however long after the start a script runs.
+pub const SEEDED_IN_PROGRESS: &str = "msgbatch_013Zva2CMHLNnXjNJJKqJ2EF";
+
+fn seed_request(custom_id: &str, prompt: &str) -> Item {
+    Item {
+        custom_id: custom_id.into(),
+        outcome: Outcome::Valid(json!({
+            "model": "claude-sonnet-4-20250514",
+            "max_tokens": 1024,
+            "messages": [{"role": "user", "content": prompt}],
+        })),
+    }
+}
+
+impl Batches {
+    /// Two batches a script can use without creating one first: `SEEDED_ENDED` (created
+    /// 2024-09-24, ended with two `succeeded` rows and one `errored`) and `SEEDED_IN_PROGRESS`
+    /// (submitted when the server started). Batches created later are listed before them.
+    pub fn seeded() -> Self {
+        let mut batches = Batches::default();
+        // 2024-09-24T18:37:24.100435Z, ended 2024-09-24T18:43:11.560201Z.
+        let created = SystemTime::UNIX_EPOCH + Duration::from_micros(1_727_203_044_100_435);
+        let ended = Batch {
+            id: SEEDED_ENDED.into(),
+            created,
+            delay: Duration::from_micros(1_727_203_391_560_201 - 1_727_203_044_100_435),
+            cancel_at: None,
+            cancel_delay: Duration::ZERO,
+            items: vec![
+                seed_request("question-1", "What is the capital of France?"),
+                seed_request(
+                    "question-2",
+                    "Summarise the plot of Hamlet in one sentence.",
+                ),
+                Item {
+                    custom_id: "question-3".into(),
+                    outcome: Outcome::Invalid("max_tokens: Field required".into()),
+                },
+            ],
+            results: None,
+        };
+        let running = Batch {
+            id: SEEDED_IN_PROGRESS.into(),
+            created: SystemTime::now(),
+            delay: wire::secs(24 * 3600),
+            cancel_at: None,
+            cancel_delay: Duration::ZERO,
+            items: vec![
+                seed_request("summary-1", "Summarise the attached release notes."),
+                seed_request("summary-2", "List three risks of the migration plan."),
+            ],
+            results: None,
+        };
+        for b in [ended, running] {
+            batches.by_id.insert(b.id.clone(), b);
+        }
+        batches
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +136,7 @@ impl Batch {
 
     fn status(&self, now: SystemTime) -> Status {
         if let Some(c) = self.cancel_at.filter(|_| self.canceled()) {
-            let end = c + self.delay / 2;
+            let end = c + self.cancel_delay;
             return if now >= end {
                 Status::Ended(end)
             } else {
@@ -245,6 +312,7 @@ pub fn create(sim: &Sim, call: &Call) -> Reply {
         created: SystemTime::now(),
         delay: Duration::from_millis(sim.opts.batch_delay_ms),
         cancel_at: None,
+        cancel_delay: Duration::from_millis(sim.opts.batch_delay_ms) / 2,
         items,
         results: None,
     };
@@ -297,6 +365,7 @@ pub fn cancel(sim: &Sim, call: &Call) -> Reply {
         Status::Canceling => Reply::json(b.json(sim, now)),
         Status::InProgress => {
             b.cancel_at = Some(now);
+            b.cancel_delay = Duration::from_millis(sim.opts.batch_delay_ms) / 2;
             Reply::json(b.json(sim, now))
         }
     }
@@ -343,5 +412,26 @@ pub fn results(sim: &Sim, call: &Call) -> Reply {
         status: 200,
         content_type: "application/x-jsonl".into(),
         body: rows.into_bytes(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_batches_are_one_ended_and_one_cancelable() {
+        let b = Batches::seeded();
+        let now = SystemTime::now();
+        let ended = &b.by_id[SEEDED_ENDED];
+        assert!(matches!(ended.status(now), Status::Ended(_)));
+        let kinds: Vec<_> = ended.items.iter().map(|i| ended.row_kind(i)).collect();
+        assert_eq!(kinds, ["succeeded", "succeeded", "errored"]);
+        // Still running an hour after the server started: a late script can cancel it.
+        let running = &b.by_id[SEEDED_IN_PROGRESS];
+        assert_eq!(running.status(now + wire::secs(3600)), Status::InProgress);
+        // Newest first in lists: the running batch comes before the ended one.
+        let order: Vec<_> = b.by_id.keys().rev().map(String::as_str).collect();
+        assert_eq!(order, [SEEDED_IN_PROGRESS, SEEDED_ENDED]);
     }
 }

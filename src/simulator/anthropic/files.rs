@@ -1,10 +1,11 @@
 //! Files: multipart upload, list (newest first), metadata, delete, and download only for files
 //! the service marks downloadable (outputs of code execution); uploads never are.
 //!
-//! Two files are seeded: `file_011example` (an uploaded PDF) and `file_011downloadable` (a CSV
-//! a code-execution run produced). List pages carry both page shapes the SDKs parse: the id
-//! cursor (`first_id` / `last_id` / `has_more`) and the opaque cursor (`next_page`, accepted back
-//! as `page`).
+//! Three files are seeded: `file_011CNha8iCJcU1wXNR6q4V8w` (the API reference's uploaded PDF)
+//! and `file_011example` (another uploaded PDF), which cannot be downloaded, and
+//! `file_011downloadable` (a CSV a code-execution run produced). List pages carry both page
+//! shapes the SDKs parse: the id cursor (`first_id` / `last_id` / `has_more`) and the opaque
+//! cursor (`next_page`, accepted back as `page`).
 
 use std::time::SystemTime;
 
@@ -55,6 +56,15 @@ impl Files {
     pub fn seeded() -> Self {
         let mut files = Files::default();
         let pdf = b"%PDF-1.4\n% kosmo simulator sample document\n%%EOF\n".to_vec();
+        files.insert(StoredFile {
+            id: "file_011CNha8iCJcU1wXNR6q4V8w".into(),
+            filename: "document.pdf".into(),
+            mime_type: "application/pdf".into(),
+            created_at: "2025-04-15T18:37:24.100435Z".into(),
+            downloadable: false,
+            expires_at: None,
+            bytes: pdf.clone(),
+        });
         files.insert(StoredFile {
             id: "file_011example".into(),
             filename: "document.pdf".into(),

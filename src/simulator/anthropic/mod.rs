@@ -31,7 +31,7 @@ impl Store {
     pub fn seeded(seed: u64) -> Self {
         Store {
             seed,
-            batches: batches::Batches::default(),
+            batches: batches::Batches::seeded(),
             files: files::Files::seeded(),
             admin: admin::Admin::seeded(seed),
         }
