@@ -316,11 +316,15 @@ impl Credentials {
             ));
         }
         if account == DEFAULT_ACCOUNT {
-            hint.push_str(&cred.hint);
-            hint.push_str(&format!(
-                ", or run `kosmo integrations:configure {} --set {credential}=-` (reads the value from stdin)",
-                manifest.name
-            ));
+            let own = cred.hint.trim();
+            hint.push_str(own);
+            if !own.contains("integrations:configure") {
+                hint.truncate(hint.trim_end_matches('.').len());
+                hint.push_str(&format!(
+                    ", or run `kosmo integrations:configure {} --set {credential}=-` (reads the value from stdin)",
+                    manifest.name
+                ));
+            }
         } else {
             hint.push_str(&format!(
                 "run `kosmo integrations:configure {} --account {account} --set {credential}=-` (reads the value from stdin), or set {credential}_env / {credential}_cmd for that account",

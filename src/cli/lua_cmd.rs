@@ -42,16 +42,16 @@ pub struct LuaArgs {
     /// Named account for calls that do not name one.
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
-    /// Memory limit for the Lua state (e.g. 64M, 1G).
+    /// Memory limit for the Lua state: bytes or 512K, 64M, 1G [default: 64M].
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub memory_limit: Option<String>,
-    /// CPU budget in seconds (an instruction budget).
+    /// CPU budget in seconds (instructions, and time the VM runs) [default: 30].
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub cpu_limit: Option<String>,
-    /// Wall-clock limit in seconds, including time spent waiting on HTTP.
+    /// Wall-clock limit in seconds, including time spent waiting on HTTP [default: 600].
     #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
     pub timeout: Option<String>,
-    /// Maximum integration calls per run.
+    /// Maximum integration calls per run [default: 1000].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_calls: Option<String>,
     /// Refuse every write call, even with --force.

@@ -422,6 +422,15 @@ impl Executor {
                         (err, retry, retry::retry_after(&headers))
                     }
                 }
+                Err(e) if e.is_builder() => {
+                    // Nothing was sent: a header value or the account's URL is unusable.
+                    let (err, _) = response::transport_error(&e, &what);
+                    return Err(Error::config(format!(
+                        "cannot build the request: {}",
+                        err.to_string()
+                            .replace("transport error", "invalid URL or header value")
+                    )));
+                }
                 Err(e) => {
                     let (err, reached) = response::transport_error(&e, &what);
                     (err, retry::retry_transport(reached, repeatable), None)

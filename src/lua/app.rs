@@ -384,7 +384,6 @@ struct Prepared {
     account: String,
     path: String,
     class: Class,
-    unsupported: bool,
     args: Json,
     on_event: Option<Function>,
 }
@@ -442,8 +441,8 @@ fn prepare(
                 .unwrap_or_else(|| mlua::Error::external(e)),
         ));
     }
-    let unsupported = f.unsupported.is_some();
-    if !unsupported {
+    // Unsupported functions fail with their own error whatever the permissions say.
+    if f.unsupported.is_none() {
         let req = Request {
             integration: &integration,
             account: &account,
@@ -462,7 +461,6 @@ fn prepare(
         integration,
         account,
         path,
-        unsupported,
         args,
         on_event,
     })
@@ -484,7 +482,6 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         class: p.class,
         started: Instant::now(),
     };
-    let _ = p.unsupported;
     let exec = match shared.executor().await {
         Ok(x) => x,
         Err(e) => {

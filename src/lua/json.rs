@@ -57,8 +57,51 @@ fn is_null(v: &Value) -> bool {
 /// Lua → JSON.
 pub fn to_json(lua: &Lua, value: &Value, mode: Mode) -> Result<Json, String> {
     let m = markers(lua).map_err(|e| e.to_string())?;
-    let mut stack = Vec::new();
-    conv(&m, value, mode, 0, &mut stack)
+    conv(&m, value, mode, 0, &mut Walk::new(lua))
+}
+
+/// The `result` list of the envelope, under one shared size budget.
+pub fn result_values(lua: &Lua, values: impl IntoIterator<Item = Value>) -> Vec<Json> {
+    let mut w = Walk::new(lua);
+    let m = markers(lua);
+    values
+        .into_iter()
+        .map(|v| match &m {
+            Ok(m) => conv(m, &v, Mode::Lenient, 0, &mut w)
+                .unwrap_or_else(|e| Json::String(format!("<{e}>"))),
+            Err(e) => Json::String(format!("<{e}>")),
+        })
+        .collect()
+}
+
+/// State of one conversion: the tables being visited (cycles) and the bytes left to produce.
+struct Walk {
+    stack: Vec<usize>,
+    budget: usize,
+}
+
+impl Walk {
+    /// The same 30 MB string referenced a thousand times is cheap in Lua and 30 GB as JSON: the
+    /// host-side result is capped at twice the state's memory limit.
+    fn new(lua: &Lua) -> Walk {
+        let memory = lua
+            .app_data_ref::<std::sync::Arc<super::Shared>>()
+            .map(|s| s.limits.limits.memory)
+            .unwrap_or(64 << 20);
+        Walk {
+            stack: Vec::new(),
+            budget: memory.max(8 << 20).saturating_mul(2),
+        }
+    }
+
+    fn charge(&mut self, bytes: usize, depth: usize) -> Result<(), String> {
+        let cost = bytes + depth * 2 + 8;
+        if cost > self.budget {
+            return Err("value too large to encode (over twice the memory limit)".into());
+        }
+        self.budget -= cost;
+        Ok(())
+    }
 }
 
 fn placeholder(kind: &str, mode: Mode) -> Result<Json, String> {
@@ -73,8 +116,13 @@ fn conv(
     value: &Value,
     mode: Mode,
     depth: usize,
-    stack: &mut Vec<usize>,
+    w: &mut Walk,
 ) -> Result<Json, String> {
+    let len = match value {
+        Value::String(s) => s.as_bytes().len(),
+        _ => 0,
+    };
+    w.charge(len, depth)?;
     Ok(match value {
         Value::Nil => Json::Null,
         Value::Boolean(b) => Json::Bool(*b),
@@ -96,7 +144,7 @@ fn conv(
             Err(_) => return Err("cannot encode a string that is not valid UTF-8 as JSON".into()),
         },
         Value::LightUserData(p) if p.0.is_null() => Json::Null,
-        Value::Table(t) => return conv_table(m, t, mode, depth, stack),
+        Value::Table(t) => return conv_table(m, t, mode, depth, w),
         Value::Function(_) => return placeholder("function", mode),
         Value::Thread(_) => return placeholder("thread", mode),
         Value::Error(e) if mode == Mode::Lenient => Json::String(e.to_string()),
@@ -137,10 +185,10 @@ fn conv_table(
     t: &Table,
     mode: Mode,
     depth: usize,
-    stack: &mut Vec<usize>,
+    w: &mut Walk,
 ) -> Result<Json, String> {
     let id = t.to_pointer() as usize;
-    if stack.contains(&id) {
+    if w.stack.contains(&id) {
         return match mode {
             Mode::Lenient => Ok(Json::String("<cycle>".into())),
             Mode::Strict => Err("cannot encode a table that contains itself".into()),
@@ -176,7 +224,7 @@ fn conv_table(
         is_sequence && !want_object
     };
 
-    stack.push(id);
+    w.stack.push(id);
     let out = if as_array {
         let mut items: Vec<(i64, &Value)> = entries
             .iter()
@@ -185,18 +233,19 @@ fn conv_table(
         items.sort_by_key(|(i, _)| *i);
         let mut arr = Vec::with_capacity(n);
         for (_, v) in items {
-            arr.push(conv(m, v, mode, depth + 1, stack)?);
+            arr.push(conv(m, v, mode, depth + 1, w)?);
         }
         Json::Array(arr)
     } else {
         let mut sorted = BTreeMap::new();
         for (k, v) in &entries {
             let key = key_string(k, mode)?;
-            sorted.insert(key, conv(m, v, mode, depth + 1, stack)?);
+            w.charge(key.len(), depth)?;
+            sorted.insert(key, conv(m, v, mode, depth + 1, w)?);
         }
         Json::Object(sorted.into_iter().collect::<Map<String, Json>>())
     };
-    stack.pop();
+    w.stack.pop();
     Ok(out)
 }
 

@@ -482,9 +482,7 @@ impl Runtime {
         };
         let mut it = values.into_iter();
         match it.next() {
-            Some(Value::Boolean(true)) => {
-                Ok(it.map(|v| json::result_value(&self.lua, &v)).collect())
-            }
+            Some(Value::Boolean(true)) => Ok(json::result_values(&self.lua, it)),
             _ => {
                 let err = it.next().unwrap_or(Value::Nil);
                 Err(self.error_value_json(&err))

@@ -38,6 +38,8 @@ impl Output {
                 b.push('\n');
             }
         } else {
+            // A slow reader on the other end of the pipe is not the script burning CPU.
+            let _waiting = self.limits.enter_host();
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());
             let _ = out.write_all(b"\n");
@@ -119,11 +121,23 @@ pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     g.raw_set(
         "print",
         lift(lua, move |lua, args: MultiValue| {
-            let mut parts = Vec::with_capacity(args.len());
-            for v in args.iter() {
-                parts.push(print_text(lua, &ts, v)?);
+            let mut line = String::new();
+            for (i, v) in args.iter().enumerate() {
+                if i > 0 {
+                    line.push('\t');
+                }
+                line.push_str(&print_text(lua, &ts, v)?);
+                // Check as the line grows: `print(s, s, s, ...)` must not build gigabytes first.
+                if line.len() > sh.limits.limits.max_output {
+                    sh.limits.trip(super::limits::Kind::Output);
+                    return Err(HostError::Lua(
+                        sh.limits
+                            .lua_error()
+                            .unwrap_or_else(|| mlua::Error::runtime("output limit exceeded")),
+                    ));
+                }
             }
-            emit(&sh, &parts.join("\t"))?;
+            emit(&sh, &line)?;
             Ok(())
         })?,
     )?;

@@ -191,6 +191,9 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
             let re = compile(&c, "gsub", &p, "")?;
             let limit = limit_arg(&args, 3, "gsub")?;
             let repl = args.get(2).cloned().unwrap_or(Value::Nil);
+            let max_len = super::shared_of(lua)
+                .map(|s| s.limits.limits.memory)
+                .unwrap_or(64 << 20);
             let mut out = String::with_capacity(s.len());
             let mut last = 0;
             let mut count = 0usize;
@@ -238,6 +241,12 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                 out.push_str(&piece);
                 last = whole.end();
                 count += 1;
+                if out.len() > max_len {
+                    return Err(HostError::msg(format!(
+                        "regex.gsub: the result would be larger than {} (the memory limit)",
+                        super::limits::format_size(max_len)
+                    )));
+                }
             }
             out.push_str(&s[last..]);
             Ok((out, count))
@@ -270,4 +279,28 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
 
     lua.globals().raw_set("regex", m)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slash_form_and_flags() {
+        assert_eq!(parse_pattern("/ab+c/i"), ("ab+c".into(), "i".into()));
+        assert_eq!(parse_pattern("/a/b/ms"), ("a/b".into(), "ms".into()));
+        assert_eq!(
+            parse_pattern("/path/to"),
+            ("/path/to".into(), String::new())
+        );
+        assert_eq!(parse_pattern("plain"), ("plain".into(), String::new()));
+        let cache: Cache = Arc::new(Mutex::new(HashMap::new()));
+        assert!(
+            compile(&cache, "match", "/ABC/i", "")
+                .unwrap()
+                .is_match("xabcx")
+        );
+        assert!(compile(&cache, "match", "a", "q").is_err());
+        assert!(compile(&cache, "match", "(?:a{1000}){1000}", "").is_err());
+    }
 }

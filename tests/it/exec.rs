@@ -1268,3 +1268,23 @@ async fn redirects_are_not_followed_so_the_key_never_travels() {
     assert_eq!(other.count(), 0);
     assert_eq!(srv.count(), 1);
 }
+
+#[tokio::test]
+async fn unusable_header_values_and_urls_fail_before_sending() {
+    let srv = server::start(vec![Action::json(200, "{}")]).await;
+    let ex = exec(&srv.url);
+    let e = call(
+        &ex,
+        "create_thing",
+        json!({"name": "a", "user": "bad\nvalue"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), "config_error", "{e}");
+    assert_eq!(srv.count(), 0);
+    let ex = exec("not a url");
+    let e = call(&ex, "get_thing", json!({"id": "x"}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "config_error", "{e}");
+}

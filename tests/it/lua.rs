@@ -168,6 +168,14 @@ fn seed_docs_read_commands_print_docs() {
         &[],
     );
     assert_eq!(ok(&r), &json!([true]));
+    let r = eval(
+        r#"local hits = docs.search("batch", 3)
+           local pages = docs.list("integrations.anthropic")
+           local ok, e = pcall(docs.read, "no.such.page")
+           return #hits > 0 and #hits <= 3, type(hits[1].page), #pages > 10, ok, type(tostring(e))"#,
+        &[],
+    );
+    assert_eq!(ok(&r), &json!([true, "string", true, false, "string"]));
 }
 
 const WORKFLOW: &str = r#"local anthropic = app.integrations.anthropic
@@ -943,4 +951,83 @@ fn ask_prompts_on_a_terminal() {
         );
         assert!(text.contains(want), "{answer:?}: {text}");
     }
+}
+
+#[test]
+fn secrets_never_reach_the_output() {
+    let dir = TempDir::new().unwrap();
+    let secret = "sk-ant-api03-very-secret-value-0123456789";
+    for code in [
+        "return app.integrations.anthropic.get_model('m')",
+        "print(app.integrations.anthropic.get_model('m')) dump(app.integrations.anthropic.list_models{})",
+        "local ok, e = pcall(app.integrations.anthropic.get_model, 'm') dump(e) error(e)",
+    ] {
+        for extra in [&["--dry-run"][..], &[][..]] {
+            let mut cmd = kosmo(dir.path());
+            cmd.env("ANTHROPIC_API_KEY", secret)
+                .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+                .args(["integrations:lua", "--json", "--eval", code])
+                .args(extra)
+                .write_stdin(Vec::new());
+            let out = cmd.output().unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                !all.contains("very-secret"),
+                "secret leaked for {code}: {all}"
+            );
+            assert!(
+                serde_json::from_slice::<Value>(&out.stdout).is_ok(),
+                "{all}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_calls_overlap_their_http_waits() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v1/models/.+$"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"type": "model", "id": "m", "display_name": "M",
+                                      "created_at": "2025-01-01T00:00:00Z"}))
+                .set_delay(std::time::Duration::from_millis(400)),
+        )
+        .mount(&server)
+        .await;
+    let base = server.uri();
+    let time = |code: &'static str| {
+        let base = base.clone();
+        tokio::task::spawn_blocking(move || {
+            let dir = TempDir::new().unwrap();
+            let mut cmd = kosmo(dir.path());
+            cmd.env("ANTHROPIC_API_KEY", "sk-ant-api03-test")
+                .env("ANTHROPIC_BASE_URL", &base)
+                .args(["integrations:lua", "--json", "--eval", code])
+                .write_stdin(Vec::new());
+            let out = cmd.output().unwrap();
+            let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(env["success"], true, "{env}");
+            env["execution_time_ms"].as_f64().unwrap()
+        })
+    };
+    let par = time(
+        "local g = app.integrations.anthropic.get_model \
+         local a, b, c, d = parallel(function() return g('a') end, function() return g('b') end, \
+           function() return g('c') end, function() return g('d') end) return a.id .. b.id",
+    )
+    .await
+    .unwrap();
+    let seq = time("local g = app.integrations.anthropic.get_model g('a') g('b') g('c') g('d')")
+        .await
+        .unwrap();
+    assert!(seq >= 1600.0, "sequential took {seq} ms");
+    assert!(par < 1200.0, "parallel took {par} ms (sequential {seq} ms)");
 }

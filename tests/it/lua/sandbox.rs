@@ -404,9 +404,10 @@ fn cpu_and_time_exhaustion() {
 fn memory_recursion_and_output_exhaustion() {
     use Expect::*;
     run_battery(vec![
-        case(
+        with(
             "string doubling",
             "local s = 'x' while true do s = s .. s end",
+            &["--memory-limit", "16M"],
             Limit("memory"),
         ),
         case(
@@ -419,24 +420,28 @@ fn memory_recursion_and_output_exhaustion() {
             "local ok = pcall(string.rep, 'x', 2^30) return 'survived'",
             Limit("memory"),
         ),
-        case(
+        with(
             "table growth",
             "local t = {} for i = 1, 1e9 do t[i] = i end",
+            &["--memory-limit", "16M"],
             Limit("memory"),
         ),
-        case(
+        with(
             "table growth swallowed in a loop",
             "while true do pcall(function() local t = {} for i = 1, 1e9 do t[i] = {i} end end) end",
+            &["--memory-limit", "16M"],
             Limit("memory"),
         ),
-        case(
+        with(
             "closure bomb",
             "local t = {} while true do t[#t + 1] = function() return t end end",
+            &["--memory-limit", "16M"],
             Limit("memory"),
         ),
-        case(
+        with(
             "coroutine bomb",
             "local t = {} while true do t[#t + 1] = coroutine.create(function() end) end",
+            &["--memory-limit", "16M"],
             Limit("memory"),
         ),
         with(
@@ -445,15 +450,36 @@ fn memory_recursion_and_output_exhaustion() {
             &["--memory-limit", "1M"],
             Limit("memory"),
         ),
-        case(
+        with(
             "deep recursion",
             "local function f() return 1 + f() end return f()",
+            &["--memory-limit", "16M"],
             Contained,
         ),
         case(
             "recursion through pcall",
             "local function f() pcall(f) end f() return 1",
             Contained,
+        ),
+        case(
+            "recursion through a host callback (regex.gsub)",
+            "local function f(n) return regex.gsub('a', 'a', function() return f(n + 1) end) end return f(0)",
+            Fails("lua_error"),
+        ),
+        case(
+            "recursion through print and __tostring",
+            "local t t = setmetatable({}, {__tostring = function() print(t) return 'x' end}) print(t)",
+            Fails("lua_error"),
+        ),
+        case(
+            "recursion through parallel",
+            "local function f() return parallel(f) end return f()",
+            Fails("lua_error"),
+        ),
+        case(
+            "recursion through coroutine.wrap",
+            "local function f() return coroutine.wrap(f)() end return f()",
+            Fails("lua_error"),
         ),
         case(
             "string.format width",
@@ -504,6 +530,45 @@ fn memory_recursion_and_output_exhaustion() {
             "one huge print",
             "print(('x'):rep(20 * 1024 * 1024))",
             Limit("output"),
+        ),
+    ]);
+}
+
+/// Small in Lua, huge on the host: shared references and replacement blow-ups must be refused
+/// before the host allocates them.
+#[test]
+fn host_side_amplification() {
+    use Expect::*;
+    run_battery(vec![
+        case(
+            "json.encode of a shared big string",
+            "local s = ('x'):rep(3e7) local t = {} for i = 1, 1000 do t[i] = s end return (pcall(json.encode, t))",
+            Result(json!([false])),
+        ),
+        case(
+            "returning a shared big string many times",
+            "local s = ('x'):rep(3e7) local t = {} for i = 1, 200 do t[i] = s end return #t, t",
+            Contained,
+        ),
+        case(
+            "dump of a shared big string",
+            "local s = ('x'):rep(3e7) local t = {} for i = 1, 1000 do t[i] = s end dump(t)",
+            Contained,
+        ),
+        case(
+            "print of many big arguments",
+            "local s = ('x'):rep(3e7) print(s, s, s, s, s, s, s, s, s, s)",
+            Limit("output"),
+        ),
+        case(
+            "regex.gsub blow-up",
+            "local s = ('x'):rep(1e6) return (pcall(regex.gsub, s, '.', ('y'):rep(10000)))",
+            Result(json!([false])),
+        ),
+        case(
+            "many return values",
+            "local s = ('x'):rep(3e7) return table.unpack((function() local t = {} for i = 1, 5000 do t[i] = s end return t end)())",
+            Contained,
         ),
     ]);
 }
