@@ -159,14 +159,35 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Built-ins only.
+    /// Built-ins only. They are parsed without the schema and lint passes, which
+    /// [`Registry::check_builtin`] runs in tests and in `kosmo manifests:check`.
     pub fn builtin() -> Result<Registry> {
         let mut reg = Registry::default();
         for (file, text) in BUILTIN {
-            let m = Manifest::from_yaml(&format!("manifests/{file}"), text)?;
+            let m = Manifest::from_trusted_yaml(&format!("manifests/{file}"), text)?;
             reg.insert(Integration::new(m, Source::Builtin));
         }
         Ok(reg)
+    }
+
+    /// Every problem of the built-in manifests under the full checks (schema, lint, and each
+    /// function's input schema compiling).
+    pub fn check_builtin() -> Vec<Error> {
+        let mut errors = Vec::new();
+        for (file, text) in BUILTIN {
+            match Manifest::from_yaml(&format!("manifests/{file}"), text) {
+                Ok(m) => {
+                    let integ = Integration::new(m, Source::Builtin);
+                    for name in integ.manifest.functions.keys() {
+                        if let Err(e) = integ.validator(name) {
+                            errors.push(e);
+                        }
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        errors
     }
 
     /// Built-ins plus every `*.yaml` / `*.yml` in the configured directories.
@@ -251,6 +272,15 @@ pub fn load_file(path: &Path) -> Result<Integration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builtin_manifests_pass_every_check() {
+        let errors: Vec<String> = Registry::check_builtin()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+    }
 
     #[test]
     fn builtin_anthropic_loads_and_resolves_aliases() {

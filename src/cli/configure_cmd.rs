@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use serde_json::{Value, json};
 
+use super::outln;
 use super::{Context, EXIT_USAGE, fail, print_json};
 use crate::credentials::{
     CONFIG_FILE, CREDENTIALS_FILE, DEFAULT_ACCOUNT, config_dir, credential_file_yaml,
@@ -94,7 +95,7 @@ pub fn run(ctx: &Context, args: ConfigureArgs) -> ExitCode {
                             .join(", ")
                     })
                     .unwrap_or_default();
-                println!(
+                outln!(
                     "{} account '{}' configured: {}",
                     args.integration,
                     args.account,
@@ -105,7 +106,7 @@ pub fn run(ctx: &Context, args: ConfigureArgs) -> ExitCode {
                     }
                 );
                 if let Some(p) = summary.get("permissions").filter(|p| !p.is_null()) {
-                    println!("permissions: {p}");
+                    outln!("permissions: {p}");
                 }
             }
             ExitCode::SUCCESS

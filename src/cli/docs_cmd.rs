@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::outln;
 use super::{Context, fail, print_json};
 use crate::docs::{Docs, markdown_to_text};
 use crate::error::Error;
@@ -69,7 +70,7 @@ pub fn show(ctx: &Context, args: DocsArgs) -> ExitCode {
             print_json(&json!({ "pages": pages }));
         } else {
             for p in pages {
-                println!("{} - {}", p.page, p.summary);
+                outln!("{} - {}", p.page, p.summary);
             }
         }
         return ExitCode::SUCCESS;
@@ -79,9 +80,9 @@ pub fn show(ctx: &Context, args: DocsArgs) -> ExitCode {
             if json_out {
                 print_json(&json!({"page": p.page, "title": p.title, "markdown": p.markdown}));
             } else if args.format == Format::Text {
-                print!("{}", markdown_to_text(&p.markdown));
+                outln!("{}", markdown_to_text(&p.markdown).trim_end());
             } else {
-                print!("{}", p.markdown);
+                outln!("{}", p.markdown.trim_end());
             }
             ExitCode::SUCCESS
         }

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
 
+use super::outln;
 use super::{Context, fail, print_json};
-use crate::registry::{Integration, load_file, manifest_files};
+use crate::registry::{Integration, Registry, load_file, manifest_files};
 
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
@@ -77,20 +78,20 @@ pub fn list(ctx: &Context, args: ListArgs) -> ExitCode {
     } else {
         for integ in reg.iter() {
             let m = &integ.manifest;
-            println!(
+            outln!(
                 "{} - {} ({} functions, {})",
                 m.name,
                 m.label,
                 m.functions.len(),
                 integ.source
             );
-            println!("  {}", m.summary);
+            outln!("  {}", m.summary);
             for (name, f) in &m.functions {
                 let mut line = format!("  {:<32} {:<5} {}", name, f.class.as_str(), f.summary);
                 if !f.aliases.is_empty() {
                     line.push_str(&format!(" (aliases: {})", f.aliases.join(", ")));
                 }
-                println!("{line}");
+                outln!("{line}");
             }
         }
     }
@@ -115,6 +116,7 @@ pub fn check(ctx: &Context, args: CheckArgs) -> ExitCode {
     let mut checked = Vec::new();
     let mut errors = Vec::new();
     if args.paths.is_empty() {
+        errors.extend(Registry::check_builtin().iter().map(ToString::to_string));
         match ctx.registry() {
             Ok(reg) => {
                 for integ in reg.iter() {
@@ -161,7 +163,7 @@ pub fn check(ctx: &Context, args: CheckArgs) -> ExitCode {
             eprintln!("error: {e}");
         }
         if errors.is_empty() {
-            println!("ok: {} manifest(s) checked", checked.len());
+            outln!("ok: {} manifest(s) checked", checked.len());
         }
     }
     if errors.is_empty() {

@@ -17,6 +17,16 @@ pub mod integrations;
 pub mod lua_cmd;
 pub mod simulator_cmd;
 
+/// `println!` that survives a closed stdout (`kosmo ... | head`): the reader has gone, so the
+/// line is dropped instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+pub(crate) use outln;
+
 /// Exit code for a usage error (bad flag, bad value).
 pub const EXIT_USAGE: u8 = 2;
 
@@ -133,10 +143,15 @@ fn init_tracing() {
         .try_init();
 }
 
-/// Print a JSON value to stdout, pretty, with a trailing newline.
+/// Print a JSON value to stdout, pretty, with a trailing newline. A closed pipe (`| head`) is
+/// not an error worth a panic: the reader has gone, so the output is simply dropped.
 pub fn print_json(value: &serde_json::Value) {
+    use std::io::Write;
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
+        Ok(s) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{s}").and_then(|()| out.flush());
+        }
         Err(e) => eprintln!("error: cannot encode JSON output: {e}"),
     }
 }

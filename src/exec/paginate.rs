@@ -221,6 +221,6 @@ pub(super) async fn poll(
             });
         }
         tokio::time::sleep(Duration::from_secs_f64(interval)).await;
-        interval = (interval * 1.5).min(max_interval);
+        interval = (interval * 2.0).min(max_interval);
     }
 }

@@ -161,6 +161,7 @@ pub fn build(
             query.push((k.to_string(), v.to_string()));
         }
     }
+    let fixed_len = query.len();
 
     let mut path = String::with_capacity(path_template.len() + 32);
     let mut rest = path_template;
@@ -248,6 +249,11 @@ pub fn build(
             }
         }
     }
+
+    // Arguments come in the caller's (for Lua: arbitrary) order. Sort them by name, stably, so
+    // a request is deterministic; it is also the official SDK's order (its query dicts are
+    // alphabetical), after the template's constant parameters.
+    query[fixed_len..].sort_by(|a, b| a.0.cmp(&b.0));
 
     if let Some(b) = &manifest.betas {
         let mut betas: Vec<String> = Vec::new();

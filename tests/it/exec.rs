@@ -292,7 +292,7 @@ async fn get_query_path_encoding_and_no_body() {
     assert_eq!(r.method, "GET");
     assert_eq!(
         r.target,
-        "/v1/things/a%20b%2Fc%3Fd%23%C3%A9?include=false&tags%5B%5D=x&tags%5B%5D=y+z&filter%5Bk%5D=1"
+        "/v1/things/a%20b%2Fc%3Fd%23%C3%A9?filter%5Bk%5D=1&include=false&tags%5B%5D=x&tags%5B%5D=y+z"
     );
     assert!(r.body.is_empty());
     assert!(r.header("content-type").is_none());

@@ -1,7 +1,7 @@
 //! The SDK wire oracle: tests/oracle/sdk_requests.py runs the official Python SDK against a
 //! capture server for every operation in tests/oracle/operations.json; this test runs the same
 //! operations through kosmo (the built-in Anthropic manifest) against a capture server of its own
-//! and compares method, path (percent-encoded as sent), query (as a multiset), JSON body (or the
+//! and compares method, path (percent-encoded as sent), query (in order), JSON body (or the
 //! multipart parts), and the authorization / x-api-key / anthropic-version / anthropic-beta headers.
 
 use std::path::{Path, PathBuf};
@@ -110,7 +110,6 @@ fn normalize(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Value {
-    query.sort();
     let body = if body.is_empty() {
         Value::Null
     } else if let Some(ct) = content_type.filter(|c| c.starts_with("multipart/form-data")) {
@@ -233,8 +232,7 @@ async fn requests_match_the_official_python_sdk() {
                 )
             })
             .collect();
-        let mut wq = want_query.clone();
-        wq.sort();
+        let wq = want_query;
         let want_norm = json!({"method": want["method"], "path": want["path"], "query": wq, "body": want["body"], "headers": want["headers"]});
         if got != want_norm {
             mismatches.push(format!("{name}:\n  kosmo: {got}\n  sdk:   {want_norm}"));
