@@ -531,6 +531,46 @@ mod tests {
     }
 
     #[test]
+    fn template_constants_come_first_then_sorted_arguments() {
+        let m = Manifest::from_yaml(
+            "t.yaml",
+            r#"
+name: t
+label: T
+summary: s
+category: c
+base_url: http://127.0.0.1:1
+credentials: {}
+functions:
+  f:
+    group: g
+    class: read
+    summary: f
+    method: GET
+    path: /things/{id}?beta=true
+    params:
+      - {name: id, in: path, required: true, type: string}
+      - {name: zeta, in: query, type: string}
+      - {name: alpha, in: query, type: integer}
+"#,
+        )
+        .unwrap();
+        let f = &m.functions["f"];
+        let args = serde_json::json!({"zeta": "z", "id": "a/b", "alpha": 1, "fetch_all": true});
+        let p = build(&m, "f", f, args.as_object().unwrap(), "http://h", None).unwrap();
+        assert_eq!(p.url, "http://h/things/a%2Fb");
+        let q: Vec<(&str, &str)> = p
+            .query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(q, [("beta", "true"), ("alpha", "1"), ("zeta", "z")]);
+        assert!(matches!(p.body, Body::None));
+        let dot = serde_json::json!({"id": ".."});
+        assert!(build(&m, "f", f, dot.as_object().unwrap(), "http://h", None).is_err());
+    }
+
+    #[test]
     fn query_arrays_and_objects() {
         let mut q = Vec::new();
         let v = serde_json::json!({"a": [1, "x"], "b": null, "c": true, "d": {"e": 2.5}});

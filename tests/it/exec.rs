@@ -1288,3 +1288,31 @@ async fn unusable_header_values_and_urls_fail_before_sending() {
         .unwrap_err();
     assert_eq!(e.code(), "config_error", "{e}");
 }
+
+#[tokio::test]
+async fn fault_stream_reset_midway_is_a_stream_error_and_not_resent() {
+    let srv = server::start(vec![Action::StreamThenReset {
+        pieces: vec![
+            START.as_bytes().to_vec(),
+            BLOCK.as_bytes().to_vec(),
+            DELTA.as_bytes().to_vec(),
+        ],
+    }])
+    .await;
+    let ex = exec(&srv.url);
+    let (r, events) = stream_call(&ex).await;
+    let e = r.unwrap_err();
+    assert_eq!(e.code(), "transport_error");
+    assert_eq!(e.to_json()["transport"], "stream", "{e}");
+    assert_eq!(events.len(), 3);
+    assert_eq!(srv.count(), 1);
+}
+
+#[tokio::test]
+async fn a_stream_request_answered_with_plain_json_is_decoded() {
+    let srv = server::start(vec![Action::json(200, r#"{"id":"msg_1","content":[]}"#)]).await;
+    let ex = exec(&srv.url);
+    let (r, events) = stream_call(&ex).await;
+    assert_eq!(r.unwrap().value, json!({"id": "msg_1", "content": []}));
+    assert!(events.is_empty());
+}

@@ -105,7 +105,7 @@ fn multipart_summary(content_type: &str, body: &[u8]) -> Value {
 fn normalize(
     method: &str,
     path: &str,
-    mut query: Vec<(String, String)>,
+    query: Vec<(String, String)>,
     headers: Value,
     content_type: Option<&str>,
     body: &[u8],

@@ -29,6 +29,8 @@ pub enum Action {
         content_length: usize,
         partial: Vec<u8>,
     },
+    /// An event stream that starts, then dies with a TCP reset.
+    StreamThenReset { pieces: Vec<Vec<u8>> },
     /// A close-delimited body written in pieces, with a pause before each piece.
     Chunks {
         status: u16,
@@ -234,6 +236,17 @@ async fn serve(
             sock.write_all(&head(200, &h, Some(content_length))).await?;
             sock.write_all(&partial).await?;
             sock.shutdown().await?;
+        }
+        Action::StreamThenReset { pieces } => {
+            let h = vec![("content-type".to_string(), "text/event-stream".to_string())];
+            sock.write_all(&head(200, &h, None)).await?;
+            for piece in pieces {
+                sock.write_all(&piece).await?;
+                sock.flush().await?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            sock.set_zero_linger()?;
+            drop(sock);
         }
         Action::Chunks {
             status,
