@@ -426,6 +426,16 @@ pub struct StreamSpec {
     /// Event type that carries an error.
     #[serde(default)]
     pub error_event: Option<String>,
+    /// Events that only keep the connection alive: not passed to callbacks, and not progress
+    /// for the stream idle timeout (so a stream of nothing but pings still times out).
+    #[serde(default = "StreamSpec::default_keepalive_events")]
+    pub keepalive_events: Vec<String>,
+}
+
+impl StreamSpec {
+    pub fn default_keepalive_events() -> Vec<String> {
+        vec!["ping".into()]
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -60,9 +60,6 @@ impl Default for ExecConfig {
 /// is returned to the caller as the error's `retry_after`.
 pub const MAX_SERVER_RETRY_WAIT: Duration = Duration::from_secs(60);
 
-/// Event names that only keep a stream alive: not passed to `on_event`, not progress for the
-/// idle timeout. (SSE comment lines are keep-alives too; the parser drops them.)
-pub const KEEPALIVE_EVENTS: &[&str] = &["ping"];
 
 /// Receives each streamed event as it arrives; an error aborts the stream.
 pub type EventSink<'a> = Box<dyn FnMut(&Value) -> Result<()> + Send + 'a>;
@@ -473,6 +470,12 @@ impl Executor {
         let error_event = spec
             .and_then(|s| s.error_event.as_deref())
             .unwrap_or("error");
+        // Keep-alive events are not passed to `on_event` and are not progress for the idle
+        // timeout. (SSE comment lines are keep-alives too; the parser drops them.)
+        let keepalive: Vec<String> = spec.map_or_else(
+            crate::manifest::StreamSpec::default_keepalive_events,
+            |s| s.keepalive_events.clone(),
+        );
         let mut assembler = sse::assembler(assemble, end_events)?;
         let Sent::Open(resp) = self.send(t, p, Mode::Open).await? else {
             return Err(Error::config("internal: a stream got a buffered body"));
@@ -502,7 +505,7 @@ impl Executor {
             message,
         };
         let mut handle = |ev: sse::Event, deadline: &mut tokio::time::Instant| -> Result<()> {
-            if KEEPALIVE_EVENTS.contains(&ev.name.as_str()) {
+            if keepalive.contains(&ev.name) {
                 return Ok(());
             }
             *deadline = tokio::time::Instant::now() + idle;

@@ -278,7 +278,12 @@ impl Shared {
                 } else {
                     self.credentials()?
                 };
-                let config = exec_config(self.options.config_dir.as_deref());
+                let dir = self
+                    .options
+                    .config_dir
+                    .clone()
+                    .unwrap_or_else(crate::credentials::config_dir);
+                let config = ExecConfig::load(&dir).map_err(|e| e.to_json())?;
                 Executor::new(registry, creds, config).map_err(|e| e.to_json())
             })
             .await
@@ -322,42 +327,6 @@ impl Shared {
             meta: self.meta(),
         }
     }
-}
-
-/// Transport settings from the `http:` section of `config.yaml`
-/// (`{max_retries, connect_timeout, timeout, stream_idle_timeout}`, seconds); defaults otherwise.
-fn exec_config(dir: Option<&std::path::Path>) -> ExecConfig {
-    let mut c = ExecConfig::default();
-    let dir = dir
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_else(crate::credentials::config_dir);
-    let Ok(text) = std::fs::read_to_string(dir.join("config.yaml")) else {
-        return c;
-    };
-    let Ok(doc) = serde_yaml::from_str::<Json>(&text) else {
-        tracing::warn!("config.yaml is not valid YAML; using default HTTP settings");
-        return c;
-    };
-    let http = &doc["http"];
-    let secs = |k: &str| {
-        http[k]
-            .as_f64()
-            .filter(|v| v.is_finite() && *v > 0.0 && *v < 1e7)
-            .map(std::time::Duration::from_secs_f64)
-    };
-    if let Some(n) = http["max_retries"].as_u64() {
-        c.max_retries = n.min(20) as u32;
-    }
-    if let Some(d) = secs("connect_timeout") {
-        c.connect_timeout = d;
-    }
-    if let Some(d) = secs("timeout") {
-        c.timeout = d;
-    }
-    if let Some(d) = secs("stream_idle_timeout") {
-        c.stream_idle_timeout = d;
-    }
-    c
 }
 
 /// One Lua state with its host functions installed.
