@@ -60,7 +60,6 @@ impl Default for ExecConfig {
 /// is returned to the caller as the error's `retry_after`.
 pub const MAX_SERVER_RETRY_WAIT: Duration = Duration::from_secs(60);
 
-
 /// Receives each streamed event as it arrives; an error aborts the stream.
 pub type EventSink<'a> = Box<dyn FnMut(&Value) -> Result<()> + Send + 'a>;
 
@@ -472,10 +471,10 @@ impl Executor {
             .unwrap_or("error");
         // Keep-alive events are not passed to `on_event` and are not progress for the idle
         // timeout. (SSE comment lines are keep-alives too; the parser drops them.)
-        let keepalive: Vec<String> = spec.map_or_else(
-            crate::manifest::StreamSpec::default_keepalive_events,
-            |s| s.keepalive_events.clone(),
-        );
+        let keepalive: Vec<String> = spec
+            .map_or_else(crate::manifest::StreamSpec::default_keepalive_events, |s| {
+                s.keepalive_events.clone()
+            });
         let mut assembler = sse::assembler(assemble, end_events)?;
         let Sent::Open(resp) = self.send(t, p, Mode::Open).await? else {
             return Err(Error::config("internal: a stream got a buffered body"));
