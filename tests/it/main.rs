@@ -1,6 +1,7 @@
 //! One integration-test binary (it links once): each module drives the real `kosmo` binary or
 //! the library against servers the tests start on 127.0.0.1.
 
+mod acceptance;
 mod docs;
 mod exec;
 mod foundation;
