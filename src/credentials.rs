@@ -68,6 +68,9 @@ pub struct Credentials {
     pub config_dir: PathBuf,
     /// When set, every account of every integration points here with placeholder keys.
     pub offline_base_url: Option<String>,
+    /// Offline mode with one simulator per integration: integration name to its base URL
+    /// (takes precedence over `offline_base_url`).
+    pub offline_urls: std::collections::BTreeMap<String, String>,
     file: Arc<CredentialFile>,
     /// Outputs of `<credential>_cmd` helpers, run at most once per process.
     cmd_cache: Arc<Mutex<HashMap<String, String>>>,
@@ -99,6 +102,7 @@ impl Credentials {
         Ok(Credentials {
             config_dir,
             offline_base_url: None,
+            offline_urls: Default::default(),
             file: Arc::new(file),
             cmd_cache: Default::default(),
             env: EnvSource::default(),
@@ -114,11 +118,23 @@ impl Credentials {
         }
     }
 
+    /// Offline mode with one simulator per integration (`integration name -> base URL`); an
+    /// integration missing from the map fails instead of reaching another integration's simulator.
+    pub fn offline_each(urls: std::collections::BTreeMap<String, String>) -> Self {
+        Credentials {
+            config_dir: PathBuf::new(),
+            offline_base_url: Some(String::new()),
+            offline_urls: urls,
+            ..Default::default()
+        }
+    }
+
     /// Build from in-memory entries (tests and embedders); no file is read.
     pub fn from_entries(config_dir: PathBuf, file: CredentialFile) -> Self {
         Credentials {
             config_dir,
             offline_base_url: None,
+            offline_urls: Default::default(),
             file: Arc::new(file),
             cmd_cache: Default::default(),
             env: EnvSource::default(),
@@ -161,7 +177,16 @@ impl Credentials {
 
     /// The base URL of an account, without a trailing slash or the manifest's strippable suffix.
     pub fn base_url(&self, manifest: &Manifest, account: &str) -> Result<String> {
+        if let Some(url) = self.offline_urls.get(&manifest.name) {
+            return Ok(normalize_base_url(manifest, url));
+        }
         if let Some(url) = &self.offline_base_url {
+            if url.is_empty() {
+                return Err(Error::config(format!(
+                    "offline mode has no simulator for integration '{}'",
+                    manifest.name
+                )));
+            }
             return Ok(normalize_base_url(manifest, url));
         }
         let entry = self.entry(manifest, account)?;
@@ -581,6 +606,28 @@ functions:
         assert!(msg.contains("needs the Admin API key (admin_key)"), "{msg}");
         assert!(msg.contains("only has the API key"), "{msg}");
         assert!(!msg.contains("sk-file"), "{msg}");
+    }
+
+    #[test]
+    fn offline_each_routes_every_integration_to_its_own_simulator() {
+        let m = Manifest::from_yaml(
+            "t.yaml",
+            "name: t\nlabel: T\nsummary: s\ncategory: c\nbase_url: http://x.invalid\ncredentials: {}\nfunctions: {f: {group: g, class: read, summary: s, method: GET, path: /f}}\n",
+        )
+        .unwrap();
+        let mut urls = std::collections::BTreeMap::new();
+        urls.insert("t".to_string(), "http://127.0.0.1:7/".to_string());
+        assert_eq!(
+            Credentials::offline_each(urls)
+                .base_url(&m, "default")
+                .unwrap(),
+            "http://127.0.0.1:7"
+        );
+        let none = Credentials::offline_each(Default::default());
+        assert_eq!(
+            none.base_url(&m, "default").unwrap_err().code(),
+            "config_error"
+        );
     }
 
     #[test]

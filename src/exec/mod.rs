@@ -103,6 +103,25 @@ pub struct CallOutput {
     pub request_id: Option<String>,
 }
 
+/// Whether a call reads or writes a local file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileAccess {
+    Read,
+    Write,
+}
+
+/// A local file a call would touch. The executor knows which arguments name files; the
+/// sandbox policy (which paths a script may use) lives in the Lua layer, which asks
+/// [`Executor::local_files`] before every call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// As the caller gave it (not canonicalized).
+    pub path: std::path::PathBuf,
+    pub access: FileAccess,
+    /// JSON pointer-ish name of the argument, e.g. `save_to` or `file` or `file.path`.
+    pub argument: String,
+}
+
 /// The executor. Cheap to clone.
 #[derive(Clone)]
 pub struct Executor {
@@ -233,6 +252,53 @@ impl Executor {
         }
         .await;
         result.map_err(|e| response::redact_error(e, &secrets))
+    }
+
+    /// Every local path `call` would read or write, from the same resolved function and the
+    /// same normalized, validated arguments `call` builds the request from. Fails exactly where
+    /// `call` would fail before any I/O (unknown function, unsupported, invalid arguments).
+    pub fn local_files(&self, call: &Call<'_>) -> Result<Vec<LocalFile>> {
+        let integ = self.registry.require(call.integration)?;
+        let (name, f) = integ.require_function(call.function)?;
+        let target = Target {
+            integ,
+            name,
+            f,
+            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
+        };
+        let args = self.check(&target, &call.args)?;
+        let mut out = Vec::new();
+        // `call` honours `save_to` whenever it is present (a passthrough function accepts it
+        // as an extra property), so it is listed whatever the response kind.
+        if let Some(path) = args.get(OPTION_SAVE_TO).and_then(Value::as_str) {
+            out.push(LocalFile {
+                path: path.into(),
+                access: FileAccess::Write,
+                argument: OPTION_SAVE_TO.into(),
+            });
+        }
+        for p in f
+            .params
+            .iter()
+            .filter(|p| p.location == crate::manifest::Location::Form)
+        {
+            let Some(value) = args.get(&p.name) else {
+                continue;
+            };
+            if let Some(path) = request::form_file_path(&p.schema, value) {
+                let argument = if value.is_object() {
+                    format!("{}.path", p.name)
+                } else {
+                    p.name.clone()
+                };
+                out.push(LocalFile {
+                    path,
+                    access: FileAccess::Read,
+                    argument,
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// Open a JSONL function's response as a row stream, read as the rows arrive.
@@ -645,5 +711,156 @@ mod tests {
         let rows = ex.rows(Call::new("x", "y", Value::Null));
         assert_send(&rows);
         drop((fut, rows));
+    }
+
+    fn builtin_executor() -> Executor {
+        Executor::new(
+            Arc::new(Registry::builtin().unwrap()),
+            Arc::new(Credentials::default()),
+            ExecConfig::default(),
+        )
+        .unwrap()
+    }
+
+    fn files(
+        ex: &Executor,
+        function: &str,
+        args: Value,
+    ) -> Result<Vec<(String, FileAccess, String)>> {
+        let call = Call::new("anthropic", function, args);
+        Ok(ex
+            .local_files(&call)?
+            .into_iter()
+            .map(|f| (f.path.to_string_lossy().into_owned(), f.access, f.argument))
+            .collect())
+    }
+
+    #[test]
+    fn local_files_lists_uploads_and_downloads() {
+        let ex = builtin_executor();
+        let got = files(&ex, "upload_file", json!({"file": "/etc/passwd"})).unwrap();
+        assert_eq!(
+            got,
+            [("/etc/passwd".into(), FileAccess::Read, "file".into())]
+        );
+        let got = files(&ex, "upload_file", json!({"file": {"path": "../x.pdf"}})).unwrap();
+        assert_eq!(
+            got,
+            [("../x.pdf".into(), FileAccess::Read, "file.path".into())]
+        );
+        // Inline bytes name no local file.
+        let got = files(
+            &ex,
+            "upload_file",
+            json!({"file": {"content": "hi", "filename": "/etc/passwd"}}),
+        )
+        .unwrap();
+        assert!(got.is_empty(), "{got:?}");
+        let got = files(
+            &ex,
+            "upload_file",
+            json!({"file": {"content_base64": "aGk=", "filename": "a.bin"}}),
+        )
+        .unwrap();
+        assert!(got.is_empty(), "{got:?}");
+        let got = files(
+            &ex,
+            "download_file",
+            json!({"id": "file_1", "save_to": "/tmp/out.bin"}),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [("/tmp/out.bin".into(), FileAccess::Write, "save_to".into())]
+        );
+        // JSONL through the full name, arguments inside the `query` wrapper when it has one.
+        let got = files(
+            &ex,
+            "anthropic_get_message_batch_results",
+            json!({"id": "msgbatch_1", "save_to": "r.jsonl"}),
+        );
+        if let Ok(got) = got {
+            assert_eq!(
+                got,
+                [("r.jsonl".into(), FileAccess::Write, "save_to".into())]
+            );
+        }
+        assert!(files(&ex, "list_models", json!({})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn local_files_follows_aliases_wrappers_and_passthrough() {
+        let m = Manifest::from_yaml(
+            "t.yaml",
+            r#"
+name: t
+label: T
+summary: s
+category: c
+base_url: http://127.0.0.1:1
+credentials: {}
+functions:
+  put:
+    group: g
+    class: write
+    summary: put
+    method: POST
+    path: /put
+    aliases: [send_thing]
+    wrappers: [payload]
+    params:
+      - {name: doc, in: form, format: binary, type: string}
+      - {name: note, in: form, type: string}
+  talk:
+    group: g
+    class: write
+    summary: talk
+    method: POST
+    path: /talk
+    passthrough: true
+    params:
+      - {name: model, in: body, type: string}
+"#,
+        )
+        .unwrap();
+        let mut reg = Registry::default();
+        reg.insert(Integration::new(m, crate::registry::Source::Builtin));
+        let ex = Executor::new(
+            Arc::new(reg),
+            Arc::new(Credentials::default()),
+            ExecConfig::default(),
+        )
+        .unwrap();
+        let call = Call::new(
+            "t",
+            "send_thing",
+            json!({"payload": {"doc": "a/b.txt", "note": "/etc/x"}}),
+        );
+        let got = ex.local_files(&call).unwrap();
+        assert_eq!(
+            got,
+            [LocalFile {
+                path: "a/b.txt".into(),
+                access: FileAccess::Read,
+                argument: "doc".into()
+            }]
+        );
+        // A passthrough function accepts `save_to` as an extra property and `call` honours it.
+        let call = Call::new(
+            "t",
+            "talk",
+            json!({"model": "m", "save_to": "/etc/cron.d/x"}),
+        );
+        let got = ex.local_files(&call).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].access, FileAccess::Write);
+        // Invalid arguments fail as `call` would, before anything is listed.
+        let call = Call::new("t", "put", json!({"doc": 5}));
+        assert_eq!(
+            ex.local_files(&call).unwrap_err().code(),
+            "validation_error"
+        );
+        let call = Call::new("t", "nope", json!({}));
+        assert!(ex.local_files(&call).is_err());
     }
 }

@@ -347,6 +347,23 @@ fn push_query(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: Qu
     }
 }
 
+/// The local file a form argument names, if any: a path string for a file parameter
+/// (`format: binary` or `x-kosmo-file`), or an object's `path`. Inline `content` /
+/// `content_base64` name no file. [`form_part`] reads exactly this path, and
+/// [`crate::exec::Executor::local_files`] reports it to the sandbox, so both must agree.
+pub fn form_file_path(schema: &Map<String, Value>, value: &Value) -> Option<PathBuf> {
+    match value {
+        Value::String(path) if is_file_param(schema) => Some(PathBuf::from(path)),
+        Value::Object(m) => m.get("path").and_then(Value::as_str).map(PathBuf::from),
+        _ => None,
+    }
+}
+
+fn is_file_param(schema: &Map<String, Value>) -> bool {
+    schema.get("format").and_then(Value::as_str) == Some("binary")
+        || schema.contains_key("x-kosmo-file")
+}
+
 /// A multipart field from a form argument.
 ///
 /// A file is given as a path string (when the parameter's schema says `format: binary` or the
@@ -362,16 +379,15 @@ fn form_part(
         function: function.into(),
         errors: vec![format!("/{name}: {msg}")],
     };
-    let is_file_param = schema.get("format").and_then(Value::as_str) == Some("binary")
-        || schema.contains_key("x-kosmo-file");
     let guess = |filename: &str| {
         mime_guess::from_path(filename)
             .first_raw()
             .unwrap_or("application/octet-stream")
             .to_string()
     };
+    let local = form_file_path(schema, value);
     match value {
-        Value::String(path) if is_file_param => {
+        Value::String(path) if local.is_some() => {
             let p = PathBuf::from(path);
             let filename = p
                 .file_name()
@@ -387,8 +403,7 @@ fn form_part(
         Value::Object(m) => {
             let text = |k: &str| m.get(k).and_then(Value::as_str);
             let ctype = text("content_type").or_else(|| text("mime_type"));
-            if let Some(path) = text("path") {
-                let p = PathBuf::from(path);
+            if let (Some(path), Some(p)) = (text("path"), local) {
                 let filename = match text("filename").and_then(last_component) {
                     Some(f) => f,
                     None => p

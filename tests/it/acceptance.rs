@@ -2063,3 +2063,44 @@ fn sdk_strict_acceptance_against_simulator_serve() {
         "acceptance.py failed\n{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn lua_error_values_carry_the_documented_fields() {
+    let sim = Sim::start(&["--faults", "get_model=429:retry-after=0*20"]);
+    let dir = TempDir::new().unwrap();
+    let envs = sim_env(&sim);
+    let code = r#"
+local ok, e = pcall(app.integrations.anthropic.get_model, "claude-sonnet-4-0")
+return ok, e.code, e.status, e.type, e.retry_after, e["function"], e.account,
+  e.request_id:sub(1, 4), tostring(e) == e.message, tostring(e):find("rate") ~= nil"#;
+    let o = lua_json(dir.path(), &as_refs(&envs), &["--eval", code]);
+    assert_eq!(
+        o.env["result"],
+        json!([
+            false,
+            "rate_limit_error",
+            429,
+            "rate_limit_error",
+            0.0,
+            "get_model",
+            "default",
+            "req_",
+            true,
+            true
+        ]),
+        "{}",
+        o.show()
+    );
+    // Re-raised, it keeps its code in the envelope; the call record has the HTTP status.
+    let o = lua_json(
+        dir.path(),
+        &as_refs(&envs),
+        &[
+            "--eval",
+            "local ok, e = pcall(app.integrations.anthropic.get_model, 'claude-sonnet-4-0') error(e)",
+        ],
+    );
+    assert_eq!(o.err_code(), "rate_limit_error", "{}", o.show());
+    assert_eq!(o.env["error"]["status"], 429);
+    assert_eq!(o.env["integration_calls"][0]["http_status"], 429);
+}
