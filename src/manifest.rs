@@ -774,7 +774,34 @@ impl Manifest {
     }
 }
 
+/// Flow collections (`[`/`{`) nested deeper than any manifest needs. The YAML parser's time grows
+/// quadratically with nesting depth, so a hostile 200 KB file on `KOSMO_MANIFEST_PATH` could
+/// otherwise stall every command; refusing it up front keeps loading linear.
+const MAX_FLOW_DEPTH: usize = 64;
+
+fn check_flow_depth(file: &str, text: &str) -> Result<()> {
+    let mut depth = 0usize;
+    for (line_no, line) in text.lines().enumerate() {
+        for (col, c) in line.char_indices() {
+            match c {
+                '[' | '{' => depth += 1,
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_FLOW_DEPTH {
+                return Err(Error::Manifest {
+                    file: file.into(),
+                    location: format!("line {} column {}", line_no + 1, col + 1),
+                    message: format!("flow collections nested more than {MAX_FLOW_DEPTH} deep"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_yaml<T: serde::de::DeserializeOwned>(file: &str, text: &str) -> Result<T> {
+    check_flow_depth(file, text)?;
     serde_yaml::from_str(text).map_err(|e| Error::Manifest {
         file: file.into(),
         location: e
@@ -1128,6 +1155,13 @@ functions:
                 Err(e) => assert!(e.to_string().contains(needle), "{name}: {e}"),
             }
         }
+    }
+
+    #[test]
+    fn deep_flow_nesting_is_refused_quickly() {
+        let text = format!("name: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let msg = Manifest::from_yaml("deep.yaml", &text).unwrap_err().to_string();
+        assert!(msg.starts_with("deep.yaml: line 1 column 71: flow collections nested"), "{msg}");
     }
 
     #[test]

@@ -778,13 +778,12 @@ mod tests {
             &ex,
             "anthropic_get_message_batch_results",
             json!({"id": "msgbatch_1", "save_to": "r.jsonl"}),
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [("r.jsonl".into(), FileAccess::Write, "save_to".into())]
         );
-        if let Ok(got) = got {
-            assert_eq!(
-                got,
-                [("r.jsonl".into(), FileAccess::Write, "save_to".into())]
-            );
-        }
         assert!(files(&ex, "list_models", json!({})).unwrap().is_empty());
     }
 
