@@ -234,6 +234,10 @@ impl Error {
 
 /// Names among `candidates` close to `wanted`, best first, for "did you mean" hints.
 pub fn closest<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    // No name is this long; an edit distance against a huge input would only burn time.
+    if wanted.len() > 128 {
+        return Vec::new();
+    }
     let wanted_lc = wanted.to_lowercase();
     let mut scored: Vec<(usize, &str)> = candidates
         .into_iter()
