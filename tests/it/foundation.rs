@@ -333,3 +333,50 @@ fn garbage_input_never_panics() {
         );
     }
 }
+
+/// The README's main job: the offline tour runs end to end on a fresh config dir, with no key.
+#[test]
+fn the_readme_main_job_runs_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let tour = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/examples/tour.lua");
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(
+        readme.contains(
+            "cargo run --locked -- integrations:lua --offline --force docs/examples/tour.lua"
+        ),
+        "the README names the main job"
+    );
+    let out = kosmo(dir.path())
+        .args(["integrations:lua", "--offline", "--force", "--json", tour])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], true, "{v:#}");
+    let output = v["output"].as_str().unwrap();
+    for needle in [
+        "== Models",
+        "usage: ",
+        "text deltas assembled into: ",
+        "input_tokens: ",
+        "ended: 2 succeeded, 0 errored",
+        "ci-1 -> succeeded",
+        "ci-2 -> succeeded",
+    ] {
+        assert!(output.contains(needle), "missing {needle:?} in:\n{output}");
+    }
+    assert!(
+        v["result"][0]["batch"]
+            .as_str()
+            .unwrap()
+            .starts_with("msgbatch_")
+    );
+    let calls = v["integration_calls"].as_array().unwrap();
+    assert!(calls.iter().all(|c| c["status"] == "ok"), "{calls:#?}");
+    assert!(
+        calls
+            .iter()
+            .any(|c| c["function"] == "wait_for_message_batch")
+    );
+    assert_eq!(v["meta"]["offline"], true);
+}
