@@ -51,12 +51,84 @@ impl std::fmt::Display for Secret {
 }
 
 /// One resolved account of one integration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Account {
     pub integration: String,
     pub name: String,
+    /// May carry `user:password@`; show it only through [`redact_url`].
     pub base_url: String,
     pub secrets: std::collections::HashMap<String, Secret>,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("integration", &self.integration)
+            .field("name", &self.name)
+            .field("base_url", &redact_url(&self.base_url))
+            .field("secrets", &self.secrets)
+            .finish()
+    }
+}
+
+/// Replace the password of every `scheme://user:password@host` in `text` with `[redacted]`
+/// (`user:[redacted]@host`). A base URL may carry a proxy's or gateway's password, and URLs are
+/// shown in errors, dry runs and logs; the user name stays, to say which login was used. Works
+/// on free text, so it can scrub a message that merely contains a URL.
+pub fn redact_url(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the first of these; its userinfo ends at the last `@` in it.
+        let end = tail
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | ')' | '"' | '\'' | '<' | '>') || c.is_whitespace()
+            })
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _password)) => {
+                        out.push_str(user);
+                        out.push_str(":[redacted]");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The password in a URL's userinfo, raw and percent-decoded, for scrubbing text that echoes
+/// it outside a URL (a server's error message, say).
+pub fn url_password(url: &str) -> Vec<String> {
+    let Some((_, tail)) = url.split_once("://") else {
+        return Vec::new();
+    };
+    let authority = tail.split(['/', '?', '#']).next().unwrap_or("");
+    let Some((userinfo, _)) = authority.rsplit_once('@') else {
+        return Vec::new();
+    };
+    let Some((_, password)) = userinfo.split_once(':') else {
+        return Vec::new();
+    };
+    let mut out = vec![password.to_string()];
+    if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8()
+        && decoded != password
+    {
+        out.push(decoded.into_owned());
+    }
+    out.retain(|p| !p.is_empty());
+    out
 }
 
 /// The raw entries of `credentials.yaml`: integration → account → field → value.
@@ -287,18 +359,44 @@ impl Credentials {
             return Ok(Secret::new(v.clone()));
         }
         let what = format!("{} account '{account}' {credential}_cmd", manifest.name);
+        // stderr is captured, not inherited: helpers like `pass` or `op` may print the secret or
+        // other credentials there. Only a scrubbed first line is ever shown.
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(cmd)
             .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
             .output()
             .map_err(|e| Error::config(format!("{what}: cannot run the command: {e}")))?;
+        let stderr_line = || {
+            let mut known: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect();
+            if let Some(entry) = self.file.get(&manifest.name).and_then(|a| a.get(account)) {
+                for (k, v) in entry {
+                    if manifest.credentials.contains_key(k) {
+                        known.push(v.clone());
+                    } else if k == "url" {
+                        known.extend(url_password(v));
+                    }
+                }
+            }
+            first_line_scrubbed(&out.stderr, &known)
+        };
         if !out.status.success() {
-            return Err(Error::config(format!(
-                "{what}: the command failed ({})",
-                out.status
-            )));
+            let status = match out.status.code() {
+                Some(code) => format!("exit status {code}"),
+                None => "killed by a signal".to_string(),
+            };
+            return Err(Error::config(match stderr_line() {
+                Some(line) => format!("{what}: the command failed ({status}): {line}"),
+                None => format!("{what}: the command failed ({status}) and printed no error"),
+            }));
+        }
+        if let Some(line) = stderr_line() {
+            tracing::debug!("{what}: the command said on stderr: {line}");
         }
         let value = String::from_utf8(out.stdout)
             .map_err(|_| Error::config(format!("{what}: the command printed non-UTF-8 output")))?
@@ -363,6 +461,28 @@ impl Credentials {
             hint,
         }
     }
+}
+
+/// The first non-blank line of a helper's stderr, at most 200 characters, with every known
+/// secret (4 characters or more) and every URL password replaced by `[redacted]`.
+fn first_line_scrubbed(stderr: &[u8], secrets: &[String]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let mut line = redact_url(line);
+    let mut secrets: Vec<&str> = secrets
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| s.len() >= 4)
+        .collect();
+    // Longest first, so a secret that contains another is replaced whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for s in secrets {
+        line = line.replace(s, "[redacted]");
+    }
+    if line.chars().count() > 200 {
+        line = line.chars().take(200).collect::<String>() + "...";
+    }
+    Some(line)
 }
 
 /// Where environment variables are read from: the process environment, or a fixed map (tests
@@ -573,6 +693,59 @@ functions:
             PathBuf::new(),
             parse_credential_value(Path::new("c.yaml"), &raw).unwrap(),
         )
+    }
+
+    #[test]
+    fn failing_helpers_report_status_and_a_scrubbed_stderr_line() {
+        let m = manifest();
+        let c = creds(
+            "credtest:\n  work:\n    api_key: sk-file-SECRET1\n    admin_key_cmd: \"echo sk-partial-SECRET2; echo 'denied sk-file-SECRET1 sk-partial-SECRET2' >&2; echo second-line >&2; exit 3\"\n  quiet:\n    api_key_cmd: \"exit 1\"\n",
+        );
+        let err = c.secret(&m, "work", "admin_key").unwrap_err();
+        assert_eq!(err.code(), "config_error");
+        let msg = err.to_string();
+        assert!(msg.contains("exit status 3"), "{msg}");
+        assert!(msg.contains("denied [redacted] [redacted]"), "{msg}");
+        assert!(
+            !msg.contains("SECRET") && !msg.contains("second-line"),
+            "{msg}"
+        );
+        let msg = c.secret(&m, "quiet", "api_key").unwrap_err().to_string();
+        assert!(
+            msg.contains("exit status 1") && msg.contains("printed no error"),
+            "{msg}"
+        );
+        assert_eq!(
+            first_line_scrubbed(b"\n  x https://u:pw@h y\n", &[]).as_deref(),
+            Some("x https://u:[redacted]@h y")
+        );
+    }
+
+    #[test]
+    fn url_passwords_are_redacted_wherever_a_url_is_shown() {
+        assert_eq!(
+            redact_url("GET http://user:PASS@host:8/v1/x?a=b failed"),
+            "GET http://user:[redacted]@host:8/v1/x?a=b failed"
+        );
+        assert_eq!(
+            redact_url("(https://u:p%40ss:w@h) and http://plain/x and ftp://only-user@h"),
+            "(https://u:[redacted]@h) and http://plain/x and ftp://only-user@h"
+        );
+        assert_eq!(redact_url("no url here"), "no url here");
+        assert_eq!(redact_url("tail://"), "tail://");
+        assert_eq!(url_password("http://u:p%40ss@h/x"), ["p%40ss", "p@ss"]);
+        assert!(url_password("http://h/x@y").is_empty());
+        let acct = Account {
+            integration: "i".into(),
+            name: "n".into(),
+            base_url: "http://u:hunter22@h".into(),
+            secrets: HashMap::new(),
+        };
+        let shown = format!("{acct:?}");
+        assert!(
+            !shown.contains("hunter22") && shown.contains("u:[redacted]@h"),
+            "{shown}"
+        );
     }
 
     #[test]

@@ -1160,8 +1160,13 @@ functions:
     #[test]
     fn deep_flow_nesting_is_refused_quickly() {
         let text = format!("name: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
-        let msg = Manifest::from_yaml("deep.yaml", &text).unwrap_err().to_string();
-        assert!(msg.starts_with("deep.yaml: line 1 column 71: flow collections nested"), "{msg}");
+        let msg = Manifest::from_yaml("deep.yaml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("deep.yaml: line 1 column 71: flow collections nested"),
+            "{msg}"
+        );
     }
 
     #[test]

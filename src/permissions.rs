@@ -161,6 +161,18 @@ impl Permissions {
     }
 
     /// The policy that applies: account override, then integration, then the default.
+    /// Accounts that have their own settings in `config.yaml` (they are configured accounts
+    /// even where no credentials are, e.g. offline), sorted.
+    pub fn accounts(&self, integration: &str) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .integrations
+            .get(integration)
+            .map(|i| i.accounts.keys().cloned().collect())
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
     pub fn policy(&self, integration: &str, account: &str, class: Class) -> Policy {
         let pick = |p: &PolicyPair| match class {
             Class::Read => p.read,
@@ -328,6 +340,16 @@ mod tests {
         let e = p.check(req(Class::Write), ro, &mut |_| None).unwrap_err();
         assert_eq!(e.code(), "permission_denied");
         assert!(e.to_string().contains("--read-only"));
+    }
+
+    #[test]
+    fn accounts_with_settings_are_listed() {
+        let p = Permissions::from_yaml(
+            "integrations:\n  anthropic:\n    accounts:\n      work: {permissions: {read: allow}}\n      alt: {}\n",
+        )
+        .unwrap();
+        assert_eq!(p.accounts("anthropic"), vec!["alt", "work"]);
+        assert!(p.accounts("other").is_empty());
     }
 
     #[test]

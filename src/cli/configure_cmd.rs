@@ -13,7 +13,7 @@ use super::outln;
 use super::{Context, EXIT_USAGE, fail, print_json};
 use crate::credentials::{
     CONFIG_FILE, CREDENTIALS_FILE, DEFAULT_ACCOUNT, config_dir, credential_file_yaml,
-    read_credential_file, write_private,
+    read_credential_file, redact_url, write_private,
 };
 use crate::error::{Error, Result};
 use crate::manifest::Manifest;
@@ -68,6 +68,36 @@ fn field_kind(manifest: &Manifest, key: &str) -> Option<FieldKind> {
         return Some(FieldKind::Secret);
     }
     None
+}
+
+/// Keys have recognisable prefixes (`sk-ant-api...`); a value without it is usually a paste of
+/// the wrong key (an admin key as the API key) or of something else. It is still stored (the
+/// prefix may change, and proxies may issue their own keys), but the user hears about it now
+/// rather than at the first failing call. The warning never shows the value.
+fn warn_on_prefix(manifest: &Manifest, key: &str, value: &str) {
+    let Some(cred) = manifest.credentials.get(key) else {
+        return;
+    };
+    if let Some(prefix) = cred.prefix.as_deref().filter(|p| !p.is_empty())
+        && !value.starts_with(prefix)
+    {
+        let other = manifest
+            .credentials
+            .iter()
+            .filter(|(name, _)| name.as_str() != key)
+            .find(|(_, c)| {
+                c.prefix
+                    .as_deref()
+                    .is_some_and(|p| !p.is_empty() && value.starts_with(p))
+            })
+            .map(|(name, _)| format!(" (it looks like the {name})"))
+            .unwrap_or_default();
+        tracing::warn!(
+            "{}: the {key} value does not start with '{prefix}' as {} keys do{other}; stored anyway",
+            manifest.name,
+            cred.label
+        );
+    }
 }
 
 fn valid_keys(manifest: &Manifest) -> String {
@@ -186,6 +216,7 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
                 "an empty value for '{k}'; use --unset {k} to remove it"
             )));
         }
+        warn_on_prefix(manifest, k, &v);
         sets.push((k.to_string(), v));
     }
     for k in &args.unset {
@@ -232,7 +263,8 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
     if let Some(entry) = file.get(&manifest.name).and_then(|a| a.get(&args.account)) {
         for (k, v) in entry {
             let shown = match field_kind(manifest, k) {
-                Some(FieldKind::Plain) => v.clone(),
+                // A base URL may carry `user:password@`.
+                Some(FieldKind::Plain) => redact_url(v),
                 _ => "[set]".into(),
             };
             fields.insert(k.clone(), json!(shown));

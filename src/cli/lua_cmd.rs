@@ -66,6 +66,13 @@ pub struct LuaArgs {
     /// Interactive read-eval-print loop.
     #[arg(long)]
     pub repl: bool,
+    /// Let scripts read and write local files under DIR (`save_to`, file uploads); repeatable.
+    /// Without it a script has no local file access.
+    #[arg(long = "allow-path", value_name = "DIR")]
+    pub allow_path: Vec<PathBuf>,
+    /// Anything after FILE: refused with a usage error (in the envelope with --json).
+    #[arg(hide = true)]
+    pub extra: Vec<String>,
 }
 
 /// Turn the limit flags into [`Limits`]; a bad value is a usage error, never reinterpreted.
@@ -92,25 +99,53 @@ pub fn parse_limits(args: &LuaArgs) -> Result<Limits, String> {
 }
 
 enum Source {
-    Code(String, String),
+    Code(Vec<u8>, String),
     Repl,
 }
 
-fn strip_preamble(code: String) -> String {
-    let code = code
-        .strip_prefix('\u{feff}')
-        .map(str::to_string)
-        .unwrap_or(code);
-    if code.starts_with('#') {
+/// Drop a UTF-8 byte-order mark and a shebang line. Lua source is bytes, so a file need not be
+/// UTF-8 (Latin-1 string literals load as they are).
+fn strip_preamble(code: Vec<u8>) -> Vec<u8> {
+    let code = match code.strip_prefix(b"\xef\xbb\xbf") {
+        Some(rest) => rest.to_vec(),
+        None => code,
+    };
+    if code.starts_with(b"#") {
         // A shebang line: keep the newline so line numbers stay right.
-        match code.find('\n') {
-            Some(i) => code[i..].to_string(),
-            None => String::new(),
+        match code.iter().position(|&b| b == b'\n') {
+            Some(i) => code[i..].to_vec(),
+            None => Vec::new(),
         }
     } else {
         code
     }
 }
+
+/// Whether standard input can carry code: a pipe, a socket or a regular file (`< file.lua`).
+/// A terminal or a device such as `/dev/null` cannot: running "nothing" there would report a
+/// success for a command that was never given code.
+fn stdin_has_code() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return false;
+    }
+    let meta = stdin
+        .as_fd()
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata());
+    match meta {
+        Ok(m) => {
+            let t = m.file_type();
+            t.is_fifo() || t.is_socket() || t.is_file()
+        }
+        Err(_) => false,
+    }
+}
+
+const NO_CODE: &str = "no code: pass --eval CODE, a FILE, or pipe code on stdin";
 
 fn read_source(args: &LuaArgs) -> Result<Source, Box<Outcome>> {
     let meta = meta_of(args);
@@ -118,12 +153,12 @@ fn read_source(args: &LuaArgs) -> Result<Source, Box<Outcome>> {
         return Ok(Source::Repl);
     }
     if let Some(code) = &args.eval {
-        return Ok(Source::Code(code.clone(), "=(eval)".into()));
+        return Ok(Source::Code(code.clone().into_bytes(), "=(eval)".into()));
     }
     let from_stdin = match &args.file {
         Some(f) if f.as_os_str() == "-" => true,
         Some(f) => {
-            return match std::fs::read_to_string(f) {
+            return match std::fs::read(f) {
                 Ok(code) => Ok(Source::Code(
                     strip_preamble(code),
                     format!("@{}", f.display()),
@@ -134,16 +169,16 @@ fn read_source(args: &LuaArgs) -> Result<Source, Box<Outcome>> {
                 ))),
             };
         }
-        None => !std::io::stdin().is_terminal(),
+        None => stdin_has_code(),
     };
     if !from_stdin {
         return Err(Box::new(Outcome::usage(
-            "nothing to run: pass --eval CODE, a FILE (or - for standard input), pipe code on stdin, or use --repl",
+            format!("{NO_CODE} (- reads standard input; --repl starts a prompt)"),
             meta,
         )));
     }
-    let mut code = String::new();
-    match std::io::stdin().read_to_string(&mut code) {
+    let mut code = Vec::new();
+    match std::io::stdin().read_to_end(&mut code) {
         Ok(_) => Ok(Source::Code(strip_preamble(code), "=stdin".into())),
         Err(e) => Err(Box::new(Outcome::failed(
             crate::Error::io("<stdin>", e).to_json(),
@@ -235,6 +270,33 @@ fn spawn_watchdog(shared: Arc<Shared>, json: bool) {
     }
 }
 
+/// SIGINT and SIGTERM stop the run like a limit does (the envelope is still printed), reported
+/// as `interrupted`; exit 130 / 143. A VM stuck inside one long C call cannot see the stop, so
+/// after a grace period the envelope is printed from here and the process exits.
+fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot listen for SIGINT/SIGTERM");
+        return;
+    };
+    tokio::spawn(async move {
+        let kind = tokio::select! {
+            _ = int.recv() => Kind::Interrupt,
+            _ = term.recv() => Kind::Terminate,
+        };
+        shared.limits.trip(kind);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        if !shared.limits.is_finished() {
+            let outcome = shared.emergency_outcome(kind);
+            let _ = emit(&outcome, json);
+            std::process::exit(i32::from(outcome.exit_code()));
+        }
+    });
+}
+
 pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
     let json = args.json;
     let meta = meta_of(&args);
@@ -242,6 +304,18 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
         Ok(l) => l,
         Err(msg) => return emit(&Outcome::usage(msg, meta), json),
     };
+    if !args.extra.is_empty() {
+        let msg = format!(
+            "unexpected argument{} {}: pass one FILE (or --eval CODE); script arguments are not supported",
+            if args.extra.len() > 1 { "s" } else { "" },
+            args.extra
+                .iter()
+                .map(|a| format!("'{a}'"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        return emit(&Outcome::usage(msg, meta), json);
+    }
     let source = match read_source(&args) {
         Ok(s) => s,
         Err(outcome) => return emit(&outcome, json),
@@ -262,6 +336,7 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
         manifest_dirs: ctx.manifest_dirs.clone(),
         config_dir: None,
         allow_prompt: interactive,
+        allow_paths: args.allow_path.clone(),
     };
     let rt = match Runtime::new(options) {
         Ok(rt) => rt,
@@ -270,7 +345,8 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
     match source {
         Source::Code(code, name) => {
             spawn_watchdog(rt.shared().clone(), json);
-            let outcome = rt.run(&code, &name).await;
+            spawn_signal_handler(rt.shared().clone(), json);
+            let outcome = rt.run_bytes(&code, &name).await;
             rt.shared().limits.finish();
             emit(&outcome, json)
         }
@@ -320,10 +396,14 @@ mod tests {
     #[test]
     fn shebang_and_bom_are_stripped_keeping_lines() {
         assert_eq!(
-            strip_preamble("#!/usr/bin/env kosmo\nreturn 1".into()),
-            "\nreturn 1"
+            strip_preamble(b"#!/usr/bin/env kosmo\nreturn 1".to_vec()),
+            b"\nreturn 1"
         );
-        assert_eq!(strip_preamble("\u{feff}return 1".into()), "return 1");
-        assert_eq!(strip_preamble("return 1".into()), "return 1");
+        assert_eq!(
+            strip_preamble("\u{feff}return 1".as_bytes().to_vec()),
+            b"return 1"
+        );
+        assert_eq!(strip_preamble(b"return 1".to_vec()), b"return 1");
+        assert_eq!(strip_preamble(b"return '\xe9'".to_vec()), b"return '\xe9'");
     }
 }

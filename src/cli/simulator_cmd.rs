@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::Context;
+use crate::simulator::faults::FaultPlan;
 use crate::simulator::{self, SimulatorOptions};
 
 const FAULTS_HELP: &str = "\
@@ -74,6 +75,20 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // A bad --faults spec is a usage error (exit 2), found before anything listens.
+    if let Some(spec) = args.faults.as_deref() {
+        let integration = match registry.require(&args.integration) {
+            Ok(i) => i,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        if let Err(m) = FaultPlan::parse(spec, integration) {
+            eprintln!("error: --faults: {m}");
+            return ExitCode::from(2);
+        }
+    }
     let opts = SimulatorOptions {
         integration: args.integration,
         host: args.host,

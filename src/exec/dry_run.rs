@@ -61,7 +61,7 @@ pub fn render(p: &Prepared) -> Value {
     json!({
         "dry_run": true,
         "method": p.method.as_str(),
-        "url": p.url,
+        "url": p.display_url(),
         "query": query,
         "headers": headers,
         "body": body,

@@ -6,6 +6,7 @@
 //! JSONL in constant memory, [`paginate`] follows cursors and polls, [`dry_run`] shows a request
 //! without sending it, and [`config`] reads the transport settings.
 
+pub mod coerce;
 pub mod config;
 pub mod dry_run;
 pub mod paginate;
@@ -107,6 +108,7 @@ pub struct CallOutput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileAccess {
     Read,
+    /// Written through a sibling `<path>.part`, renamed over `<path>` when complete.
     Write,
 }
 
@@ -355,7 +357,11 @@ impl Executor {
             });
         }
         let validator = t.integ.validator(t.name)?;
-        match validator.check(t.name, t.f, args)? {
+        let mut flat = validator.check(t.name, t.f, args)?;
+        // After validation (JSON Schema already counts `2.0` as an integer), so that what is
+        // sent matches the schema's type exactly.
+        coerce::integers(validator.schema(), &mut flat);
+        match flat {
             Value::Object(m) => Ok(m),
             _ => Ok(Map::new()),
         }
@@ -420,7 +426,7 @@ impl Executor {
         let manifest = t.manifest();
         let repeatable = t.repeatable(&self.config);
         let should_retry_header = manifest.errors.should_retry_header.as_deref();
-        let what = format!("{} {}", p.method.as_str(), p.url);
+        let what = format!("{} {}", p.method.as_str(), p.display_url());
         let secrets = p.secrets();
         let mut retries: u32 = 0;
         loop {
@@ -512,7 +518,7 @@ impl Executor {
             tracing::info!(
                 "{what}: {} ({}); retry {} of {} in {:.2}s",
                 err.code(),
-                err,
+                response::redact(&err.to_string(), &secrets),
                 retries + 1,
                 self.config.max_retries,
                 wait.as_secs_f64()
@@ -604,7 +610,7 @@ impl Executor {
                         message: format!(
                             "{} {}: the stream stalled: no event other than keep-alives for {}s",
                             p.method.as_str(),
-                            p.url,
+                            p.display_url(),
                             idle.as_secs_f64()
                         ),
                     });
@@ -629,7 +635,7 @@ impl Executor {
             return Err(stream_err(format!(
                 "{} {}: the stream ended before {expected}; the result would be incomplete",
                 p.method.as_str(),
-                p.url
+                p.display_url()
             )));
         }
         Ok(t.output(assembler.finish()?, Some(status), rid))

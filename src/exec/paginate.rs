@@ -180,7 +180,23 @@ pub(super) async fn poll(
         .filter(|(k, _)| !control.contains(&k.as_str()) && !is_kosmo_option(manifest, k))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    // What the poll waits on, for the timeout message: the target's path arguments (its id).
+    let subject: Vec<String> =
+        t.f.params
+            .iter()
+            .filter(|p| p.location == Location::Path)
+            .filter_map(|p| match args.get(&p.name) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(v @ Value::Number(_)) => Some(v.to_string()),
+                _ => None,
+            })
+            .collect();
     let started = Instant::now();
+    // Polls are scheduled up to the deadline, the last one at the deadline itself, so a
+    // `timeout_seconds` of 1 really waits 1 s. A poll in flight at the deadline may finish
+    // (its own HTTP timeout bounds it); no poll starts after it.
+    let deadline =
+        started + Duration::try_from_secs_f64(timeout.min(MAX_POLL_SECONDS)).unwrap_or_default();
     let mut polls = 0u32;
     loop {
         let out = Box::pin(exec.call(Call {
@@ -201,17 +217,25 @@ pub(super) async fn poll(
                 ..out
             });
         }
-        let elapsed = started.elapsed().as_secs_f64();
-        if elapsed + interval > timeout {
+        let now = Instant::now();
+        if now >= deadline {
+            let state = match reached {
+                Some(Value::String(s)) => s.clone(),
+                Some(v) => v.to_string(),
+                None => format!("without {}", poll.until_pointer),
+            };
+            let subject = if subject.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", subject.join("/"))
+            };
             return Err(Error::Transport {
                 kind: TransportKind::Timeout,
                 message: format!(
-                    "{}: gave up after {elapsed:.0}s and {polls} polls of {target_name}: {} is {} (waiting for {})",
+                    "{}: {subject}still {state} after {:.1}s (timeout_seconds = {timeout}); {polls} polls of {target_name}, waiting for {} to be {}; the operation itself keeps running, call again to keep waiting",
                     t.name,
+                    now.duration_since(started).as_secs_f64(),
                     poll.until_pointer,
-                    reached
-                        .map(Value::to_string)
-                        .unwrap_or_else(|| "missing".into()),
                     poll.until_values
                         .iter()
                         .map(Value::to_string)
@@ -220,7 +244,20 @@ pub(super) async fn poll(
                 ),
             });
         }
-        tokio::time::sleep(Duration::from_secs_f64(interval)).await;
+        // A floor, so that a tiny `interval_seconds` cannot turn the wait into a request storm.
+        let pause = if interval.is_nan() {
+            MIN_POLL_SECONDS
+        } else {
+            interval.clamp(MIN_POLL_SECONDS, MAX_POLL_SECONDS)
+        };
+        let wake = (now + Duration::try_from_secs_f64(pause).unwrap_or_default()).min(deadline);
+        tokio::time::sleep_until(wake.into()).await;
         interval = (interval * 2.0).min(max_interval);
     }
 }
+
+/// The shortest pause between two polls.
+const MIN_POLL_SECONDS: f64 = 0.02;
+
+/// `Duration::from_secs_f64` panics on huge values; no wait needs to be longer than a year.
+const MAX_POLL_SECONDS: f64 = 365.0 * 24.0 * 3600.0;

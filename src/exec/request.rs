@@ -119,8 +119,14 @@ impl Prepared {
         self.auth
             .iter()
             .filter_map(|a| a.secret.as_ref().map(|s| s.expose().to_string()))
+            .chain(crate::credentials::url_password(&self.url))
             .filter(|s| !s.is_empty())
             .collect()
+    }
+
+    /// The URL as it may be shown: a `user:password@` in the base URL has its password redacted.
+    pub fn display_url(&self) -> String {
+        crate::credentials::redact_url(&self.url)
     }
 }
 
@@ -232,6 +238,7 @@ pub fn build(
                 }
                 Location::Header => {
                     if let Some(text) = scalar_text(value) {
+                        check_header_value(function, &format!("/{key}"), &text)?;
                         headers.push((p.wire().to_ascii_lowercase(), text));
                     }
                 }
@@ -258,8 +265,9 @@ pub fn build(
     if let Some(b) = &manifest.betas {
         let mut betas: Vec<String> = Vec::new();
         if let Some(Value::Array(user)) = args.get(&b.param) {
-            for v in user {
+            for (i, v) in user.iter().enumerate() {
                 if let Some(s) = v.as_str() {
+                    check_header_value(function, &format!("/{}/{i}", b.param), s)?;
                     betas.extend(s.split(',').map(|s| s.trim().to_string()));
                 }
             }
@@ -285,6 +293,8 @@ pub fn build(
         Body::None
     };
 
+    check_url_length(function, f, args, base_url.len() + path.len(), &query)?;
+
     Ok(Prepared {
         method,
         url: format!("{base_url}{path}"),
@@ -292,6 +302,63 @@ pub fn build(
         headers,
         auth,
         body,
+    })
+}
+
+/// The longest URL kosmo sends. The `http` crate refuses URIs from 64 KiB on, which would
+/// surface as an opaque "cannot build the request"; servers commonly refuse far less (8 KiB).
+pub const MAX_URL_BYTES: usize = 16 * 1024;
+
+/// A header value from the caller's arguments must be sendable; otherwise it is the caller's
+/// mistake (`validation_error` naming the argument), not a configuration problem.
+fn check_header_value(function: &str, pointer: &str, text: &str) -> Result<()> {
+    if reqwest::header::HeaderValue::from_str(text).is_err() {
+        return Err(Error::Validation {
+            function: function.into(),
+            errors: vec![format!(
+                "{pointer}: cannot be sent in an HTTP header (control characters such as line breaks are not allowed)"
+            )],
+        });
+    }
+    Ok(())
+}
+
+/// Refuse a URL longer than [`MAX_URL_BYTES`], naming the longest path or query argument.
+fn check_url_length(
+    function: &str,
+    f: &Function,
+    args: &Map<String, Value>,
+    base_and_path: usize,
+    query: &[(String, String)],
+) -> Result<()> {
+    let query_len: usize = query
+        .iter()
+        .map(|(k, v)| {
+            // Worst case of form encoding: every byte percent-encoded.
+            1 + utf8_percent_encode(k, NON_ALPHANUMERIC).to_string().len()
+                + utf8_percent_encode(v, NON_ALPHANUMERIC).to_string().len()
+        })
+        .sum();
+    let total = base_and_path + query_len;
+    if total <= MAX_URL_BYTES {
+        return Ok(());
+    }
+    let culprit = f
+        .params
+        .iter()
+        .filter(|p| matches!(p.location, Location::Path | Location::Query))
+        .filter_map(|p| {
+            args.get(&p.name)
+                .map(|v| (p.name.as_str(), v.to_string().len()))
+        })
+        .max_by_key(|(_, len)| *len)
+        .map(|(name, _)| name)
+        .unwrap_or("arguments");
+    Err(Error::Validation {
+        function: function.into(),
+        errors: vec![format!(
+            "/{culprit}: too long: the request URL would be {total} bytes (at most {MAX_URL_BYTES})"
+        )],
     })
 }
 

@@ -14,7 +14,7 @@ use crate::manifest::Manifest;
 
 /// Replace every occurrence of a secret with `[redacted]`.
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
+    let mut out = crate::credentials::redact_url(text);
     for s in secrets {
         if s.len() >= 4 && out.contains(s.as_str()) {
             out = out.replace(s.as_str(), "[redacted]");
@@ -25,9 +25,6 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
 
 /// Scrub secrets from every string of an error (used for whatever leaves the executor).
 pub fn redact_error(err: Error, secrets: &[String]) -> Error {
-    if secrets.is_empty() {
-        return err;
-    }
     let r = |s: String| redact(&s, secrets);
     match err {
         Error::Api {

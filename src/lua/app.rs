@@ -172,7 +172,9 @@ fn index_integration(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult
     }
     if account.is_none() {
         let accounts = shared.accounts(&integration);
-        if key == "default" || accounts.contains(&key) || shared.options.offline {
+        // Offline too: only configured accounts, so a typo is an unknown function, not an
+        // account namespace.
+        if key == "default" || accounts.contains(&key) {
             return Ok(Value::UserData(lua.create_userdata(IntegrationNs {
                 integration,
                 account: Some(key),
@@ -229,10 +231,17 @@ fn build_args(
                     return Ok(());
                 }
             };
-            if key == "on_event"
-                && let Value::Function(func) = v
-            {
-                on_event = Some(func);
+            if key == "on_event" {
+                match v {
+                    Value::Function(func) => on_event = Some(func),
+                    Value::Nil => {}
+                    other => {
+                        err = Some(format!(
+                            "on_event must be a function, got a {}",
+                            other.type_name()
+                        ))
+                    }
+                }
                 return Ok(());
             }
             match lj::to_json(lua, &v, JsonMode::Strict) {
@@ -358,12 +367,43 @@ struct Recorder<'a> {
     account: String,
     class: Class,
     started: Instant,
+    /// Set while the call is in flight (registered in [`Shared::in_flight`]): if the run stops
+    /// it (timeout, a signal, another branch's limit), the call is still recorded, as cut off
+    /// by what stopped the run.
+    in_flight: Option<u64>,
 }
 
-impl Recorder<'_> {
-    fn record(&self, http_status: Option<u16>, request_id: Option<&str>, error: Option<&Json>) {
+impl Drop for Recorder<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.in_flight.take() {
+            self.shared.flush_in_flight(Some(id));
+        }
+    }
+}
+
+impl<'a> Recorder<'a> {
+    fn new(shared: &'a Shared, p: &Prepared) -> Recorder<'a> {
+        let mut r = Recorder {
+            shared,
+            path: p.path.clone(),
+            function: p.function.clone(),
+            account: p.account.clone(),
+            class: p.class,
+            started: Instant::now(),
+            in_flight: None,
+        };
+        r.in_flight = Some(shared.begin_call(r.entry(None, None, None), r.started));
+        r
+    }
+
+    fn entry(
+        &self,
+        http_status: Option<u16>,
+        request_id: Option<&str>,
+        error: Option<&Json>,
+    ) -> Json {
         let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.shared.record_call(json!({
+        json!({
             "path": self.path,
             "function": self.function,
             "account": self.account,
@@ -373,7 +413,18 @@ impl Recorder<'_> {
             "http_status": http_status,
             "request_id": request_id,
             "error": error,
-        }));
+        })
+    }
+
+    fn record(&self, http_status: Option<u16>, request_id: Option<&str>, error: Option<&Json>) {
+        if let Some(id) = self.in_flight {
+            // Already recorded as cut off (the run stopped while this call was finishing).
+            if !self.shared.end_call(id) {
+                return;
+            }
+        }
+        self.shared
+            .record_call(self.entry(http_status, request_id, error));
     }
 }
 
@@ -419,6 +470,7 @@ fn prepare(
         account: account.clone(),
         class: f.class,
         started: Instant::now(),
+        in_flight: None,
     };
     let (args, on_event) = match build_args(lua, f, rest) {
         Ok(x) => x,
@@ -474,14 +526,7 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let path = str_arg(it.next());
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
-    let recorder = Recorder {
-        shared: &shared,
-        path: p.path.clone(),
-        function: p.function.clone(),
-        account: p.account.clone(),
-        class: p.class,
-        started: Instant::now(),
-    };
+    let recorder = Recorder::new(&shared, &p);
     let exec = match shared.executor().await {
         Ok(x) => x,
         Err(e) => {
@@ -489,53 +534,166 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
             return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
         }
     };
-    let sink: Option<EventSink<'static>> = p.on_event.map(|func| {
-        let lua2 = lua.clone();
+    // Events go through a channel and the callback runs here, on the async side, so it may
+    // itself call integrations (a Lua callback inside the executor's sink could not yield).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Json>();
+    let sink: Option<EventSink<'static>> = p.on_event.as_ref().map(|_| {
         let sink: EventSink<'static> = Box::new(move |ev: &Json| {
-            let v = lj::from_json(&lua2, ev, Nulls::DropInObjects).map_err(|e| Error::Lua {
-                message: clean_message(&e),
-            })?;
-            func.call::<()>(v).map_err(|e| Error::Lua {
-                message: format!("on_event: {}", clean_message(&e)),
+            tx.send(ev.clone()).map_err(|_| Error::Lua {
+                message: "on_event stopped the call".into(),
             })
         });
         sink
     });
-    let result = {
-        let _host = shared.limits.enter_host();
-        exec.call(Call {
-            integration: &p.integration,
-            function: &p.function,
-            account: Some(&p.account),
-            args: p.args,
-            dry_run: shared.options.dry_run,
-            on_event: sink,
-        })
-        .await
+    let call = Call {
+        integration: &p.integration,
+        function: &p.function,
+        account: Some(&p.account),
+        args: p.args.clone(),
+        dry_run: shared.options.dry_run,
+        on_event: sink,
+    };
+    if let Err(e) = check_files(&shared, &exec, &call) {
+        let j = e.to_json();
+        recorder.record(None, None, Some(&j));
+        return Err(raise(&lua, &j, Some(&p.function), Some(&p.account)));
+    }
+    let (result, handler_failed) = {
+        let mut host = Some(shared.limits.enter_host());
+        let fut = exec.call(call);
+        tokio::pin!(fut);
+        let mut result = None;
+        let mut failed = None;
+        let mut events_open = p.on_event.is_some();
+        while result.is_none() && failed.is_none() {
+            tokio::select! {
+                biased;
+                ev = rx.recv(), if events_open => match (ev, &p.on_event) {
+                    (Some(ev), Some(func)) => {
+                        drop(host.take());
+                        failed = deliver(&lua, func, &ev).await.err();
+                        host = Some(shared.limits.enter_host());
+                    }
+                    _ => events_open = false,
+                },
+                r = &mut fut => result = Some(r),
+            }
+        }
+        drop(host);
+        // Events sent before the call returned are still queued: deliver them in order.
+        if let Some(func) = &p.on_event {
+            while failed.is_none()
+                && let Ok(ev) = rx.try_recv()
+            {
+                failed = deliver(&lua, func, &ev).await.err();
+            }
+        }
+        (result, failed)
     };
     if let Some(e) = shared.limits.lua_error() {
-        recorder.record(
-            None,
-            None,
-            Some(
-                &shared
-                    .limits
-                    .error()
-                    .map(|e| e.to_json())
-                    .unwrap_or(Json::Null),
-            ),
-        );
+        let err = shared.limits.error_json().unwrap_or(Json::Null);
+        recorder.record(None, None, Some(&err));
         return Err(HostError::Lua(e));
     }
+    if let Some(failure) = handler_failed {
+        return Err(handler_error(&lua, &recorder, failure, &p));
+    }
     match result {
-        Ok(out) => {
+        Some(Ok(out)) => {
             recorder.record(out.http_status, out.request_id.as_deref(), None);
             Ok(lj::from_json(&lua, &out.value, Nulls::DropInObjects)?)
         }
-        Err(e) => {
+        Some(Err(e)) => {
             let j = e.to_json();
             recorder.record(e.status(), e.request_id(), Some(&j));
             Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+        }
+        None => {
+            let j = Error::Lua {
+                message: "the call ended without a result".into(),
+            }
+            .to_json();
+            recorder.record(None, None, Some(&j));
+            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+        }
+    }
+}
+
+/// Refuse a call whose local files the sandbox does not allow. An argument error is left for
+/// the call itself to report (it fails the same way, before any I/O).
+fn check_files(
+    shared: &Shared,
+    exec: &crate::exec::Executor,
+    call: &Call<'_>,
+) -> Result<(), Error> {
+    match exec.local_files(call) {
+        Ok(files) => shared.files.check(&files),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Why the `on_event` callback stopped a call.
+enum HandlerFailure {
+    /// The callback raised this value.
+    Raised(Value),
+    /// The Lua machinery failed (a tripped limit, memory).
+    Lua(mlua::Error),
+}
+
+/// Run the callback on one event, catching what it raises as a value.
+async fn deliver(lua: &Lua, func: &Function, ev: &Json) -> Result<(), HandlerFailure> {
+    let v = lj::from_json(lua, ev, Nulls::DropInObjects).map_err(HandlerFailure::Lua)?;
+    let call: Function = lua
+        .named_registry_value(sandbox::CALL_HANDLER)
+        .map_err(HandlerFailure::Lua)?;
+    let r = call
+        .call_async::<MultiValue>((func.clone(), v))
+        .await
+        .map_err(HandlerFailure::Lua)?;
+    let mut it = r.into_iter();
+    match it.next() {
+        Some(Value::Boolean(true)) => Ok(()),
+        _ => Err(HandlerFailure::Raised(it.next().unwrap_or(Value::Nil))),
+    }
+}
+
+/// The error a failed callback raises at the call site: a table it raised propagates as is; a
+/// message becomes the call's error table (so the envelope names the function).
+fn handler_error(
+    lua: &Lua,
+    recorder: &Recorder<'_>,
+    failure: HandlerFailure,
+    p: &Prepared,
+) -> HostError {
+    match failure {
+        HandlerFailure::Lua(e) => {
+            let j = super::lua_error_json(&e);
+            recorder.record(None, None, Some(&j));
+            HostError::Lua(e)
+        }
+        HandlerFailure::Raised(v @ Value::Table(_)) => {
+            let j = lj::result_value(lua, &v);
+            let mut rec = json!({"code": "lua_error", "message": "on_event raised an error"});
+            if let Some(c) = j.get("code") {
+                rec["code"] = c.clone();
+            }
+            if let Some(m) = j.get("message") {
+                rec["message"] = m.clone();
+            }
+            recorder.record(None, None, Some(&rec));
+            HostError::Value(v)
+        }
+        HandlerFailure::Raised(v) => {
+            let msg = match &v {
+                Value::String(s) => s.to_string_lossy(),
+                other => format!("(error object is a {} value)", other.type_name()),
+            };
+            let j = Error::Lua {
+                message: format!("on_event: {msg}"),
+            }
+            .to_json();
+            recorder.record(None, None, Some(&j));
+            raise(lua, &j, Some(&p.function), Some(&p.account))
         }
     }
 }
@@ -593,14 +751,7 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     let (integration, account, fname, path) = rows_target(&info)?;
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
-    let recorder = Recorder {
-        shared: &shared,
-        path: p.path.clone(),
-        function: p.function.clone(),
-        account: p.account.clone(),
-        class: p.class,
-        started: Instant::now(),
-    };
+    let recorder = Recorder::new(&shared, &p);
     let exec = match shared.executor().await {
         Ok(x) => x,
         Err(e) => {
@@ -608,19 +759,26 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
             return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
         }
     };
+    let call = Call {
+        integration: &p.integration,
+        function: &p.function,
+        account: Some(&p.account),
+        args: p.args.clone(),
+        dry_run: shared.options.dry_run,
+        on_event: None,
+    };
+    if let Err(e) = check_files(&shared, &exec, &call) {
+        let j = e.to_json();
+        recorder.record(None, None, Some(&j));
+        return Err(raise(&lua, &j, Some(&p.function), Some(&p.account)));
+    }
     let result = {
         let _host = shared.limits.enter_host();
-        exec.rows(Call {
-            integration: &p.integration,
-            function: &p.function,
-            account: Some(&p.account),
-            args: p.args,
-            dry_run: shared.options.dry_run,
-            on_event: None,
-        })
-        .await
+        exec.rows(call).await
     };
     if let Some(e) = shared.limits.lua_error() {
+        let err = shared.limits.error_json().unwrap_or(Json::Null);
+        recorder.record(None, None, Some(&err));
         return Err(HostError::Lua(e));
     }
     match result {

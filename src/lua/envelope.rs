@@ -5,7 +5,7 @@
 //! (`return 42` → `[42]`, no return → `[]`, null when the run failed); each `integration_calls`
 //! entry is `{path, function, account, class, status, duration_ms, http_status, request_id,
 //! error}`; `meta` is `{permission_bypassed, dry_run, read_only, offline}`. Exit codes: 0 on
-//! success, 1 on failure, 2 on usage errors.
+//! success, 1 on failure, 2 on usage errors, 130 / 143 when SIGINT / SIGTERM stopped the run.
 
 use serde_json::{Value as Json, json};
 
@@ -86,6 +86,12 @@ impl Outcome {
             0
         } else if self.error_code() == Some("usage_error") {
             2
+        } else if self.error_code() == Some("interrupted") {
+            // The shell convention for death by a signal: 128 + its number.
+            match self.error.as_ref().and_then(|e| e.get("signal")?.as_str()) {
+                Some("SIGTERM") => 143,
+                _ => 130,
+            }
         } else {
             1
         }

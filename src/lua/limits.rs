@@ -62,6 +62,10 @@ pub enum Kind {
     Output = 5,
     /// The run is over (finalizers at close must not run on).
     Done = 6,
+    /// SIGINT (Ctrl-C) arrived: not a limit, but it stops the run the same way.
+    Interrupt = 7,
+    /// SIGTERM arrived.
+    Terminate = 8,
 }
 
 impl Kind {
@@ -73,6 +77,8 @@ impl Kind {
             4 => Kind::Calls,
             5 => Kind::Output,
             6 => Kind::Done,
+            7 => Kind::Interrupt,
+            8 => Kind::Terminate,
             _ => return None,
         })
     }
@@ -85,6 +91,8 @@ impl Kind {
             Kind::Calls => "calls",
             Kind::Output => "output",
             Kind::Done => "done",
+            Kind::Interrupt => "interrupted",
+            Kind::Terminate => "terminated",
         }
     }
 }
@@ -208,11 +216,35 @@ impl LimitState {
                 format_size(l.max_output)
             ),
             Kind::Done => "the script has finished".to_string(),
+            Kind::Interrupt => "interrupted by SIGINT".to_string(),
+            Kind::Terminate => "interrupted by SIGTERM".to_string(),
         };
         Error::Limit {
             limit: kind.as_str().to_string(),
             message,
         }
+    }
+
+    /// The envelope's `error` for what stopped the run: a limit (`limit_exceeded`) or a signal
+    /// (`interrupted`, with the signal's name).
+    pub fn error_json_for(&self, kind: Kind) -> serde_json::Value {
+        let mut j = self.error_for(kind).to_json();
+        let signal = match kind {
+            Kind::Interrupt => "SIGINT",
+            Kind::Terminate => "SIGTERM",
+            _ => return j,
+        };
+        if let serde_json::Value::Object(map) = &mut j {
+            map.insert("code".into(), "interrupted".into());
+            map.remove("limit");
+            map.insert("signal".into(), signal.into());
+        }
+        j
+    }
+
+    /// [`LimitState::error_json_for`] the tripped kind, if any.
+    pub fn error_json(&self) -> Option<serde_json::Value> {
+        self.tripped().map(|k| self.error_json_for(k))
     }
 
     /// The error to raise in Lua when a limit is tripped.

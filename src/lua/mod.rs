@@ -30,6 +30,7 @@ use crate::registry::{Registry, RegistryOptions};
 pub mod app;
 pub mod docs;
 pub mod envelope;
+pub mod files;
 pub mod json;
 pub mod limits;
 pub mod mcp;
@@ -71,6 +72,9 @@ pub struct Options {
     pub config_dir: Option<PathBuf>,
     /// May `ask` permissions prompt on the terminal?
     pub allow_prompt: bool,
+    /// Directories under which scripts may read and write local files (`save_to`, uploads).
+    /// Empty (the default): no local file access at all.
+    pub allow_paths: Vec<PathBuf>,
 }
 
 impl Default for Options {
@@ -87,6 +91,7 @@ impl Default for Options {
             manifest_dirs: Vec::new(),
             config_dir: None,
             allow_prompt: false,
+            allow_paths: Vec::new(),
         }
     }
 }
@@ -171,7 +176,7 @@ pub(crate) struct Services {
     permissions: OnceLock<Result<Arc<Permissions>, Json>>,
     docs: OnceLock<Result<Docs, Json>>,
     executor: tokio::sync::OnceCell<Result<Executor, Json>>,
-    simulator: Mutex<Option<crate::simulator::RunningSimulator>>,
+    simulators: Mutex<Vec<crate::simulator::RunningSimulator>>,
 }
 
 /// State shared by every host function of one runtime.
@@ -180,6 +185,10 @@ pub struct Shared {
     pub limits: Arc<limits::LimitState>,
     pub output: output::Output,
     pub calls: Mutex<Vec<Json>>,
+    /// Calls started and not yet recorded: `id -> (entry, started)`.
+    in_flight: Mutex<std::collections::BTreeMap<u64, (Json, Instant)>>,
+    next_call: std::sync::atomic::AtomicU64,
+    pub(crate) files: files::FilePolicy,
     /// `(integration, account, class)` the user allowed for the rest of the run at a prompt.
     pub(crate) allowed_for_run: Mutex<HashSet<(String, String, String)>>,
     pub(crate) services: Services,
@@ -188,11 +197,15 @@ pub struct Shared {
 impl Shared {
     fn new(options: Options) -> Arc<Shared> {
         let limits = limits::LimitState::new(options.limits.clone());
+        let files = files::FilePolicy::new(&options.allow_paths, options.read_only);
         Arc::new(Shared {
             output: output::Output::new(options.capture_output, limits.clone()),
             limits,
             options,
             calls: Mutex::new(Vec::new()),
+            in_flight: Mutex::new(std::collections::BTreeMap::new()),
+            next_call: std::sync::atomic::AtomicU64::new(0),
+            files,
             allowed_for_run: Mutex::new(HashSet::new()),
             services: Services {
                 registry: OnceLock::new(),
@@ -200,7 +213,7 @@ impl Shared {
                 permissions: OnceLock::new(),
                 docs: OnceLock::new(),
                 executor: tokio::sync::OnceCell::new(),
-                simulator: Mutex::new(None),
+                simulators: Mutex::new(Vec::new()),
             },
         })
     }
@@ -264,17 +277,7 @@ impl Shared {
             .get_or_init(|| async {
                 let registry = self.registry()?;
                 let creds = if self.options.offline {
-                    let sim = crate::simulator::start(
-                        registry.clone(),
-                        crate::simulator::SimulatorOptions::default(),
-                    )
-                    .await
-                    .map_err(|e| e.to_json())?;
-                    let creds = Credentials::offline(sim.base_url.clone());
-                    if let Ok(mut slot) = self.services.simulator.lock() {
-                        *slot = Some(sim);
-                    }
-                    Arc::new(creds)
+                    Arc::new(self.start_simulators(&registry).await?)
                 } else {
                     self.credentials()?
                 };
@@ -290,11 +293,93 @@ impl Shared {
             .clone()
     }
 
-    /// Account names for an integration (always includes `default`).
+    /// One in-process simulator per integration (each answers from its own manifest), so no
+    /// call of one integration can reach another's simulator. They are cheap: a listener each.
+    async fn start_simulators(&self, registry: &Arc<Registry>) -> Result<Credentials, Json> {
+        let mut urls = std::collections::BTreeMap::new();
+        let mut started = Vec::new();
+        for integ in registry.iter() {
+            let opts = crate::simulator::SimulatorOptions {
+                integration: integ.name().to_string(),
+                ..Default::default()
+            };
+            match crate::simulator::start(registry.clone(), opts).await {
+                Ok(sim) => {
+                    urls.insert(integ.name().to_string(), sim.base_url.clone());
+                    started.push(sim);
+                }
+                // Its calls then fail with "no simulator" instead of reaching another one.
+                Err(e) => tracing::warn!("no simulator for {}: {e}", integ.name()),
+            }
+        }
+        if let Ok(mut slot) = self.services.simulators.lock() {
+            slot.extend(started);
+        }
+        Ok(Credentials::offline_each(urls))
+    }
+
+    /// Account names for an integration: `default`, those with credentials, and those with
+    /// their own settings in `config.yaml`. The same in offline mode, so an unknown name there
+    /// is a typo to report, not an account.
     pub fn accounts(&self, integration: &str) -> Vec<String> {
-        match self.credentials() {
+        let mut out = match self.credentials() {
             Ok(c) => c.accounts(integration),
             Err(_) => vec!["default".into()],
+        };
+        if let Ok(p) = self.permissions() {
+            for a in p.accounts(integration) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        out
+    }
+
+    /// Register a call in flight; answers its id for [`Shared::end_call`].
+    pub(crate) fn begin_call(&self, entry: Json, started: Instant) -> u64 {
+        let id = self
+            .next_call
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut m) = self.in_flight.lock() {
+            m.insert(id, (entry, started));
+        }
+        id
+    }
+
+    /// The call is over; `false` when it was already recorded as cut off.
+    pub(crate) fn end_call(&self, id: u64) -> bool {
+        self.in_flight
+            .lock()
+            .map(|mut m| m.remove(&id).is_some())
+            .unwrap_or(true)
+    }
+
+    /// Record calls still in flight (one, or all when `only` is `None`) as failed with what
+    /// stopped the run, so a cut-off call is never missing from `integration_calls`.
+    pub(crate) fn flush_in_flight(&self, only: Option<u64>) {
+        let cut: Vec<(Json, Instant)> = match self.in_flight.lock() {
+            Ok(mut m) => match only {
+                Some(id) => m.remove(&id).into_iter().collect(),
+                None => std::mem::take(&mut *m).into_values().collect(),
+            },
+            Err(_) => Vec::new(),
+        };
+        if cut.is_empty() {
+            return;
+        }
+        let err = self.limits.error_json().unwrap_or_else(|| {
+            Error::Lua {
+                message: "the call was cut off before it finished".into(),
+            }
+            .to_json()
+        });
+        for (mut entry, started) in cut {
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            entry["status"] = json!("error");
+            entry["duration_ms"] = json!((ms * 1000.0).round() / 1000.0);
+            entry["error"] = err.clone();
+            self.record_call(entry);
         }
     }
 
@@ -315,11 +400,12 @@ impl Shared {
 
     /// The envelope of a run stopped from outside the VM (the watchdog): no Lua is touched.
     pub fn emergency_outcome(&self, kind: limits::Kind) -> Outcome {
-        let err = self.limits.error_for(kind);
+        let err = self.limits.error_json_for(kind);
+        self.flush_in_flight(None);
         Outcome {
             success: false,
             output: self.output.captured(),
-            error: Some(err.to_json()),
+            error: Some(err),
             result: None,
             execution_time_ms: self.limits.elapsed().as_secs_f64() * 1000.0,
             memory_usage: self.limits.peak_memory() as u64,
@@ -376,9 +462,18 @@ impl Runtime {
 
     /// Run one chunk and describe the outcome. Never panics and never returns without an outcome.
     pub async fn run(&self, code: &str, chunk_name: &str) -> Outcome {
+        self.run_bytes(code.as_bytes(), chunk_name).await
+    }
+
+    /// [`Runtime::run`] for source that need not be UTF-8 (Lua source is bytes: a file may hold
+    /// Latin-1 string literals).
+    pub async fn run_bytes(&self, code: &[u8], chunk_name: &str) -> Outcome {
         self.shared.limits.reset();
         if let Ok(mut c) = self.shared.calls.lock() {
             c.clear();
+        }
+        if let Ok(mut m) = self.shared.in_flight.lock() {
+            m.clear();
         }
         self.shared.output.clear();
         let started = Instant::now();
@@ -390,10 +485,10 @@ impl Runtime {
     pub async fn run_repl(&self, code: &str) -> Option<Outcome> {
         // An expression first (so `1 + 1` prints 2), then a statement.
         let as_expr = format!("return {code}");
-        let source = if self.compile(&as_expr, "=stdin").is_ok() {
+        let source = if self.compile(as_expr.as_bytes(), "=stdin").is_ok() {
             as_expr
         } else {
-            match self.compile(code, "=stdin") {
+            match self.compile(code.as_bytes(), "=stdin") {
                 Err(mlua::Error::SyntaxError {
                     incomplete_input: true,
                     ..
@@ -404,7 +499,7 @@ impl Runtime {
         Some(self.run(&source, "=stdin").await)
     }
 
-    fn compile(&self, code: &str, name: &str) -> mlua::Result<Function> {
+    fn compile(&self, code: &[u8], name: &str) -> mlua::Result<Function> {
         self.lua
             .load(code)
             .set_name(name)
@@ -412,7 +507,7 @@ impl Runtime {
             .into_function()
     }
 
-    async fn execute(&self, code: &str, chunk_name: &str) -> Result<Vec<Json>, Json> {
+    async fn execute(&self, code: &[u8], chunk_name: &str) -> Result<Vec<Json>, Json> {
         let limits = &self.shared.limits;
         let chunk = self
             .compile(code, chunk_name)
@@ -424,9 +519,22 @@ impl Runtime {
         let fut = Box::pin(run.call_async::<MultiValue>(chunk));
         let deadline = tokio::time::Instant::from_std(limits.deadline());
         let mut fut = fut;
+        // A signal stops the run even while it waits on HTTP (the hook only sees running Lua).
+        let signalled = async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                if matches!(
+                    limits.tripped(),
+                    Some(limits::Kind::Interrupt | limits::Kind::Terminate)
+                ) {
+                    break;
+                }
+            }
+        };
         let outcome = tokio::select! {
             r = &mut fut => Some(r),
             _ = tokio::time::sleep_until(deadline) => None,
+            _ = signalled => None,
         };
         if outcome.is_none() {
             limits.trip(limits::Kind::Timeout);
@@ -436,7 +544,7 @@ impl Runtime {
         if let Some(kind) = limits.tripped()
             && kind != limits::Kind::Done
         {
-            return Err(limits.error_for(kind).to_json());
+            return Err(limits.error_json_for(kind));
         }
         let values = match outcome {
             None => return Err(limits.error_for(limits::Kind::Timeout).to_json()),
@@ -539,6 +647,7 @@ impl Runtime {
 
     fn finish(&self, result: Result<Vec<Json>, Json>, started: Instant) -> Outcome {
         let shared = &self.shared;
+        shared.flush_in_flight(None);
         let memory = shared.limits.peak_memory().max(self.lua.used_memory());
         let (success, error, result) = match result {
             Ok(values) => (true, None, Some(values)),

@@ -24,6 +24,7 @@ pub const ERR_MT: &str = "kosmo.err_mt";
 pub const TOSTRING: &str = "kosmo.tostring";
 pub const PARALLEL: &str = "kosmo.parallel";
 pub const ROWS: &str = "kosmo.rows";
+pub const CALL_HANDLER: &str = "kosmo.call_handler";
 
 const BOOTSTRAP: &str = r##"
 local G, check, PENDING = ...
@@ -94,13 +95,33 @@ local function run(chunk, ...)
   return unpack(r, 1, r.n)
 end
 
+local function err_message(e)
+  local m = rawget(e, "message")
+  if type(m) == "string" then return m end
+  return "kosmo error"
+end
+local string_lib = string
+local getmetatable = getmetatable
+-- Error values behave like their message where Lua lets them: `"x: " .. err`, `err:find(...)`,
+-- `err:lower()`. Fields (`err.code`) are raw and win over the string methods.
+local function as_text(v)
+  if type(v) == "table" and getmetatable(v) == "kosmo.error" then return err_message(v) end
+  return v
+end
 local err_mt = {
   __name = "kosmo.error",
   __metatable = "kosmo.error",
-  __tostring = function(e)
-    local m = rawget(e, "message")
-    if type(m) == "string" then return m end
-    return "kosmo error"
+  __tostring = err_message,
+  __concat = function(a, b) return as_text(a) .. as_text(b) end,
+  __index = function(e, k)
+    local f = type(k) == "string" and string_lib[k]
+    if type(f) == "function" then
+      return function(self, ...)
+        if rawequal(self, e) then return f(err_message(e), ...) end
+        return f(self, ...)
+      end
+    end
+    return nil
   end,
 }
 
@@ -148,7 +169,11 @@ local function rows(open, next_row)
   end
 end
 
-return lift, run, err_mt, make_fn, parallel, rows, tostring
+-- An `on_event` callback, run from the host: what it raises comes back as a value (tables
+-- intact); a tripped limit is still raised.
+local function call_handler(f, ev) return check(pcall(f, ev)) end
+
+return lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler
 "##;
 
 /// Create the state with only the allowed libraries, limits installed, bootstrap run.
@@ -220,10 +245,11 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
         Ok(())
     });
 
-    let (lift, run, err_mt, make_fn, parallel, rows, tostring): (
+    let (lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler): (
         Function,
         Function,
         mlua::Table,
+        Function,
         Function,
         Function,
         Function,
@@ -240,6 +266,7 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
     lua.set_named_registry_value(PARALLEL, parallel)?;
     lua.set_named_registry_value(ROWS, rows)?;
     lua.set_named_registry_value(TOSTRING, tostring)?;
+    lua.set_named_registry_value(CALL_HANDLER, call_handler)?;
     Ok(lua)
 }
 

@@ -27,6 +27,9 @@ pub struct Family {
     pub headers: fn(&Sim) -> Vec<(String, String)>,
     /// How the service words authentication failures, and where else it accepts keys.
     pub auth: AuthStyle,
+    /// The largest request body (bytes) a function with this behaviour takes (`true`: a
+    /// multipart upload); larger ones are a 413.
+    pub body_limit: fn(Option<&str>, bool) -> usize,
 }
 
 pub struct AuthStyle {

@@ -70,8 +70,16 @@ impl FaultPlan {
         Ok(plan)
     }
 
-    /// Append the sequences of `spec` to the current ones.
+    /// Append the sequences of `spec` to the current ones; all or nothing, so a spec with one
+    /// bad rule changes nothing.
     pub fn extend(&mut self, spec: &str, integration: &Integration) -> Result<(), String> {
+        let mut next = self.clone();
+        next.extend_in_place(spec, integration)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn extend_in_place(&mut self, spec: &str, integration: &Integration) -> Result<(), String> {
         for rule in spec.split(';').map(str::trim).filter(|r| !r.is_empty()) {
             let (target, steps) = rule
                 .split_once('=')
@@ -252,6 +260,9 @@ pub fn parse_step(step: &str) -> Result<Step, String> {
         }
         "error-event" | "sse-error" => {
             allow(&["after", "type"])?;
+            if opts.get("type").is_some_and(|t| t.is_empty()) {
+                return Err(format!("'{step}': type must name an error type"));
+            }
             Step::ErrorEvent {
                 after: num("after")?.map(|n| n as usize),
                 kind: opts
@@ -274,8 +285,10 @@ pub fn parse_step(step: &str) -> Result<Step, String> {
                 Some(_) => return Err(format!("'{step}': should-retry must be true or false")),
             };
             let retry_after = match opts.get("retry-after") {
-                Some(v) if v.parse::<f64>().is_err() => {
-                    return Err(format!("'{step}': retry-after must be a number of seconds"));
+                Some(v) if !v.parse::<f64>().is_ok_and(|n| n.is_finite() && n >= 0.0) => {
+                    return Err(format!(
+                        "'{step}': retry-after must be a number of seconds, 0 or more (got '{v}')"
+                    ));
                 }
                 Some(v) => Some(v.clone()),
                 None if status == 429 => Some("1".into()),
@@ -512,6 +525,19 @@ mod tests {
         );
         assert!(parse_step("explode").unwrap_err().contains("unknown fault"));
         assert!(parse_step("200").is_err());
+        for bad in [
+            "429:retry-after=-1",
+            "429:retry-after=soon",
+            "429:retry-after=inf",
+            "429:retry-after-ms=-5",
+            "529:colour=red",
+            "stall:ms=1.5",
+            "eof:abort=maybe",
+            "html:status=99",
+            "error-event:type=",
+        ] {
+            assert!(parse_step(bad).is_err(), "{bad} was accepted");
+        }
         match parse_step("429").unwrap() {
             Step::Status { retry_after, .. } => assert_eq!(retry_after.as_deref(), Some("1")),
             other => panic!("{other:?}"),

@@ -95,9 +95,15 @@ pub async fn start(registry: Arc<Registry>, opts: SimulatorOptions) -> Result<Ru
         opts.host.clone()
     };
     let addr = format!("{host}:{}", opts.port);
-    let listener = tokio::net::TcpListener::bind(&addr)
-        .await
-        .map_err(|e| Error::config(format!("simulator cannot listen on {addr}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            Error::config(format!(
+                "simulator cannot listen on {addr}: the port is already in use (choose another --port, or 0 for a free one)"
+            ))
+        } else {
+            Error::config(format!("simulator cannot listen on {addr}: {e}"))
+        }
+    })?;
     let local = listener
         .local_addr()
         .map_err(|e| Error::config(format!("simulator cannot read its address: {e}")))?;

@@ -57,14 +57,36 @@ impl Call<'_> {
         self.arg(name).and_then(Value::as_str)
     }
 
-    /// A path parameter or argument, else the first query value of that name.
+    /// An integer argument; `4.0` counts as `4`, as it does for the service.
+    pub fn int_arg(&self, name: &str) -> Option<i64> {
+        self.arg(name).and_then(as_int)
+    }
+
+    /// A path parameter or argument, else the first query value of that name. Integral floats
+    /// read as integers (`4.0` → `"4"`), so numeric parsing downstream sees what the service sees.
     pub fn text(&self, name: &str) -> Option<String> {
         match self.arg(name) {
             Some(Value::String(s)) => Some(s.clone()),
+            Some(v @ Value::Number(_)) => {
+                Some(as_int(v).map_or_else(|| v.to_string(), |n| n.to_string()))
+            }
             Some(v) => Some(v.to_string()),
             None => self.query.get(name).and_then(|v| v.first()).cloned(),
         }
     }
+}
+
+/// A JSON number as an integer: JSON Schema (and the service) treat `4.0` as the integer 4, so
+/// every number the simulator reads from a request goes through here rather than `as_u64`.
+pub fn as_int(v: &Value) -> Option<i64> {
+    if let Some(n) = v.as_i64() {
+        return Some(n);
+    }
+    if v.as_u64().is_some() {
+        return Some(i64::MAX);
+    }
+    let f = v.as_f64()?;
+    (f.fract() == 0.0 && f.is_finite() && f.abs() < 9.0e15).then_some(f as i64)
 }
 
 /// Parse a query string: `k[]=a&k[]=b` and `k=a&k=b` both give `k: [a, b]`.
@@ -95,6 +117,9 @@ fn coerce(schema: &Value, raw: &str) -> Value {
         match t {
             "integer" => {
                 if let Ok(n) = raw.parse::<i64>() {
+                    return json!(n);
+                }
+                if let Some(n) = raw.parse::<f64>().ok().and_then(|f| as_int(&json!(f))) {
                     return json!(n);
                 }
             }
@@ -177,11 +202,22 @@ pub async fn build<'a>(
         .to_ascii_lowercase();
     let mut upload = None;
     let has_form = f.params.iter().any(|p| p.location == Location::Form);
+    let limit = body_limit(sim, f, has_form);
+    let declared = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        // Read (and drop) what the client sends, so it sees the 413 rather than a reset.
+        let _ = read_limited(body, 0).await;
+        return Err(too_large(limit));
+    }
     if content_type.starts_with("multipart/form-data") {
         let mut req = Request::new(body);
         *req.headers_mut() = parts.headers.clone();
-        // The Files API takes up to 500 MB; axum's extractor would stop at 2 MB.
-        axum::extract::DefaultBodyLimit::max(500 << 20).apply(&mut req);
+        // axum's extractor would stop at 2 MB; the service's limit applies instead.
+        axum::extract::DefaultBodyLimit::max(limit).apply(&mut req);
         let mut form = Multipart::from_request(req, &())
             .await
             .map_err(|e| Reply::invalid(format!("invalid multipart body: {}", e.body_text())))?;
@@ -189,19 +225,15 @@ pub async fn build<'a>(
             let field = match form.next_field().await {
                 Ok(Some(field)) => field,
                 Ok(None) => break,
-                Err(e) => {
-                    return Err(Reply::invalid(format!(
-                        "invalid multipart body: {}",
-                        e.body_text()
-                    )));
-                }
+                Err(e) => return Err(multipart_error(&e, limit)),
             };
             let name = field.name().unwrap_or("").to_string();
             let filename = field.file_name().map(str::to_string);
             let ctype = field.content_type().map(str::to_string);
-            let bytes = field.bytes().await.map_err(|e| {
-                Reply::invalid(format!("invalid multipart body: {}", e.body_text()))
-            })?;
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| multipart_error(&e, limit))?;
             match filename {
                 Some(filename) => {
                     upload = Some(Upload {
@@ -232,13 +264,9 @@ pub async fn build<'a>(
             return Err(Reply::invalid("file: Field required"));
         }
     } else {
-        let bytes = axum::body::to_bytes(body, 256 << 20).await.map_err(|e| {
-            Reply::error(
-                413,
-                "request_too_large",
-                format!("request body too large: {e}"),
-            )
-        })?;
+        let bytes = read_limited(body, limit)
+            .await
+            .map_err(|_| too_large(limit))?;
         if has_form {
             return Err(Reply::invalid(
                 "this endpoint expects a multipart/form-data body with a `file` part",
@@ -300,8 +328,60 @@ pub async fn build<'a>(
     })
 }
 
+/// The largest body this function takes: the behaviour family's limit (Anthropic: 32 MB,
+/// batches 256 MB, files 500 MB), else 500 MB for uploads and 256 MB for JSON.
+fn body_limit(sim: &Sim, f: &Function, has_form: bool) -> usize {
+    let behaviour = f.simulator.as_ref().and_then(|s| s.behaviour.as_deref());
+    match sim.family {
+        Some(family) => (family.body_limit)(behaviour, has_form),
+        None if has_form => 500 << 20,
+        None => 256 << 20,
+    }
+}
+
+/// The body if it holds at most `limit` bytes; else `Err` once the whole body has been read
+/// (up to 4 GB, then it stops): answering before the client finished sending would make it see
+/// a broken connection instead of the 413.
+async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ()> {
+    use futures::StreamExt;
+    const DRAIN_CAP: usize = 4 << 30;
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ())?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            out.extend_from_slice(&chunk);
+        } else if total > DRAIN_CAP {
+            return Err(());
+        }
+    }
+    if total > limit { Err(()) } else { Ok(out) }
+}
+
+/// The 413 the service (its proxy, in fact) sends for an oversized body.
+fn too_large(limit: usize) -> Reply {
+    Reply::error(
+        413,
+        "request_too_large",
+        format!(
+            "Request exceeds the maximum allowed number of bytes. The maximum request size for this endpoint is {} MB.",
+            limit >> 20
+        ),
+    )
+}
+
+fn multipart_error(e: &axum::extract::multipart::MultipartError, limit: usize) -> Reply {
+    if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        Reply::invalid(format!("invalid multipart body: {}", e.body_text()))
+    }
+}
+
 /// `/messages/0/role: ...` → `messages.0.role: ...`, the way the service names fields.
-fn readable(message: &str) -> String {
+pub fn readable(message: &str) -> String {
     match message.split_once(": ") {
         Some((ptr, rest)) if ptr.starts_with('/') => {
             let field = ptr.trim_start_matches('/').replace('/', ".");

@@ -4,6 +4,7 @@
 
 mod accounts;
 mod oracle;
+mod qa;
 mod server;
 
 use std::path::PathBuf;
@@ -1193,7 +1194,7 @@ async fn poll_waits_until_the_value_is_reached() {
     .await
     .unwrap_err();
     assert_eq!(e.code(), "transport_error");
-    assert!(e.to_string().contains("\"running\""), "{e}");
+    assert!(e.to_string().contains("t2 still running after 0.3s"), "{e}");
     assert!(t.elapsed() < Duration::from_secs(2));
 }
 
@@ -1280,7 +1281,9 @@ async fn unusable_header_values_and_urls_fail_before_sending() {
     )
     .await
     .unwrap_err();
-    assert_eq!(e.code(), "config_error", "{e}");
+    // The caller's argument, not the configuration, is at fault.
+    assert_eq!(e.code(), "validation_error", "{e}");
+    assert!(e.to_string().contains("/user"), "{e}");
     assert_eq!(srv.count(), 0);
     let ex = exec("not a url");
     let e = call(&ex, "get_thing", json!({"id": "x"}))

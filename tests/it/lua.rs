@@ -9,6 +9,7 @@ use tempfile::TempDir;
 
 use crate::support::kosmo;
 
+mod qa;
 mod sandbox;
 
 /// The result of one run of the binary.

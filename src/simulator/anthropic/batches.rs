@@ -235,7 +235,7 @@ fn check_params(sim: &Sim, params: &Value) -> Outcome {
         return Outcome::Invalid("params: Input should be an object".into());
     }
     if params.get("stream").and_then(Value::as_bool) == Some(true) {
-        return Outcome::Invalid("stream: streaming is not supported in batches".into());
+        return Outcome::Invalid("stream: streaming is not supported in Message Batches; remove `stream` from the request's params".into());
     }
     let manifest = &sim.integration.manifest;
     let target = manifest.functions.iter().find(|(_, f)| {
@@ -255,11 +255,14 @@ fn check_params(sim: &Sim, params: &Value) -> Outcome {
         Err(e) => return Outcome::Invalid(e.to_string()),
     };
     match validator.check(name, f, params) {
-        Ok(v) => Outcome::Valid(v),
+        Ok(v) => match messages::check(&v, true) {
+            Ok(()) => Outcome::Valid(v),
+            Err(e) => Outcome::Invalid(e),
+        },
         Err(crate::error::Error::Validation { errors, .. }) => Outcome::Invalid(
             errors
                 .iter()
-                .map(|e| e.trim_start_matches('/').replacen('/', ".", 8))
+                .map(|e| crate::simulator::request::readable(e))
                 .collect::<Vec<_>>()
                 .join("; "),
         ),

@@ -111,9 +111,8 @@ pub fn upload(sim: &Sim, call: &Call) -> Reply {
         });
     let now = SystemTime::now();
     let expires_at = call
-        .arg("expires_in_seconds")
-        .and_then(Value::as_u64)
-        .map(|s| wire::rfc3339(now + wire::secs(s)));
+        .int_arg("expires_in_seconds")
+        .map(|s| wire::rfc3339(now + wire::secs(s.max(0) as u64)));
     let file = StoredFile {
         id: wire::ordered_id("file_"),
         filename: up.filename.clone(),

@@ -178,7 +178,7 @@ pub fn sample(schema: &Value, name: &str, rng: &mut Rng, depth: usize) -> Value 
                 .unwrap_or(json!({"type": "string"}));
             let n = schema
                 .get("minItems")
-                .and_then(Value::as_u64)
+                .and_then(crate::simulator::request::as_int)
                 .unwrap_or(1)
                 .max(1);
             Value::Array(
@@ -188,12 +188,15 @@ pub fn sample(schema: &Value, name: &str, rng: &mut Rng, depth: usize) -> Value 
             )
         }
         "integer" => {
-            let min = schema.get("minimum").and_then(Value::as_i64).unwrap_or(1);
+            let min = schema
+                .get("minimum")
+                .and_then(crate::simulator::request::as_int)
+                .unwrap_or(1);
             json!(
                 min.max(1).min(
                     schema
                         .get("maximum")
-                        .and_then(Value::as_i64)
+                        .and_then(crate::simulator::request::as_int)
                         .unwrap_or(i64::MAX)
                 )
             )
@@ -209,6 +212,105 @@ pub fn sample(schema: &Value, name: &str, rng: &mut Rng, depth: usize) -> Value 
             WORDS[rng.below(WORDS.len() as u64) as usize]
         )),
     }
+}
+
+/// The largest `max_tokens` of a model the catalogue does not know: generous, so any plausible
+/// new model works, yet a typo like `max_tokens: 10000000` is still refused.
+pub const UNKNOWN_MODEL_MAX_TOKENS: i64 = 128_000;
+
+/// The smallest thinking budget the API accepts.
+pub const MIN_THINKING_BUDGET: i64 = 1024;
+
+/// The rules the API applies beyond the JSON Schema, with its wording. `generating` is false for
+/// `count_tokens`, which takes no `max_tokens`.
+pub fn check(params: &Value, generating: bool) -> Result<(), String> {
+    let messages = params.get("messages").and_then(Value::as_array);
+    if messages.is_none_or(|m| m.is_empty()) {
+        return Err("messages: at least one message is required".into());
+    }
+    let messages = messages.map(Vec::as_slice).unwrap_or_default();
+    for (i, m) in messages.iter().enumerate() {
+        let last_assistant =
+            i + 1 == messages.len() && m.get("role").and_then(Value::as_str) == Some("assistant");
+        let empty = match m.get("content") {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(Value::Array(blocks)) => blocks.is_empty(),
+            Some(_) => false,
+        };
+        if empty && !last_assistant {
+            return Err(format!(
+                "messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+            ));
+        }
+    }
+    let tools: Vec<&str> = params
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name").and_then(Value::as_str))
+        .collect();
+    let has_tools = params
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    if let Some(choice) = params.get("tool_choice").filter(|c| !c.is_null()) {
+        if !has_tools {
+            return Err("tool_choice may only be specified while providing tools.".into());
+        }
+        if choice.get("type").and_then(Value::as_str) == Some("tool") {
+            let name = choice.get("name").and_then(Value::as_str).unwrap_or("");
+            if name.is_empty() {
+                return Err("tool_choice.tool.name: Field required".into());
+            }
+            if !tools.contains(&name) {
+                return Err(format!(
+                    "tool_choice.name: tool '{name}' is not one of the request's tools ({})",
+                    tools.join(", ")
+                ));
+            }
+        }
+    }
+    let max_tokens = params
+        .get("max_tokens")
+        .and_then(crate::simulator::request::as_int);
+    if generating && let Some(max) = max_tokens {
+        let model = params.get("model").and_then(Value::as_str).unwrap_or("");
+        let cap = super::models::find(model)
+            .and_then(|m| m.get("max_tokens").and_then(Value::as_i64))
+            .unwrap_or(UNKNOWN_MODEL_MAX_TOKENS);
+        if max > cap {
+            return Err(format!(
+                "max_tokens: {max} > {cap}, which is the maximum allowed number of output tokens for {model}"
+            ));
+        }
+    }
+    let thinking = params.get("thinking").filter(|t| !t.is_null());
+    if let Some(t) = thinking
+        && t.get("type").and_then(Value::as_str) == Some("enabled")
+    {
+        let budget = match t.get("budget_tokens") {
+            None | Some(Value::Null) => {
+                return Err("thinking.enabled.budget_tokens: Field required".into());
+            }
+            Some(b) => crate::simulator::request::as_int(b).ok_or_else(|| {
+                format!("thinking.enabled.budget_tokens: Input should be a valid integer, got {b}")
+            })?,
+        };
+        if budget < MIN_THINKING_BUDGET {
+            return Err(format!(
+                "thinking.enabled.budget_tokens: Input should be greater than or equal to {MIN_THINKING_BUDGET}"
+            ));
+        }
+        if generating
+            && let Some(max) = max_tokens
+            && budget >= max
+        {
+            return Err("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size".into());
+        }
+    }
+    Ok(())
 }
 
 /// A generated message (the `Message` object) for these params.
@@ -240,8 +342,8 @@ pub fn generate(seed: u64, params: &Value) -> Result<Value, String> {
     let mut rng = Rng::new(stable_hash(&basis, seed));
     let max_tokens = params
         .get("max_tokens")
-        .and_then(Value::as_u64)
-        .unwrap_or(4096);
+        .and_then(crate::simulator::request::as_int)
+        .map_or(4096, |n| n.max(0) as u64);
     let mut content = Vec::new();
     let mut output_tokens = 0u64;
 
@@ -426,6 +528,9 @@ fn message(
 /// `POST /v1/messages`, as JSON or as a stream.
 pub fn create(sim: &Sim, call: &Call) -> Reply {
     let seed = sim.opts.seed;
+    if let Err(e) = check(&call.args, true) {
+        return Reply::invalid(e);
+    }
     let msg = match generate(seed, &call.args) {
         Ok(m) => m,
         Err(e) => return Reply::invalid(e),
@@ -552,6 +657,9 @@ pub fn stream_events(msg: &Value) -> Vec<(String, Value)> {
 
 /// `POST /v1/messages/count_tokens`.
 pub fn count_tokens(_sim: &Sim, call: &Call) -> Reply {
+    if let Err(e) = check(&call.args, false) {
+        return Reply::invalid(e);
+    }
     Reply::json(json!({"input_tokens": input_tokens(&call.args)}))
 }
 

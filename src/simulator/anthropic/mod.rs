@@ -49,7 +49,19 @@ pub static FAMILY: Family = Family {
         invalid: "invalid x-api-key",
         forbidden: "Your API key does not have permission to use the specified resource.",
     },
+    body_limit,
 };
+
+/// The API's request size limits: Message Batches 256 MB, the Files API 500 MB, everything
+/// else (Messages, token counting, admin) 32 MB.
+fn body_limit(behaviour: Option<&str>, multipart: bool) -> usize {
+    match behaviour {
+        Some("anthropic.create_message_batch") => 256 << 20,
+        _ if multipart => 500 << 20,
+        Some("anthropic.upload_file") => 500 << 20,
+        _ => 32 << 20,
+    }
+}
 
 const BEHAVIOURS: &[(&str, Behaviour)] = &[
     ("anthropic.create_message", Behaviour(messages::create)),

@@ -63,6 +63,9 @@ fn every_example_in_the_docs_runs_against_the_simulator() {
                     let out = kosmo(cfg.path())
                         .current_dir(cfg.path())
                         .args(["integrations:lua", "--offline", "--force", "--json"])
+                        // Scripts get no local file access unless a directory is allowed.
+                        .arg("--allow-path")
+                        .arg(cfg.path())
                         .arg(format!("--eval={code}"))
                         .output()
                         .unwrap();
