@@ -316,6 +316,10 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
         );
         return emit(&Outcome::usage(msg, meta), json);
     }
+    if let Some(bad) = args.allow_path.iter().find(|d| !d.is_dir()) {
+        let msg = format!("--allow-path {}: not an existing directory", bad.display());
+        return emit(&Outcome::usage(msg, meta), json);
+    }
     let source = match read_source(&args) {
         Ok(s) => s,
         Err(outcome) => return emit(&outcome, json),

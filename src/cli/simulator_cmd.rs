@@ -30,6 +30,7 @@ Fault injection (--faults SPEC, or per request the header `x-kosmo-fault: STEP`)
     error-event[:after=N][:type=T]   a stream sends N events, then an `error` event
                           (default overloaded_error)
 
+  A bad SPEC (unknown function, kind or option, or a bad value) is refused: exit 2.
   Example: --faults 'create_message=429:retry-after=2,529,ok;get_model=reset'
   At run time: POST /_kosmo/faults (body: SPEC) appends, GET shows what is left, DELETE clears.
   docs/simulator.md has the full reference.";

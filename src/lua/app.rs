@@ -6,10 +6,15 @@
 //!
 //! Calls: `fn{...}` (a table of arguments), or positional arguments mapped onto the manifest's
 //! parameters in order (`get_model("claude-...")`), with an optional trailing options table.
-//! `on_event = function(ev) end` receives each streamed event. Every call is checked against the
-//! permissions, counted against `--max-calls`, recorded in the envelope, and a failure raises an
-//! error table `{code, message, status, type, request_id, retry_after, function, account, ...}`
-//! whose `tostring` is the message.
+//! `on_event = function(ev) end` receives each streamed event, in order, on the async side (events
+//! travel through a channel), so the callback may itself call integrations; what it raises stops
+//! the call and is raised at the call site (a table as is, a message as the call's error). Every
+//! call is checked against the permissions and the sandbox's local file policy (no local file
+//! unless under `--allow-path DIR`, see [`super::files`]), counted against `--max-calls`, recorded
+//! in the envelope (a call cut off by a limit or a signal too), and a failure raises an error
+//! table `{code, message, status, type, request_id, retry_after, function, account, ...}` that
+//! behaves like its message where Lua lets it: `tostring(e)`, `"x: " .. e`, `e:find(...)`,
+//! `e:lower()` (fields such as `e.code` win over string methods).
 //!
 //! `rows(f, args)` iterates the rows of a JSONL function in constant memory:
 //! `for row in rows(app.integrations.anthropic.get_message_batch_results, {id = b.id}) do end`;

@@ -414,6 +414,12 @@ mod tests {
         assert_eq!(coerce(&json!({"type": "integer"}), "20"), json!(20));
         assert_eq!(coerce(&json!({"type": "boolean"}), "false"), json!(false));
         assert_eq!(coerce(&json!({"type": "integer"}), "x"), json!("x"));
+        assert_eq!(coerce(&json!({"type": "integer"}), "4.0"), json!(4));
+        assert_eq!(coerce(&json!({"type": "integer"}), "4.5"), json!("4.5"));
+        assert_eq!(as_int(&json!(4.0)), Some(4));
+        assert_eq!(as_int(&json!(-2)), Some(-2));
+        assert_eq!(as_int(&json!(4.5)), None);
+        assert_eq!(as_int(&json!("4")), None);
         assert_eq!(readable("/messages/0: bad"), "messages.0: bad");
     }
 }

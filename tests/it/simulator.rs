@@ -799,14 +799,8 @@ async fn dropping_or_shutting_down_stops_the_server() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn official_sdk_parses_every_response_in_strict_mode() {
-    let Some(python) = std::env::var_os("KOSMO_SDK_PYTHON") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "KOSMO_SDK_PYTHON is not set and CI is: the SDK fidelity test cannot be skipped in CI"
-        );
-        eprintln!(
-            "SKIP simulator::official_sdk_parses_every_response_in_strict_mode: set KOSMO_SDK_PYTHON to a python with `anthropic` installed"
-        );
+    // KOSMO_SDK_PYTHON, else a venv it sets up; None skips loudly (and fails under CI).
+    let Some(python) = crate::support::sdk_python() else {
         return;
     };
     let sim = start_default().await;

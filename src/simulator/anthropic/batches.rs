@@ -2,9 +2,11 @@
 //! the batch to `canceling` and, half a delay later, to `ended` with its requests `canceled`.
 //!
 //! Status is computed from the clock on every read, so no background task is needed.
-//! `request_counts` keeps everything in `processing` until the end, as the API does. Each
-//! request's `params` are checked with the same validator as `create_message`: an invalid one
-//! becomes an `errored` row. A `custom_id` starting with `kosmo-expire` becomes `expired` (the
+//! `request_counts` keeps everything in `processing` until the end, as the API does. Only the
+//! batch's shape is checked at creation (the manifest's schema, unique `custom_id`s); each
+//! request's `params` are checked as the API does, later, with `create_message`'s validator and
+//! [`messages::check`]: an invalid one (no `max_tokens`, empty `messages`, `stream: true` ...)
+//! is accepted and becomes an `errored` row with the full error envelope. A `custom_id` starting with `kosmo-expire` becomes `expired` (the
 //! real API expires what is unprocessed after 24 hours; this lets a test see that row).
 
 use std::time::{Duration, SystemTime};

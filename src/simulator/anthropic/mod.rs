@@ -212,3 +212,26 @@ pub fn derived_id(prefix: &str, basis: &str, seed: u64) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_limits_follow_the_api() {
+        assert_eq!(
+            body_limit(Some("anthropic.create_message"), false),
+            32 << 20
+        );
+        assert_eq!(
+            body_limit(Some("anthropic.count_message_tokens"), false),
+            32 << 20
+        );
+        assert_eq!(
+            body_limit(Some("anthropic.create_message_batch"), false),
+            256 << 20
+        );
+        assert_eq!(body_limit(Some("anthropic.upload_file"), true), 500 << 20);
+        assert_eq!(body_limit(None, false), 32 << 20);
+    }
+}

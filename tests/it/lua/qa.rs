@@ -168,6 +168,19 @@ fn allow_path_allows_only_its_directory() {
         r.env["error"]
     );
     assert!(!allowed.join("out.bin").exists());
+    // A directory that does not exist is a usage error, not a silent "allow nothing".
+    let r = offline_in(
+        dir.path(),
+        "return 1",
+        &["--allow-path", "/nonexistent/dir"],
+    );
+    assert_fails(&r, "usage_error");
+    assert!(
+        r.env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-path")
+    );
 }
 
 #[test]

@@ -405,7 +405,7 @@ fn serve_exits_2_for_bad_faults_and_1_for_a_busy_port() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("already in use") && err.contains(&port),
+        err.contains("already in use") && err.contains(&port) && err.contains("--port"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
