@@ -1116,10 +1116,12 @@ functions:
                 json!({"requests": [{"custom_id": "has space", "params": {"model": "m", "max_tokens": 1, "messages": msgs}}]}),
                 "/requests/0/custom_id",
             ),
+            // Params are validated when the batch runs (errored rows), like the real API; only
+            // the request shape is checked up front.
             (
                 "create_message_batch",
-                json!({"requests": [{"custom_id": "a", "params": {"model": "m", "messages": msgs}}]}),
-                "max_tokens",
+                json!({"requests": [{"custom_id": "a"}]}),
+                "\"params\" is a required property",
             ),
             (
                 "list_message_batches",
