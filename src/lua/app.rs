@@ -550,19 +550,8 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         });
         sink
     });
-    let call = Call {
-        integration: &p.integration,
-        function: &p.function,
-        account: Some(&p.account),
-        args: p.args.clone(),
-        dry_run: shared.options.dry_run,
-        on_event: sink,
-    };
-    if let Err(e) = check_files(&shared, &exec, &call) {
-        let j = e.to_json();
-        recorder.record(None, None, Some(&j));
-        return Err(raise(&lua, &j, Some(&p.function), Some(&p.account)));
-    }
+    let call = p.call(shared.options.dry_run, sink);
+    check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
     let (result, handler_failed) = {
         let mut host = Some(shared.limits.enter_host());
         let fut = exec.call(call);
@@ -624,17 +613,39 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     }
 }
 
-/// Refuse a call whose local files the sandbox does not allow. An argument error is left for
-/// the call itself to report (it fails the same way, before any I/O).
+impl Prepared {
+    /// The executor's view of this call.
+    fn call<'a>(&'a self, dry_run: bool, on_event: Option<EventSink<'a>>) -> Call<'a> {
+        Call {
+            integration: &self.integration,
+            function: &self.function,
+            account: Some(&self.account),
+            args: self.args.clone(),
+            dry_run,
+            on_event,
+        }
+    }
+}
+
+/// Refuse (and record) a call whose local files the sandbox does not allow. An argument error
+/// is left for the call itself to report (it fails the same way, before any I/O).
 fn check_files(
+    lua: &Lua,
     shared: &Shared,
     exec: &crate::exec::Executor,
+    p: &Prepared,
+    recorder: &Recorder<'_>,
     call: &Call<'_>,
-) -> Result<(), Error> {
-    match exec.local_files(call) {
+) -> HostResult<()> {
+    let verdict = match exec.local_files(call) {
         Ok(files) => shared.files.check(&files),
         Err(_) => Ok(()),
-    }
+    };
+    verdict.map_err(|e| {
+        let j = e.to_json();
+        recorder.record(None, None, Some(&j));
+        raise(lua, &j, Some(&p.function), Some(&p.account))
+    })
 }
 
 /// Why the `on_event` callback stopped a call.
@@ -764,19 +775,8 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
             return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
         }
     };
-    let call = Call {
-        integration: &p.integration,
-        function: &p.function,
-        account: Some(&p.account),
-        args: p.args.clone(),
-        dry_run: shared.options.dry_run,
-        on_event: None,
-    };
-    if let Err(e) = check_files(&shared, &exec, &call) {
-        let j = e.to_json();
-        recorder.record(None, None, Some(&j));
-        return Err(raise(&lua, &j, Some(&p.function), Some(&p.account)));
-    }
+    let call = p.call(shared.options.dry_run, None);
+    check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
     let result = {
         let _host = shared.limits.enter_host();
         exec.rows(call).await
