@@ -2,6 +2,7 @@
 //! the library against servers the tests start on 127.0.0.1.
 
 mod acceptance;
+mod acceptance2;
 mod docs;
 mod exec;
 mod foundation;
