@@ -72,9 +72,10 @@ impl std::fmt::Debug for Account {
 }
 
 /// Replace the password of every `scheme://user:password@host` in `text` with `[redacted]`
-/// (`user:[redacted]@host`). A base URL may carry a proxy's or gateway's password, and URLs are
-/// shown in errors, dry runs and logs; the user name stays, to say which login was used. Works
-/// on free text, so it can scrub a message that merely contains a URL.
+/// (`user:[redacted]@host`), and a lone user name, which is how tokens travel in URLs, with
+/// `[redacted]@host`. A base URL may carry a proxy's or gateway's secret, and URLs are shown in
+/// errors, dry runs and logs; a user name beside a password stays, to say which login was used.
+/// Works on free text, so it can scrub a message that merely contains a URL.
 pub fn redact_url(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -96,7 +97,8 @@ pub fn redact_url(text: &str) -> String {
                         out.push_str(user);
                         out.push_str(":[redacted]");
                     }
-                    None => out.push_str(userinfo),
+                    // A lone user name is how tokens travel in URLs (`https://TOKEN@host`).
+                    None => out.push_str("[redacted]"),
                 }
                 out.push_str(&authority[at..]);
             }
@@ -118,9 +120,8 @@ pub fn url_password(url: &str) -> Vec<String> {
     let Some((userinfo, _)) = authority.rsplit_once('@') else {
         return Vec::new();
     };
-    let Some((_, password)) = userinfo.split_once(':') else {
-        return Vec::new();
-    };
+    // With no `:`, the lone user name is the secret (a token).
+    let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
     let mut out = vec![password.to_string()];
     if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8()
         && decoded != password
@@ -383,7 +384,12 @@ impl Credentials {
                     }
                 }
             }
-            first_line_scrubbed(&out.stderr, &known)
+            let prefixes: Vec<&str> = manifest
+                .credentials
+                .values()
+                .filter_map(|c| c.prefix.as_deref())
+                .collect();
+            first_line_scrubbed(&out.stderr, &known, &prefixes)
         };
         if !out.status.success() {
             let status = match out.status.code() {
@@ -464,8 +470,10 @@ impl Credentials {
 }
 
 /// The first non-blank line of a helper's stderr, at most 200 characters, with every known
-/// secret (4 characters or more) and every URL password replaced by `[redacted]`.
-fn first_line_scrubbed(stderr: &[u8], secrets: &[String]) -> Option<String> {
+/// secret (4 characters or more), every URL password, and anything that looks like a key (it
+/// starts with a credential's `prefix`, e.g. `sk-ant-api`) replaced by `[redacted]`. The last
+/// rule catches a helper that prints a key we have never seen.
+fn first_line_scrubbed(stderr: &[u8], secrets: &[String], prefixes: &[&str]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
     let mut line = redact_url(line);
@@ -479,10 +487,30 @@ fn first_line_scrubbed(stderr: &[u8], secrets: &[String]) -> Option<String> {
     for s in secrets {
         line = line.replace(s, "[redacted]");
     }
+    for prefix in prefixes.iter().filter(|p| p.len() >= 4) {
+        line = redact_prefixed(&line, prefix);
+    }
     if line.chars().count() > 200 {
         line = line.chars().take(200).collect::<String>() + "...";
     }
     Some(line)
+}
+
+/// Replace every token that starts with `prefix` (up to whitespace or a quote) by `[redacted]`.
+fn redact_prefixed(text: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(prefix) {
+        out.push_str(&rest[..i]);
+        out.push_str("[redacted]");
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Where environment variables are read from: the process environment, or a fixed map (tests
@@ -716,8 +744,18 @@ functions:
             "{msg}"
         );
         assert_eq!(
-            first_line_scrubbed(b"\n  x https://u:pw@h y\n", &[]).as_deref(),
+            first_line_scrubbed(b"\n  x https://u:pw@h y\n", &[], &[]).as_deref(),
             Some("x https://u:[redacted]@h y")
+        );
+        // A key the helper printed that we have never seen still looks like a key.
+        assert_eq!(
+            first_line_scrubbed(
+                b"token sk-ant-api03-LEAKME locked; 'sk-ant-admin01-X' too",
+                &[],
+                &["sk-ant-api", "sk-ant-admin"]
+            )
+            .as_deref(),
+            Some("token [redacted] locked; '[redacted]' too")
         );
     }
 
@@ -729,7 +767,7 @@ functions:
         );
         assert_eq!(
             redact_url("(https://u:p%40ss:w@h) and http://plain/x and ftp://only-user@h"),
-            "(https://u:[redacted]@h) and http://plain/x and ftp://only-user@h"
+            "(https://u:[redacted]@h) and http://plain/x and ftp://[redacted]@h"
         );
         assert_eq!(redact_url("no url here"), "no url here");
         assert_eq!(redact_url("tail://"), "tail://");

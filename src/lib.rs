@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod coerce;
 pub mod credentials;
 pub mod docs;
 pub mod error;

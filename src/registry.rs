@@ -232,17 +232,23 @@ impl Registry {
         let trimmed = dotted
             .trim_start_matches("app.")
             .trim_start_matches("integrations.");
-        let (integration, function) =
-            trimmed
-                .split_once('.')
-                .ok_or_else(|| Error::UnknownFunction {
-                    integration: trimmed.into(),
-                    name: String::new(),
-                    suggestions: vec![
-                        "use the form <integration>.<function>, e.g. anthropic.create_message"
-                            .into(),
-                    ],
-                })?;
+        // A bare function name: say which integrations have it.
+        let (integration, function) = trimmed.split_once('.').ok_or_else(|| {
+            let mut suggestions: Vec<String> = self
+                .iter()
+                .filter(|i| i.function(trimmed).is_some())
+                .map(|i| format!("{}.{trimmed}", i.name()))
+                .collect();
+            if suggestions.is_empty() {
+                suggestions
+                    .push("anthropic.create_message (the form is <integration>.<function>)".into());
+            }
+            Error::UnknownFunction {
+                integration: "<integration>".into(),
+                name: trimmed.into(),
+                suggestions,
+            }
+        })?;
         let integ = self.require(integration)?;
         let (name, f) = integ.require_function(function)?;
         Ok((integ, name, f))

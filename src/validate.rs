@@ -172,12 +172,33 @@ impl InputValidator {
         &self.schema
     }
 
-    /// Normalize and validate `args`; returns the flat arguments or every problem found.
+    /// Normalize and validate a caller's `args`; returns the flat arguments or every problem
+    /// found. Lua-shaped values (`{}` for an empty list, `2.0` for 2) are first brought to the
+    /// schema's types, so validation judges, and the wire carries, what the caller meant.
     pub fn check(&self, function: &str, f: &Function, args: &Value) -> Result<Value> {
-        let flat = normalize_value(f, args).map_err(|m| Error::Validation {
+        self.check_with(function, f, args, true)
+    }
+
+    /// Validate arguments as they arrived on the wire (the simulator): no coercion, because a
+    /// server must refuse `"betas": {}` or `"limit": 2.5` the way the real API does.
+    pub fn check_wire(&self, function: &str, f: &Function, args: &Value) -> Result<Value> {
+        self.check_with(function, f, args, false)
+    }
+
+    fn check_with(
+        &self,
+        function: &str,
+        f: &Function,
+        args: &Value,
+        coerce: bool,
+    ) -> Result<Value> {
+        let mut flat = normalize_value(f, args).map_err(|m| Error::Validation {
             function: function.into(),
             errors: vec![m],
         })?;
+        if coerce {
+            crate::coerce::integers(&self.schema, &mut flat);
+        }
         let errors: Vec<String> = self
             .validator
             .iter_errors(&flat)

@@ -78,11 +78,12 @@ pub fn list(ctx: &Context, args: ListArgs) -> ExitCode {
     } else {
         for integ in reg.iter() {
             let m = &integ.manifest;
+            let n = m.functions.len();
+            let plural = if n == 1 { "" } else { "s" };
             outln!(
-                "{} - {} ({} functions, {})",
+                "{} - {} ({n} function{plural}, {})",
                 m.name,
                 m.label,
-                m.functions.len(),
                 integ.source
             );
             outln!("  {}", m.summary);

@@ -270,22 +270,24 @@ fn spawn_watchdog(shared: Arc<Shared>, json: bool) {
     }
 }
 
-/// SIGINT and SIGTERM stop the run like a limit does (the envelope is still printed), reported
-/// as `interrupted`; exit 130 / 143. A VM stuck inside one long C call cannot see the stop, so
+/// SIGINT, SIGTERM and SIGHUP stop the run like a limit does (the envelope is still printed),
+/// reported as `interrupted`; exit 130 / 143 / 129. A VM stuck inside one long C call cannot see the stop, so
 /// after a grace period the envelope is printed from here and the process exits.
 fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
     ) else {
-        tracing::warn!("cannot listen for SIGINT/SIGTERM");
+        tracing::warn!("cannot listen for SIGINT/SIGTERM/SIGHUP");
         return;
     };
     tokio::spawn(async move {
         let kind = tokio::select! {
             _ = int.recv() => Kind::Interrupt,
             _ = term.recv() => Kind::Terminate,
+            _ = hup.recv() => Kind::Hangup,
         };
         shared.limits.trip(kind);
         tokio::time::sleep(Duration::from_secs(2)).await;

@@ -6,7 +6,6 @@
 //! JSONL in constant memory, [`paginate`] follows cursors and polls, [`dry_run`] shows a request
 //! without sending it, and [`config`] reads the transport settings.
 
-pub mod coerce;
 pub mod config;
 pub mod dry_run;
 pub mod paginate;
@@ -108,7 +107,8 @@ pub struct CallOutput {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileAccess {
     Read,
-    /// Written through a sibling `<path>.part`, renamed over `<path>` when complete.
+    /// Written through a fresh hidden sibling (created new, so no planted link is followed),
+    /// renamed over `<path>` when complete.
     Write,
 }
 
@@ -357,10 +357,7 @@ impl Executor {
             });
         }
         let validator = t.integ.validator(t.name)?;
-        let mut flat = validator.check(t.name, t.f, args)?;
-        // After validation (JSON Schema already counts `2.0` as an integer), so that what is
-        // sent matches the schema's type exactly.
-        coerce::integers(validator.schema(), &mut flat);
+        let flat = validator.check(t.name, t.f, args)?;
         match flat {
             Value::Object(m) => Ok(m),
             _ => Ok(Map::new()),
@@ -644,14 +641,34 @@ impl Executor {
     /// Write a binary / JSONL body to a file as it arrives; returns `{content_type, path, size_bytes}`.
     async fn save_to(&self, t: &Target<'_>, p: &Prepared, path: &str) -> Result<CallOutput> {
         use tokio::io::AsyncWriteExt;
+        let target = std::path::Path::new(path);
+        let file_name = target
+            .file_name()
+            .filter(|_| !path.ends_with('/') && !target.is_dir())
+            .ok_or_else(|| Error::Validation {
+                function: format!("{}.{}", t.manifest().name, t.name),
+                errors: vec![format!(
+                    "/save_to: '{path}' must name a file, not a directory"
+                )],
+            })?;
         let Sent::Open(resp) = self.send(t, p, Mode::Open).await? else {
             return Err(Error::config("internal: a download got a buffered body"));
         };
         let status = resp.status().as_u16();
         let rid = response::request_id(t.manifest(), resp.headers());
         let ctype = response::content_type(resp.headers());
-        let tmp = format!("{path}.part");
-        let mut file = tokio::fs::File::create(&tmp)
+        // A fresh, unpredictable sibling opened with create-new: it cannot already exist, so a
+        // symlink planted under a guessable name cannot redirect the write outside the allowed
+        // directory. The rename then replaces `path` itself, never what a link at `path` points to.
+        let tmp = target.with_file_name(format!(
+            ".{}.{:016x}.kosmo-part",
+            file_name.to_string_lossy(),
+            fastrand::u64(..)
+        ));
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
             .await
             .map_err(|e| Error::io(&tmp, e))?;
         let mut size: u64 = 0;

@@ -5,7 +5,7 @@
 //! (`return 42` → `[42]`, no return → `[]`, null when the run failed); each `integration_calls`
 //! entry is `{path, function, account, class, status, duration_ms, http_status, request_id,
 //! error}`; `meta` is `{permission_bypassed, dry_run, read_only, offline}`. Exit codes: 0 on
-//! success, 1 on failure, 2 on usage errors, 130 / 143 when SIGINT / SIGTERM stopped the run.
+//! success, 1 on failure, 2 on usage errors, 130 / 143 / 129 when SIGINT / SIGTERM / SIGHUP stopped the run.
 
 use serde_json::{Value as Json, json};
 
@@ -90,6 +90,7 @@ impl Outcome {
             // The shell convention for death by a signal: 128 + its number.
             match self.error.as_ref().and_then(|e| e.get("signal")?.as_str()) {
                 Some("SIGTERM") => 143,
+                Some("SIGHUP") => 129,
                 _ => 130,
             }
         } else {

@@ -66,6 +66,8 @@ pub enum Kind {
     Interrupt = 7,
     /// SIGTERM arrived.
     Terminate = 8,
+    /// SIGHUP arrived (the terminal went away).
+    Hangup = 9,
 }
 
 impl Kind {
@@ -79,6 +81,7 @@ impl Kind {
             6 => Kind::Done,
             7 => Kind::Interrupt,
             8 => Kind::Terminate,
+            9 => Kind::Hangup,
             _ => return None,
         })
     }
@@ -93,6 +96,7 @@ impl Kind {
             Kind::Done => "done",
             Kind::Interrupt => "interrupted",
             Kind::Terminate => "terminated",
+            Kind::Hangup => "hangup",
         }
     }
 }
@@ -218,6 +222,7 @@ impl LimitState {
             Kind::Done => "the script has finished".to_string(),
             Kind::Interrupt => "interrupted by SIGINT".to_string(),
             Kind::Terminate => "interrupted by SIGTERM".to_string(),
+            Kind::Hangup => "interrupted by SIGHUP".to_string(),
         };
         Error::Limit {
             limit: kind.as_str().to_string(),
@@ -232,6 +237,7 @@ impl LimitState {
         let signal = match kind {
             Kind::Interrupt => "SIGINT",
             Kind::Terminate => "SIGTERM",
+            Kind::Hangup => "SIGHUP",
             _ => return j,
         };
         if let serde_json::Value::Object(map) = &mut j {

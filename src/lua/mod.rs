@@ -525,7 +525,7 @@ impl Runtime {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
                 if matches!(
                     limits.tripped(),
-                    Some(limits::Kind::Interrupt | limits::Kind::Terminate)
+                    Some(limits::Kind::Interrupt | limits::Kind::Terminate | limits::Kind::Hangup)
                 ) {
                     break;
                 }

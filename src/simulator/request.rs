@@ -304,7 +304,7 @@ pub async fn build<'a>(
             .validator(lua_name)
             .map_err(|e| Reply::error(500, "api_error", format!("simulator: {e}")))?;
         validator
-            .check(lua_name, f, &Value::Object(args))
+            .check_wire(lua_name, f, &Value::Object(args))
             .map_err(|e| match e {
                 crate::error::Error::Validation { errors, .. } => Reply::invalid(
                     errors

@@ -6,6 +6,7 @@ mod acceptance2;
 mod docs;
 mod exec;
 mod foundation;
+mod hardening;
 mod lua;
 mod simulator;
 mod support;

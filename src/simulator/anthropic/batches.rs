@@ -256,7 +256,7 @@ fn check_params(sim: &Sim, params: &Value) -> Outcome {
         Ok(v) => v,
         Err(e) => return Outcome::Invalid(e.to_string()),
     };
-    match validator.check(name, f, params) {
+    match validator.check_wire(name, f, params) {
         Ok(v) => match messages::check(&v, true) {
             Ok(()) => Outcome::Valid(v),
             Err(e) => Outcome::Invalid(e),

@@ -1,5 +1,8 @@
-//! Integral floats to integers where the input schema says `integer`.
+//! Lua-shaped values to the types the input schema asks for, before validation.
 //!
+//! Lua has one table type and one number type, so two shapes are ambiguous on the way to JSON:
+//! an empty table (`betas = {}`) arrives as `{}`, and becomes `[]` where the schema wants an
+//! array and not an object; and an integral float arrives as a float:
 //! Lua numbers that went through arithmetic are floats (`4 / 2` is `2.0`), and JSON Schema
 //! accepts `2.0` as an integer, so without this step `limit = 4 / 2` would go on the wire as
 //! `limit=2.0` and a body would carry `"max_tokens": 256.0`, which a strict server refuses.
@@ -8,13 +11,18 @@
 
 use serde_json::{Map, Number, Value};
 
-/// Convert, in place, every integral float in `value` that `schema` types as `integer`. Walks
+/// Convert, in place, every integral float in `value` that `schema` types as `integer`, and every
+/// empty object that it types as an array (not an object) to `[]`. Walks
 /// `properties`, `additionalProperties`, `items` / `prefixItems` and the `allOf` / `anyOf` /
 /// `oneOf` branches.
 pub fn integers(schema: &Value, value: &mut Value) {
     let Some(s) = schema.as_object() else {
         return;
     };
+    if value.as_object().is_some_and(Map::is_empty) && array_only(s) {
+        *value = Value::Array(Vec::new());
+        return;
+    }
     match value {
         Value::Number(n) => {
             if integer_only(s)
@@ -58,6 +66,11 @@ pub fn integers(schema: &Value, value: &mut Value) {
             if key != "allOf" && value.is_number() && branches.iter().any(accepts_number) {
                 continue;
             }
+            // Likewise an empty table stays `{}` when some branch takes an object.
+            let empty = value.as_object().is_some_and(Map::is_empty);
+            if key != "allOf" && empty && branches.iter().any(accepts_object) {
+                continue;
+            }
             for b in branches {
                 integers(b, value);
             }
@@ -76,6 +89,15 @@ fn types(s: &Map<String, Value>) -> Vec<&str> {
 fn integer_only(s: &Map<String, Value>) -> bool {
     let t = types(s);
     t.contains(&"integer") && !t.contains(&"number")
+}
+
+fn array_only(s: &Map<String, Value>) -> bool {
+    let t = types(s);
+    t.contains(&"array") && !t.contains(&"object")
+}
+
+fn accepts_object(b: &Value) -> bool {
+    b.as_object().is_some_and(|s| types(s).contains(&"object"))
 }
 
 fn accepts_number(b: &Value) -> bool {
@@ -105,6 +127,25 @@ fn integral(n: &Number) -> Option<Number> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn empty_tables_become_arrays_where_the_schema_wants_an_array() {
+        let schema = json!({"type": "object", "properties": {
+            "betas": {"type": "array", "items": {"type": "string"}},
+            "metadata": {"type": "object"},
+            "either": {"type": ["array", "object"]},
+            "one": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+            "messages": {"type": "array", "items": {"type": "object", "properties": {
+                "content": {"anyOf": [{"type": "string"}, {"type": "array"}]}
+            }}}
+        }});
+        let mut v = json!({"betas": {}, "metadata": {}, "either": {}, "one": {}, "messages": [{"content": {}}]});
+        integers(&schema, &mut v);
+        assert_eq!(
+            v,
+            json!({"betas": [], "metadata": {}, "either": {}, "one": {}, "messages": [{"content": []}]})
+        );
+    }
 
     #[test]
     fn integral_floats_become_integers_where_the_schema_says_integer() {
