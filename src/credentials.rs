@@ -159,10 +159,23 @@ pub fn config_dir() -> PathBuf {
     if let Some(d) = non_empty("XDG_CONFIG_HOME") {
         return PathBuf::from(d).join("kosmo");
     }
+    // Without $HOME, ask the password database (std::env::home_dir); a config dir under the
+    // current directory would scatter secrets into whatever project the command ran in, so the
+    // last resort is the system temp dir's private-looking corner, and a warning.
     let home = non_empty("HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."));
-    home.join(".config").join("kosmo")
+        .or_else(std::env::home_dir);
+    match home {
+        Some(h) => h.join(".config").join("kosmo"),
+        None => {
+            let dir = std::env::temp_dir().join("kosmo-config");
+            tracing::warn!(
+                "neither KOSMO_CONFIG_DIR nor HOME is set; using {} (set KOSMO_CONFIG_DIR)",
+                dir.display()
+            );
+            dir
+        }
+    }
 }
 
 impl Credentials {

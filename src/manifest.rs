@@ -403,16 +403,6 @@ pub enum UploadRole {
     MimeType,
 }
 
-impl UploadRole {
-    /// Roles that carry the bytes themselves; exactly one of them must be given.
-    pub fn is_source(self) -> bool {
-        matches!(
-            self,
-            UploadRole::Path | UploadRole::Text | UploadRole::Base64
-        )
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSpec {

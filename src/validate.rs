@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::manifest::{Function, Location, Manifest, ResponseKind, Wrapper, display_pointer};
+use crate::manifest::{Function, Manifest, ResponseKind, Wrapper, display_pointer};
 
 /// Call options the executor understands on top of a function's own parameters.
 pub const OPTION_FETCH_ALL: &str = "fetch_all";
@@ -190,15 +190,19 @@ impl InputValidator {
         function: &str,
         f: &Function,
         args: &Value,
-        coerce: bool,
+        caller: bool,
     ) -> Result<Value> {
-        let mut flat = normalize_value(f, args).map_err(|m| Error::Validation {
-            function: function.into(),
-            errors: vec![m],
-        })?;
-        if coerce {
+        let flat = if caller {
+            let mut flat = normalize_value(f, args).map_err(|m| Error::Validation {
+                function: function.into(),
+                errors: vec![m],
+            })?;
             crate::coerce::integers(&self.schema, &mut flat);
-        }
+            flat
+        } else {
+            // On the wire there are no wrappers: a `payload` key is just an unknown field.
+            args.clone()
+        };
         let errors: Vec<String> = self
             .validator
             .iter_errors(&flat)
@@ -213,11 +217,6 @@ impl InputValidator {
             })
         }
     }
-}
-
-/// Which parameters of `f` go where; path parameters first, in manifest order.
-pub fn params_in(f: &Function, loc: Location) -> impl Iterator<Item = &crate::manifest::Param> {
-    f.params.iter().filter(move |p| p.location == loc)
 }
 
 fn json_type(v: &Value) -> &'static str {

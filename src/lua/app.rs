@@ -753,7 +753,7 @@ fn rows_target(info: &Value) -> HostResult<(String, Option<String>, String, Stri
                     format!("integrations.{trimmed}"),
                 )),
                 _ => Err(HostError::msg(format!(
-                    "rows: '{s}' is not a function name like 'anthropic.get_message_batch_results'"
+                    "rows: '{s}' is not a function name like '<integration>.<function>' or '<integration>.<account>.<function>'"
                 ))),
             }
         }

@@ -259,12 +259,11 @@ impl Shared {
             .docs
             .get_or_init(|| {
                 let registry = self.registry()?;
-                let mut accounts = std::collections::BTreeMap::new();
-                if let Ok(creds) = self.credentials() {
-                    for integ in registry.iter() {
-                        accounts.insert(integ.name().to_string(), creds.accounts(integ.name()));
-                    }
-                }
+                // The same account list `app.integrations.<name>.<account>` resolves against.
+                let accounts = registry
+                    .iter()
+                    .map(|i| (i.name().to_string(), self.accounts(i.name())))
+                    .collect();
                 Ok(Docs::new(registry, accounts))
             })
             .clone()

@@ -162,7 +162,7 @@ local function rows(open, next_row)
     local info = f
     if type(f) ~= "string" then info = fn_info[f] end
     if info == nil then
-      error("rows: expected an app.integrations function or a name like 'anthropic.get_message_batch_results'", 2)
+      error("rows: expected an app.integrations function or a name like '<integration>.<function>'", 2)
     end
     local h = open(info, args, ...)
     return function() return next_row(h) end

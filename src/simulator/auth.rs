@@ -45,11 +45,15 @@ pub fn check(sim: &Sim, f: &Function, headers: &HeaderMap) -> Result<Vec<String>
             }
         }
         if !unknown.is_empty() {
-            return Err(Reply::invalid(format!(
-                "Unexpected value(s) `{}` for the `{}` header. Please consult our documentation at platform.claude.com/docs or try again without the header.",
-                unknown.join(", "),
-                b.header
-            )));
+            let template = sim.family.map_or(
+                "unknown value(s) `{names}` for the `{header}` header",
+                |f| f.auth.unknown_beta,
+            );
+            return Err(Reply::invalid(
+                template
+                    .replace("{names}", &unknown.join(", "))
+                    .replace("{header}", &b.header),
+            ));
         }
     }
     Ok(betas)

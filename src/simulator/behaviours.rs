@@ -41,6 +41,8 @@ pub struct AuthStyle {
     pub invalid: &'static str,
     /// Message of the 403 for a key of another kind.
     pub forbidden: &'static str,
+    /// Message of the 400 for unknown beta names; `{names}` and `{header}` are filled in.
+    pub unknown_beta: &'static str,
 }
 
 /// Every family the simulator knows.

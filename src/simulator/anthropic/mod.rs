@@ -48,6 +48,7 @@ pub static FAMILY: Family = Family {
         missing: "x-api-key header is required",
         invalid: "invalid x-api-key",
         forbidden: "Your API key does not have permission to use the specified resource.",
+        unknown_beta: "Unexpected value(s) `{names}` for the `{header}` header. Please consult our documentation at platform.claude.com/docs or try again without the header.",
     },
     body_limit,
 };
