@@ -135,15 +135,25 @@ pub fn url_password(url: &str) -> Vec<String> {
 /// The raw entries of `credentials.yaml`: integration → account → field → value.
 pub type CredentialFile = IndexMap<String, IndexMap<String, IndexMap<String, String>>>;
 
+/// Where calls go: the configured accounts, or offline simulators.
+#[derive(Debug, Clone, Default)]
+pub enum Mode {
+    /// Accounts from `credentials.yaml` and the environment.
+    #[default]
+    Live,
+    /// Every account of every integration points at one simulator, with placeholder keys.
+    Offline(String),
+    /// One simulator per integration (name to base URL), with placeholder keys; an integration
+    /// missing from the map fails instead of reaching another integration's simulator.
+    OfflineEach(std::collections::BTreeMap<String, String>),
+}
+
 /// All configured accounts.
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub config_dir: PathBuf,
-    /// When set, every account of every integration points here with placeholder keys.
-    pub offline_base_url: Option<String>,
-    /// Offline mode with one simulator per integration: integration name to its base URL
-    /// (takes precedence over `offline_base_url`).
-    pub offline_urls: std::collections::BTreeMap<String, String>,
+    /// Real accounts, or simulators with placeholder keys.
+    pub mode: Mode,
     file: Arc<CredentialFile>,
     /// Outputs of `<credential>_cmd` helpers, run at most once per process.
     cmd_cache: Arc<Mutex<HashMap<String, String>>>,
@@ -185,21 +195,14 @@ impl Credentials {
         let config_dir = dir.unwrap_or_else(config_dir);
         let path = config_dir.join(CREDENTIALS_FILE);
         let file = read_credential_file(&path)?;
-        Ok(Credentials {
-            config_dir,
-            offline_base_url: None,
-            offline_urls: Default::default(),
-            file: Arc::new(file),
-            cmd_cache: Default::default(),
-            env: EnvSource::default(),
-        })
+        Ok(Credentials::from_entries(config_dir, file))
     }
 
     /// Point every account at a simulator, with each credential's placeholder key.
     pub fn offline(base_url: impl Into<String>) -> Self {
         Credentials {
             config_dir: PathBuf::new(),
-            offline_base_url: Some(base_url.into()),
+            mode: Mode::Offline(base_url.into()),
             ..Default::default()
         }
     }
@@ -209,8 +212,7 @@ impl Credentials {
     pub fn offline_each(urls: std::collections::BTreeMap<String, String>) -> Self {
         Credentials {
             config_dir: PathBuf::new(),
-            offline_base_url: Some(String::new()),
-            offline_urls: urls,
+            mode: Mode::OfflineEach(urls),
             ..Default::default()
         }
     }
@@ -219,8 +221,7 @@ impl Credentials {
     pub fn from_entries(config_dir: PathBuf, file: CredentialFile) -> Self {
         Credentials {
             config_dir,
-            offline_base_url: None,
-            offline_urls: Default::default(),
+            mode: Mode::Live,
             file: Arc::new(file),
             cmd_cache: Default::default(),
             env: EnvSource::default(),
@@ -263,17 +264,18 @@ impl Credentials {
 
     /// The base URL of an account, without a trailing slash or the manifest's strippable suffix.
     pub fn base_url(&self, manifest: &Manifest, account: &str) -> Result<String> {
-        if let Some(url) = self.offline_urls.get(&manifest.name) {
-            return Ok(normalize_base_url(manifest, url));
-        }
-        if let Some(url) = &self.offline_base_url {
-            if url.is_empty() {
-                return Err(Error::config(format!(
-                    "offline mode has no simulator for integration '{}'",
-                    manifest.name
-                )));
+        match &self.mode {
+            Mode::Live => {}
+            Mode::Offline(url) => return Ok(normalize_base_url(manifest, url)),
+            Mode::OfflineEach(urls) => {
+                return match urls.get(&manifest.name) {
+                    Some(url) => Ok(normalize_base_url(manifest, url)),
+                    None => Err(Error::config(format!(
+                        "offline mode has no simulator for integration '{}'",
+                        manifest.name
+                    ))),
+                };
             }
-            return Ok(normalize_base_url(manifest, url));
         }
         let entry = self.entry(manifest, account)?;
         let from_env = (account == DEFAULT_ACCOUNT)
@@ -329,7 +331,7 @@ impl Credentials {
                 manifest.name
             ))
         })?;
-        if self.offline_base_url.is_some() {
+        if !matches!(self.mode, Mode::Live) {
             let value = cred.placeholder.clone().unwrap_or_else(|| {
                 format!(
                     "{}offline-placeholder",
