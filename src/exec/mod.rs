@@ -578,21 +578,21 @@ impl Executor {
             }
             *deadline = tokio::time::Instant::now() + idle;
             if ev.name == error_event {
-                let e = &t.manifest().errors;
-                let text = |ptr: &str| {
-                    ev.data
-                        .pointer(ptr)
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                };
-                let error_type = text(&e.type_pointer).unwrap_or_else(|| "api_error".into());
-                return Err(Error::Api {
+                // An error event with no type is still an error: the server's own fault.
+                return Err(response::error_from_value(
+                    t.manifest(),
                     status,
-                    message: text(&e.message_pointer).unwrap_or_else(|| error_type.clone()),
-                    error_type,
-                    request_id: rid.clone().or_else(|| text("/request_id")),
+                    &ev.data,
+                    rid.clone(),
+                    None,
+                )
+                .unwrap_or_else(|| Error::Api {
+                    status,
+                    error_type: "api_error".into(),
+                    message: format!("the stream sent an error event: {}", ev.data),
+                    request_id: rid.clone(),
                     retry_after: None,
-                });
+                }));
             }
             if let Some(sink) = on_event.as_mut() {
                 sink(&ev.data)?;

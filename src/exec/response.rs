@@ -81,6 +81,27 @@ pub fn content_type(headers: &HeaderMap) -> String {
 }
 
 /// The error for a non-2xx response.
+/// The API error an error envelope describes (the manifest's `errors` pointers), or `None` when
+/// the value has no error type. Shared by error responses and mid-stream `error` events.
+pub fn error_from_value(
+    manifest: &Manifest,
+    status: u16,
+    v: &Value,
+    request_id: Option<String>,
+    retry_after: Option<f64>,
+) -> Option<Error> {
+    let ptr = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
+    let error_type = ptr(&manifest.errors.type_pointer)?;
+    Some(Error::Api {
+        status,
+        message: ptr(&manifest.errors.message_pointer).unwrap_or_else(|| error_type.clone()),
+        error_type,
+        // Some error bodies carry the request id too; the header wins.
+        request_id: request_id.or_else(|| ptr("/request_id")),
+        retry_after,
+    })
+}
+
 pub fn api_error(
     manifest: &Manifest,
     status: u16,
@@ -91,24 +112,11 @@ pub fn api_error(
     let request_id = request_id(manifest, headers);
     let retry_after = super::retry::retry_after(headers);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    let ptr = |v: &Value, p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
-    if let Some(v) = &parsed
-        && let Some(error_type) = ptr(v, &manifest.errors.type_pointer)
+    if let Some(e) = parsed
+        .as_ref()
+        .and_then(|v| error_from_value(manifest, status, v, request_id.clone(), retry_after))
     {
-        let message =
-            ptr(v, &manifest.errors.message_pointer).unwrap_or_else(|| error_type.clone());
-        // Some error bodies carry the request id too; the header wins.
-        let request_id = request_id.or_else(|| ptr(v, "/request_id"));
-        return redact_error(
-            Error::Api {
-                status,
-                error_type,
-                message,
-                request_id,
-                retry_after,
-            },
-            secrets,
-        );
+        return redact_error(e, secrets);
     }
     let what = describe_unexpected(headers, body, parsed.is_some());
     redact_error(
