@@ -160,6 +160,21 @@ pub struct Credentials {
     env: EnvSource,
 }
 
+/// `<dir>/config.yaml` as a JSON value: `{}` when the file is missing or empty, a `config_error`
+/// naming the file when it is not YAML. The one reader of that file; each section (`http`,
+/// `integrations`) is interpreted by its owner.
+pub fn read_config_yaml(dir: &Path) -> Result<serde_json::Value> {
+    let path = dir.join(CONFIG_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) if t.trim().is_empty() => Ok(serde_json::json!({})),
+        Ok(t) => {
+            serde_yaml::from_str(&t).map_err(|e| Error::config(format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(serde_json::json!({})),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
 /// The config directory: `$KOSMO_CONFIG_DIR`, else `$XDG_CONFIG_HOME/kosmo`, else `~/.config/kosmo`.
 pub fn config_dir() -> PathBuf {
     let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());

@@ -16,7 +16,7 @@
 //! `--force` bypasses `ask` and `deny`; `--read-only` refuses every write, even with `--force`.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -122,35 +122,34 @@ pub enum Decision {
     Confirmed(Answer),
 }
 
-/// The standard config directory.
-pub fn config_dir() -> Option<PathBuf> {
-    Some(crate::credentials::config_dir())
-}
-
 impl Permissions {
     /// Load `config.yaml` from `dir` (or the standard directory). A missing file means defaults.
     pub fn load(dir: Option<&Path>) -> Result<Permissions> {
-        let Some(dir) = dir.map(Path::to_path_buf).or_else(config_dir) else {
-            return Ok(Permissions::default());
-        };
-        let path = dir.join("config.yaml");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => Self::from_yaml(&text).map_err(|e| match e {
-                Error::Config { message } => {
-                    Error::config(format!("{}: {message}", path.display()))
-                }
-                other => other,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Permissions::default()),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        let dir = dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(crate::credentials::config_dir);
+        let raw = crate::credentials::read_config_yaml(&dir)?;
+        Self::from_value(raw).map_err(|e| match e {
+            Error::Config { message } => Error::config(format!(
+                "{}: {message}",
+                dir.join(crate::credentials::CONFIG_FILE).display()
+            )),
+            other => other,
+        })
     }
 
     pub fn from_yaml(text: &str) -> Result<Permissions> {
         if text.trim().is_empty() {
             return Ok(Permissions::default());
         }
-        let file: ConfigFile = serde_yaml::from_str(text).map_err(|e| {
+        let raw: serde_json::Value =
+            serde_yaml::from_str(text).map_err(|e| Error::config(e.to_string()))?;
+        Self::from_value(raw)
+    }
+
+    /// The `integrations` section of an already parsed `config.yaml`.
+    pub fn from_value(raw: serde_json::Value) -> Result<Permissions> {
+        let file: ConfigFile = serde_json::from_value(raw).map_err(|e| {
             Error::config(format!(
                 "invalid permissions ({e}); use allow, ask or deny, e.g. permissions: {{read: allow, write: ask}}"
             ))

@@ -287,13 +287,8 @@ fn write_permissions(
     account: &str,
     args: &ConfigureArgs,
 ) -> Result<Value> {
-    let mut root: Value = match std::fs::read_to_string(path) {
-        Ok(t) if !t.trim().is_empty() => serde_yaml::from_str(&t)
-            .map_err(|e| Error::config(format!("{}: {e}", path.display())))?,
-        Ok(_) => json!({}),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
-        Err(e) => return Err(Error::io(path, e)),
-    };
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut root: Value = crate::credentials::read_config_yaml(dir)?;
     if !root.is_object() {
         return Err(Error::config(format!(
             "{}: expected a mapping at the top",

@@ -15,13 +15,7 @@ impl ExecConfig {
     /// defaults. A present but wrong value is an error naming the key.
     pub fn load(config_dir: &Path) -> Result<ExecConfig> {
         let path = config_dir.join(CONFIG_FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ExecConfig::default()),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        let raw: Value = serde_yaml::from_str(&text)
-            .map_err(|e| Error::config(format!("{}: {e}", path.display())))?;
+        let raw = crate::credentials::read_config_yaml(config_dir)?;
         ExecConfig::from_value(raw.get("http").unwrap_or(&Value::Null))
             .map_err(|m| Error::config(format!("{}: http.{m}", path.display())))
     }
