@@ -3,6 +3,7 @@
 
 mod acceptance;
 mod acceptance2;
+mod acceptance3;
 mod docs;
 mod exec;
 mod foundation;
