@@ -160,6 +160,84 @@ pub struct Credentials {
     env: EnvSource,
 }
 
+/// How long a `<credential>_cmd` helper may run. Like git's credential helpers it should answer
+/// at once; one that hangs (waiting on a prompt nobody sees) must not hang every call.
+pub const HELPER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Run a credential helper with `sh -c` in its own process group, capturing stdout and stderr,
+/// and kill the whole group (the shell and what it started) when it overruns `timeout`.
+fn run_helper(
+    cmd: &str,
+    timeout: std::time::Duration,
+) -> std::result::Result<std::process::Output, String> {
+    use std::io::Read;
+    #[cfg(unix)]
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new("sh");
+    command
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    #[cfg(unix)]
+    command.process_group(0);
+    let mut child = command
+        .spawn()
+        .map_err(|e| format!("cannot run the command: {e}"))?;
+    // Drain both pipes on threads, so a chatty helper cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < timeout => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Ok(None) => {
+                // The group id is the child's pid (process_group(0)); `kill -- -PGID` ends the
+                // shell and everything it started, then the child is reaped.
+                let _ = std::process::Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", child.id())])
+                    .stderr(std::process::Stdio::null())
+                    .status();
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "the command did not finish within {}s and was stopped",
+                    timeout.as_secs()
+                ));
+            }
+            Err(e) => return Err(format!("cannot wait for the command: {e}")),
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// `<dir>/config.yaml` as a JSON value: `{}` when the file is missing or empty, a `config_error`
 /// naming the file when it is not YAML. The one reader of that file; each section (`http`,
 /// `integrations`) is interpreted by its owner.
@@ -392,14 +470,8 @@ impl Credentials {
         let what = format!("{} account '{account}' {credential}_cmd", manifest.name);
         // stderr is captured, not inherited: helpers like `pass` or `op` may print the secret or
         // other credentials there. Only a scrubbed first line is ever shown.
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(cmd)
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .output()
-            .map_err(|e| Error::config(format!("{what}: cannot run the command: {e}")))?;
+        let out =
+            run_helper(cmd, HELPER_TIMEOUT).map_err(|e| Error::config(format!("{what}: {e}")))?;
         let stderr_line = || {
             let mut known: Vec<String> = String::from_utf8_lossy(&out.stdout)
                 .lines()
@@ -683,7 +755,12 @@ fn warn_if_readable(_path: &Path) {}
 pub fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        // The config dir holds secrets: new directories are the owner's alone.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|e| Error::io(dir, e))?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
@@ -847,6 +924,25 @@ functions:
         assert!(msg.contains("needs the Admin API key (admin_key)"), "{msg}");
         assert!(msg.contains("only has the API key"), "{msg}");
         assert!(!msg.contains("sk-file"), "{msg}");
+    }
+
+    #[test]
+    fn a_hanging_helper_is_stopped_with_everything_it_started() {
+        let marker = std::env::temp_dir().join(format!("kosmo-helper-{}", std::process::id()));
+        let cmd = format!("(sleep 3; touch {}) & sleep 30", marker.display());
+        let err = run_helper(&cmd, std::time::Duration::from_millis(300)).unwrap_err();
+        assert!(err.contains("did not finish within"), "{err}");
+        std::thread::sleep(std::time::Duration::from_millis(3500));
+        assert!(
+            !marker.exists(),
+            "the helper's own children were killed too"
+        );
+        let out = run_helper("echo sk-ant-api03-x; echo oops >&2", HELPER_TIMEOUT).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "sk-ant-api03-x"
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "oops");
     }
 
     #[test]

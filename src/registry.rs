@@ -199,8 +199,23 @@ impl Registry {
         }
         dirs.extend(opts.dirs.iter().cloned());
         for dir in dirs {
+            // Within one directory two files may not claim one name: which would win is an
+            // accident of file names. Across directories the later one wins, on purpose.
+            let mut seen: std::collections::HashMap<String, PathBuf> = Default::default();
             for path in manifest_files(&dir)? {
-                reg.insert(load_file(&path)?);
+                let integ = load_file(&path)?;
+                if let Some(first) = seen.insert(integ.name().to_string(), path.clone()) {
+                    return Err(Error::Manifest {
+                        file: path.display().to_string(),
+                        location: "/name".into(),
+                        message: format!(
+                            "integration '{}' is already declared by {} in the same directory",
+                            integ.name(),
+                            first.display()
+                        ),
+                    });
+                }
+                reg.insert(integ);
             }
         }
         reg.integrations.sort_keys();

@@ -216,6 +216,16 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
                 "an empty value for '{k}'; use --unset {k} to remove it"
             )));
         }
+        if k == "url" {
+            let ok = reqwest::Url::parse(&v)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(usage(format!(
+                    "url must be an http(s) URL such as https://api.anthropic.com, got '{}'",
+                    crate::credentials::redact_url(&v)
+                )));
+            }
+        }
         warn_on_prefix(manifest, k, &v);
         sets.push((k.to_string(), v));
     }

@@ -143,10 +143,29 @@ pub fn check(ctx: &Context, args: CheckArgs) -> ExitCode {
                 files.push(p.clone());
             }
         }
+        if files.is_empty() && errors.is_empty() {
+            errors.push(format!(
+                "no manifest files (*.yaml, *.yml) in {}",
+                args.paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut names: std::collections::HashMap<String, PathBuf> = Default::default();
         for file in files {
             checked.push(file.display().to_string());
             match load_file(&file) {
                 Ok(integ) => {
+                    if let Some(first) = names.insert(integ.name().to_string(), file.clone()) {
+                        errors.push(format!(
+                            "{}: /name: integration '{}' is also declared by {}",
+                            file.display(),
+                            integ.name(),
+                            first.display()
+                        ));
+                    }
                     for name in integ.manifest.functions.keys() {
                         if let Err(e) = integ.validator(name) {
                             errors.push(e.to_string());

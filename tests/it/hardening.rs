@@ -118,3 +118,81 @@ fn empty_lua_tables_are_sent_as_empty_arrays_where_the_schema_wants_one() {
     assert!(body["max_tokens"].is_u64(), "an integer on the wire: {v:#}");
     assert!(body.get("betas").is_none(), "betas go in the header: {v:#}");
 }
+
+#[test]
+fn two_manifests_with_one_name_in_a_directory_are_refused() {
+    let cfg = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/anthropic.yaml"
+    ))
+    .unwrap();
+    std::fs::write(dir.path().join("a.yaml"), &text).unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        text.replace("label: Anthropic (Claude)", "label: Other"),
+    )
+    .unwrap();
+    let out = kosmo(cfg.path())
+        .arg("manifests:check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("b.yaml: /name: integration 'anthropic' is also declared by"),
+        "{stderr}"
+    );
+    let out = kosmo(cfg.path())
+        .env("KOSMO_MANIFEST_PATH", dir.path())
+        .args(["integrations:list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("in the same directory"));
+    let empty = tempfile::tempdir().unwrap();
+    let out = kosmo(cfg.path())
+        .arg("manifests:check")
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an empty directory is not a passing check"
+    );
+}
+
+#[test]
+fn configure_refuses_a_url_that_cannot_work_and_keeps_new_dirs_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let cfg = root.path().join("new/cfg");
+    for bad in ["not-a-url", "ftp://x", "http://"] {
+        let out = kosmo(&cfg)
+            .args(["integrations:configure", "anthropic", "--set"])
+            .arg(format!("url={bad}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+    kosmo(&cfg)
+        .args([
+            "integrations:configure",
+            "anthropic",
+            "--set",
+            "url=http://127.0.0.1:9",
+        ])
+        .assert()
+        .success();
+    let mode = std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "config dir mode {mode:o}");
+    let mode = std::fs::metadata(cfg.join("credentials.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}
