@@ -102,6 +102,7 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> ExitCode {
         admin_key: args.admin_key,
     };
     let integration = opts.integration.clone();
+    let signals = Signals::install();
     let sim = match simulator::start(registry, opts).await {
         Ok(s) => s,
         Err(e) => {
@@ -123,30 +124,64 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> ExitCode {
         "kosmo simulator for '{integration}' listening on {} (Ctrl-C to stop)",
         sim.base_url
     );
-    wait_for_signal().await;
+    signals.wait().await;
     eprintln!("kosmo simulator: shutting down");
     sim.shutdown().await;
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
+/// SIGINT and SIGTERM listeners, installed before the base URL is printed: a script that reads
+/// the first line and at once sends a signal must get a clean shutdown, not the default death.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    int: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Signals {
+                int: signal(SignalKind::interrupt()).ok(),
+                term: signal(SignalKind::terminate()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            let int = async {
+                match self.int.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            let term = async {
+                match self.term.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = int => {}
+                _ = term => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
