@@ -562,6 +562,7 @@ fn simulator_all_interfaces_warns_and_sigint_exits_cleanly() {
     let mut sim = Sim::start(&["--host", "0.0.0.0"]);
     assert!(sim.url.starts_with("http://0.0.0.0:"), "{}", sim.url);
     assert_eq!(http(&sim.addr(), "GET", "/v1/models", KEY, "", "").0, 200);
+    crate::support::wait_for_signal_handler(sim.child.id(), 2);
     let pid = sim.child.id().to_string();
     assert!(
         Command::new("kill")

@@ -847,6 +847,7 @@ fn serve_prints_the_base_url_first_and_stops_on_sigterm() {
             .status()
     });
     assert_eq!(status, 200);
+    crate::support::wait_for_signal_handler(child.id(), 15);
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -67,3 +67,24 @@ pub fn sdk_python() -> Option<PathBuf> {
     }
     found
 }
+
+/// Wait until process `pid` has installed a handler for signal number `signo` (Linux:
+/// `SigCgt` in /proc/PID/status), so a test's signal cannot beat the handler on a loaded
+/// machine and kill the process by the default action instead. Gives up after 20 s.
+pub fn wait_for_signal_handler(pid: u32, signo: u32) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        let caught = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("SigCgt:"))
+                    .and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            })
+            .is_some_and(|mask| mask & (1 << (signo - 1)) != 0);
+        if caught {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

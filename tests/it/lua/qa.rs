@@ -361,6 +361,12 @@ fn spawn_kosmo(dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> std::process
 fn signal_and_wait(mut child: std::process::Child, signal: &str) -> (i32, Value) {
     drop(child.stdin.take());
     std::thread::sleep(Duration::from_millis(800));
+    let signo = match signal {
+        "-INT" => 2,
+        "-HUP" => 1,
+        _ => 15,
+    };
+    crate::support::wait_for_signal_handler(child.id(), signo);
     let killed = Command::new("kill")
         .args([signal, &child.id().to_string()])
         .status()
@@ -427,6 +433,20 @@ fn signals_are_reported_as_interruptions() {
         env["integration_calls"][0]["error"]["code"], "interrupted",
         "{env}"
     );
+}
+
+#[test]
+fn a_hangup_still_prints_the_envelope() {
+    let dir = TempDir::new().unwrap();
+    let child = spawn_kosmo(
+        dir.path(),
+        &["integrations:lua", "--json", "--eval", "while true do end"],
+        &[],
+    );
+    let (code, env) = signal_and_wait(child, "-HUP");
+    assert_eq!(code, 129, "{env}");
+    assert_eq!(env["error"]["code"], "interrupted", "{env}");
+    assert_eq!(env["error"]["signal"], "SIGHUP", "{env}");
 }
 
 const STREAM: &str =
