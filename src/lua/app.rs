@@ -532,13 +532,7 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
     let recorder = Recorder::new(&shared, &p);
-    let exec = match shared.executor().await {
-        Ok(x) => x,
-        Err(e) => {
-            recorder.record(None, None, Some(&e));
-            return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
-        }
-    };
+    let exec = executor_for(&lua, &shared, &p, &recorder).await?;
     // Events go through a channel and the callback runs here, on the async side, so it may
     // itself call integrations (a Lua callback inside the executor's sink could not yield).
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Json>();
@@ -611,6 +605,19 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
             Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
         }
     }
+}
+
+/// The shared executor, or the call recorded and raised with the reason there is none.
+async fn executor_for(
+    lua: &Lua,
+    shared: &Shared,
+    p: &Prepared,
+    recorder: &Recorder<'_>,
+) -> HostResult<crate::exec::Executor> {
+    shared.executor().await.map_err(|e| {
+        recorder.record(None, None, Some(&e));
+        raise(lua, &e, Some(&p.function), Some(&p.account))
+    })
 }
 
 impl Prepared {
@@ -768,13 +775,7 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
     let recorder = Recorder::new(&shared, &p);
-    let exec = match shared.executor().await {
-        Ok(x) => x,
-        Err(e) => {
-            recorder.record(None, None, Some(&e));
-            return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
-        }
-    };
+    let exec = executor_for(&lua, &shared, &p, &recorder).await?;
     let call = p.call(shared.options.dry_run, None);
     check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
     let result = {
