@@ -20,6 +20,9 @@ pub struct ListArgs {
 pub struct SchemaArgs {
     /// The function, as <integration>.<function> (aliases and full names work).
     pub function: String,
+    /// Errors as a JSON envelope on stdout (the schema itself is always JSON).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,7 +112,9 @@ pub fn schema(ctx: &Context, args: SchemaArgs) -> ExitCode {
             print_json(&schema);
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e, true),
+        // stdout is for the schema: a pipeline `kosmo integrations:schema x | jq` must not
+        // mistake an error for a schema.
+        Err(e) => fail(&e, args.json),
     }
 }
 
