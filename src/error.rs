@@ -139,6 +139,9 @@ pub struct ApiDetail {
     pub param: Option<String>,
     /// The whole error body: JSON as sent, or the text of a non-JSON body.
     pub body: Option<Value>,
+    /// The response headers (lower-case names, secrets redacted), for `last_response()`; not
+    /// part of the error's JSON.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Error {
@@ -356,6 +359,7 @@ mod tests {
                 code: Some("slow".into()),
                 param: Some("model".into()),
                 body: Some(json!({"error": {"type": "rate_limit_error"}})),
+                headers: vec![("x-h".into(), "v".into())],
             })),
         };
         assert_eq!(e.code(), "rate_limit_error");
@@ -367,6 +371,7 @@ mod tests {
         assert_eq!(j["api_code"], "slow");
         assert_eq!(j["param"], "model");
         assert_eq!(j["body"]["error"]["type"], "rate_limit_error");
+        assert!(j.get("headers").is_none());
     }
 
     #[test]

@@ -616,6 +616,15 @@ impl PageStream {
     pub fn function(&self) -> &str {
         &self.name
     }
+
+    /// Nothing more to fetch and nothing more to report (a pending page-cap error is reported
+    /// by the next [`PageStream::next`]).
+    pub fn finished(&self) -> bool {
+        match &self.state {
+            PageState::Once(v) => v.is_none(),
+            PageState::Walk(w) => w.done && !(w.capped && !w.caller_capped),
+        }
+    }
 }
 
 /// Call the poll target with backoff until the manifest's pointer reaches one of its values.

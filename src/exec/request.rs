@@ -299,6 +299,8 @@ pub fn build(
     let mut body = Map::new();
     let mut form: Vec<FormPart> = Vec::new();
     let mut urlencoded: Vec<(String, String)> = Vec::new();
+    // Which pairs each top-level field produced, to order the body by field name.
+    let mut form_groups: Vec<(String, std::ops::Range<usize>)> = Vec::new();
     let mut raw: Option<Bytes> = None;
     let kind = f.body.unwrap_or(
         if f.params.iter().any(|p| p.location == Location::Form) {
@@ -318,7 +320,9 @@ pub fn build(
                 Location::Path | Location::Control => {}
                 Location::Query => push_query(&mut query, p.wire(), value, manifest.query_arrays),
                 Location::Body | Location::Form if kind == BodyKind::Form => {
+                    let start = urlencoded.len();
                     push_form(&mut urlencoded, p.wire(), value, manifest.form_arrays);
+                    form_groups.push((p.wire().to_string(), start..urlencoded.len()));
                 }
                 Location::Body if p.raw => {
                     raw = Some(raw_bytes(function, p.wire(), value)?);
@@ -345,7 +349,9 @@ pub fn build(
             },
             None if is_kosmo_option(manifest, key) => {}
             None if f.passthrough && kind == BodyKind::Form => {
+                let start = urlencoded.len();
                 push_form(&mut urlencoded, key, value, manifest.form_arrays);
+                form_groups.push((key.clone(), start..urlencoded.len()));
             }
             None if f.passthrough => {
                 body.insert(key.clone(), value.clone());
@@ -389,10 +395,16 @@ pub fn build(
     let body = if has_form {
         Body::Multipart(form)
     } else if kind == BodyKind::Form {
+        // Fields sorted by name (arguments arrive in any order), each field's pairs in order.
+        form_groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let ordered: Vec<(String, String)> = form_groups
+            .into_iter()
+            .flat_map(|(_, r)| urlencoded[r].to_vec())
+            .collect();
         if matches!(method, Method::Get) {
             Body::None
         } else {
-            Body::Form(urlencoded)
+            Body::Form(ordered)
         }
     } else if kind == BodyKind::Raw {
         let content_type = f

@@ -45,6 +45,11 @@ pub fn redact_error(err: Error, secrets: &[String]) -> Error {
                     code: d.code.map(r),
                     param: d.param.map(r),
                     body: d.body.map(|b| redact_value(b, secrets)),
+                    headers: d
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (k, redact(&v, secrets)))
+                        .collect(),
                 })
             }),
         },
@@ -171,6 +176,7 @@ fn detail_of(manifest: &Manifest, v: &Value) -> ApiDetail {
         code: at(&manifest.errors.code_pointer),
         param: at(&manifest.errors.param_pointer),
         body: Some(v.clone()),
+        headers: Vec::new(),
     }
 }
 
@@ -251,6 +257,7 @@ pub fn api_error(
                 code: None,
                 param: None,
                 body: Some(Value::String(text)),
+                headers: Vec::new(),
             })),
         }
     } else {
@@ -260,6 +267,27 @@ pub fn api_error(
             message: format!("HTTP {status}: {what}"),
             request_id,
         }
+    };
+    let err = match err {
+        Error::Api {
+            status,
+            error_type,
+            message,
+            request_id,
+            retry_after,
+            detail: Some(mut d),
+        } => {
+            d.headers = header_pairs(headers, secrets);
+            Error::Api {
+                status,
+                error_type,
+                message,
+                request_id,
+                retry_after,
+                detail: Some(d),
+            }
+        }
+        other => other,
     };
     redact_error(err, secrets)
 }

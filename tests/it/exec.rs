@@ -5,6 +5,7 @@
 mod accounts;
 mod oracle;
 mod qa;
+mod registry_shapes;
 mod server;
 
 use std::path::PathBuf;
