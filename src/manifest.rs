@@ -1148,7 +1148,7 @@ impl Manifest {
         for (name, f) in &self.functions {
             let at = format!("/functions/{name}");
             self.lint_body(&at, f, problems);
-            if f.auth != AuthMode::None && f.credential.is_none() && f.auth == AuthMode::Optional {
+            if f.auth == AuthMode::Optional && f.credential.is_none() {
                 problems.push((
                     format!("{at}/auth"),
                     "'auth: optional' needs the function's 'credential' (what to send when configured)"

@@ -745,3 +745,151 @@ fn the_lint_knows_the_engine_keys() {
         assert!(msg.contains(needle), "{needle}: {msg}");
     }
 }
+
+/// `pages`, `items` and `last_response` from a script, through the real binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_pages_items_and_last_response() {
+    let srv = MockServer::start().await;
+    for i in 0..6 {
+        let m = Mock::given(method("GET")).and(path("/events"));
+        let m = if i == 0 {
+            m.and(query_param_is_missing("cursor"))
+        } else {
+            m.and(query_param("cursor", format!("c{i}")))
+        };
+        m.respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-next-cursor", format!("c{}", i + 1).as_str())
+                .insert_header("x-echo", QUERY_KEY)
+                .set_body_json(json!({"events": [i * 10, i * 10 + 1]})),
+        )
+        .mount(&srv)
+        .await;
+    }
+    for (offset, rows) in [(0, vec![1, 2]), (2, vec![3])] {
+        let m = Mock::given(method("GET")).and(path("/rows"));
+        let m = if offset == 0 {
+            m.and(query_param_is_missing("offset"))
+        } else {
+            m.and(query_param("offset", offset.to_string()))
+        };
+        m.respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("request-id", "req_rows")
+                .set_body_json(json!({"total": 3, "results": rows})),
+        )
+        .mount(&srv)
+        .await;
+    }
+    Mock::given(method("GET"))
+        .and(path("/numbered"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [7]})))
+        .mount(&srv)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/repos/o/r/contents/missing"))
+        .respond_with(
+            ResponseTemplate::new(404)
+                .insert_header("x-github-request-id", "gh_1")
+                .set_body_json(json!({"message": "Not Found", "documentation_url": "https://d"})),
+        )
+        .mount(&srv)
+        .await;
+    let manifests = tempfile::tempdir().unwrap();
+    std::fs::write(manifests.path().join("shapes.yaml"), SHAPES).unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let url = srv.uri();
+    let script = r#"
+local got, n = {}, 0
+for page in pages(app.integrations.shapes.list_events, {}) do
+  n = n + 1
+  got[#got + 1] = page.events[2]
+  if n == 2 then break end
+end
+local r = last_response()
+local its = {}
+for it in items("shapes.list_rows", {limit = 2}) do its[#its + 1] = it end
+local rows_rid = last_response().request_id
+local pr = {}
+parallel(
+  function() app.integrations.shapes.list_pages({per_page = 5}); pr[1] = last_response()["function"] end,
+  function() app.integrations.shapes.list_rows({limit = 2}); pr[2] = last_response()["function"] end
+)
+local ok, err = pcall(app.integrations.shapes.get_content, {owner = "o", repo = "r", path = "missing"})
+local after = last_response()
+return {got = got, status = r.status, cursor = r.headers["x-next-cursor"], echo = r.headers["x-echo"],
+  fn = r["function"], account = r.account, items = its, rows_rid = rows_rid, pr = pr, ok = ok,
+  code = err.code, body_doc = err.body.documentation_url, after_status = after.status,
+  after_header = after.headers["x-github-request-id"]}
+"#;
+    let out = tokio::task::spawn_blocking(move || {
+        let run = |args: &[&str]| {
+            crate::support::kosmo(cfg.path())
+                .env("KOSMO_MANIFEST_PATH", manifests.path())
+                .args(args)
+                .timeout(std::time::Duration::from_secs(60))
+                .output()
+                .unwrap()
+        };
+        let c = run(&[
+            "integrations:configure",
+            "shapes",
+            "--set",
+            &format!("url={url}"),
+            "--set",
+            &format!("qkey={QUERY_KEY}"),
+            "--set",
+            "named=hunter2secret",
+        ]);
+        assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+        run(&["integrations:lua", "--json", "--eval", script])
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!stdout.contains("SHAPESECRET"), "{stdout}");
+    assert!(!stdout.contains("hunter2secret"), "{stdout}");
+    let env: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(env["success"], true, "{env}");
+    let r = &env["result"][0];
+    // Lazy: two pages read, two requests made, although the list never ends.
+    assert_eq!(r["got"], json!([1, 11]));
+    let events = srv
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/events")
+        .count();
+    assert_eq!(events, 2);
+    assert_eq!(r["status"], 200);
+    assert_eq!(r["cursor"], "c2");
+    assert_eq!(r["echo"], "[redacted]", "headers are redacted");
+    assert_eq!(r["fn"], "list_events");
+    assert_eq!(r["account"], "default");
+    assert_eq!(r["items"], json!([1, 2, 3]));
+    assert_eq!(r["rows_rid"], "req_rows", "the default request-id header");
+    assert_eq!(r["pr"], json!(["list_pages", "list_rows"]), "each branch sees its own");
+    assert_eq!(r["ok"], false);
+    assert_eq!(r["code"], "not_found");
+    assert_eq!(r["body_doc"], "https://d");
+    assert_eq!(r["after_status"], 404);
+    assert_eq!(r["after_header"], "gh_1");
+    // Every page is a recorded call.
+    let calls = env["integration_calls"].as_array().unwrap();
+    let paths: Vec<&str> = calls
+        .iter()
+        .map(|c| c["function"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        paths.iter().filter(|f| **f == "list_events").count(),
+        2,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|f| **f == "list_rows").count(),
+        3,
+        "{paths:?}"
+    );
+}
