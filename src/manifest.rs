@@ -1125,8 +1125,8 @@ impl Manifest {
         }
         for key in self.errors.status_types.keys() {
             let b = key.as_bytes();
-            let exact = key.len() == 3
-                && key.parse::<u16>().is_ok_and(|s| (100..=599).contains(&s));
+            let exact =
+                key.len() == 3 && key.parse::<u16>().is_ok_and(|s| (100..=599).contains(&s));
             let class = b.len() == 3
                 && (b'1'..=b'5').contains(&b[0])
                 && key[1..].eq_ignore_ascii_case("xx");
@@ -1229,7 +1229,10 @@ fn lint_pagination(at: &str, p: &Pagination, problems: &mut Vec<(String, String)
     let ptr_ok = |s: &str| s.is_empty() || s.starts_with('/');
     let items = p.items_pointer();
     if !ptr_ok(&items) {
-        problems.push((format!("{at}/items"), format!("'{}' is not a JSON pointer", p.items)));
+        problems.push((
+            format!("{at}/items"),
+            format!("'{}' is not a JSON pointer", p.items),
+        ));
     }
     for (key, v) in [("has_more", &p.has_more), ("total", &p.total)] {
         if let Some(v) = v
@@ -1289,7 +1292,10 @@ fn lint_pagination(at: &str, p: &Pagination, problems: &mut Vec<(String, String)
     if let Some(r) = &p.reverse {
         check_cursor("reverse", r, problems);
     }
-    if p.stop.contains(&StopRule::ShortPage) && p.size_param.is_none() && p.style != PaginationStyle::Offset {
+    if p.stop.contains(&StopRule::ShortPage)
+        && p.size_param.is_none()
+        && p.style != PaginationStyle::Offset
+    {
         problems.push((
             format!("{at}/stop"),
             "'short_page' needs 'size_param' (the page-size query parameter)".into(),

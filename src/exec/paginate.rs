@@ -476,14 +476,16 @@ fn assemble(
             c.and_then(|c| c.item.clone())
                 .or_else(|| fwd.and_then(|c| c.item.clone()))
         };
-        let item_cursor = |c: Option<&crate::manifest::CursorSpec>, item: Option<&Value>| {
-            match (item_ptr(c), item) {
-                (Some(p), Some(i)) => cursor_value(i.pointer(&p)),
-                _ => Value::Null,
-            }
+        let item_cursor = |c: Option<&crate::manifest::CursorSpec>, item: Option<&Value>| match (
+            item_ptr(c),
+            item,
+        ) {
+            (Some(p), Some(i)) => cursor_value(i.pointer(&p)),
+            _ => Value::Null,
         };
-        let field =
-            |c: Option<&crate::manifest::CursorSpec>| c.and_then(|c| c.from.as_deref()).and_then(top_field);
+        let field = |c: Option<&crate::manifest::CursorSpec>| {
+            c.and_then(|c| c.from.as_deref()).and_then(top_field)
+        };
         let from = |c: Option<&crate::manifest::CursorSpec>, page: &Value| {
             c.and_then(|c| c.from.as_deref())
                 .map_or(Value::Null, |p| cursor_value(page.pointer(p)))
@@ -513,7 +515,10 @@ fn assemble(
             } else {
                 from(fwd, &last.body)
             };
-            (or_item(from(rev, first_page), items.first(), rev), last_value)
+            (
+                or_item(from(rev, first_page), items.first(), rev),
+                last_value,
+            )
         };
         if let Some(k) = field(rev) {
             out.insert(k, rev_value);
@@ -622,7 +627,7 @@ impl PageStream {
     pub fn finished(&self) -> bool {
         match &self.state {
             PageState::Once(v) => v.is_none(),
-            PageState::Walk(w) => w.done && !(w.capped && !w.caller_capped),
+            PageState::Walk(w) => w.done && (!w.capped || w.caller_capped),
         }
     }
 }
@@ -753,12 +758,21 @@ mod tests {
                 r#"<https://api.x/r?page=1>; rel="prev", <https://api.x/r?page=3&a=b,c>; rel="next", <https://api.x/r?page=9>; rel="last""#,
             ),
         );
-        assert_eq!(link_next(&h).as_deref(), Some("https://api.x/r?page=3&a=b,c"));
+        assert_eq!(
+            link_next(&h).as_deref(),
+            Some("https://api.x/r?page=3&a=b,c")
+        );
         let mut h = HeaderMap::new();
-        h.insert("link", HeaderValue::from_static("</r?p=2>; rel=\"next last\""));
+        h.insert(
+            "link",
+            HeaderValue::from_static("</r?p=2>; rel=\"next last\""),
+        );
         assert_eq!(link_next(&h).as_deref(), Some("/r?p=2"));
         let mut h = HeaderMap::new();
-        h.insert("link", HeaderValue::from_static("<https://api.x/r?page=1>; rel=prev"));
+        h.insert(
+            "link",
+            HeaderValue::from_static("<https://api.x/r?page=1>; rel=prev"),
+        );
         assert_eq!(link_next(&h), None);
         assert_eq!(link_next(&HeaderMap::new()), None);
     }
@@ -768,7 +782,10 @@ mod tests {
         assert_eq!(top_field("/last_id").as_deref(), Some("last_id"));
         assert_eq!(top_field("/a/b"), None);
         assert_eq!(top_field(""), None);
-        assert_eq!(cursor_text(Some(&serde_json::json!(12))).as_deref(), Some("12"));
+        assert_eq!(
+            cursor_text(Some(&serde_json::json!(12))).as_deref(),
+            Some("12")
+        );
         assert_eq!(cursor_text(Some(&serde_json::json!(""))), None);
         assert_eq!(cursor_value(Some(&serde_json::json!(null))), Value::Null);
     }

@@ -157,7 +157,10 @@ pub enum Body {
     /// `application/x-www-form-urlencoded` pairs, in order.
     Form(Vec<(String, String)>),
     /// One parameter's bytes as the whole body.
-    Raw { content_type: String, bytes: Bytes },
+    Raw {
+        content_type: String,
+        bytes: Bytes,
+    },
 }
 
 /// A fully built request.
@@ -210,8 +213,7 @@ pub fn is_kosmo_option(manifest: &Manifest, name: &str) -> bool {
     matches!(
         name,
         OPTION_FETCH_ALL | OPTION_MAX_ITEMS | OPTION_MAX_PAGES | OPTION_SAVE_TO
-    )
-        || manifest.betas.as_ref().is_some_and(|b| b.param == name)
+    ) || manifest.betas.as_ref().is_some_and(|b| b.param == name)
 }
 
 /// Build the request for `f` from validated flat `args`.
@@ -278,7 +280,11 @@ pub fn build(
                 errors: vec![format!("/{name}: must not be empty")],
             });
         }
-        let set = if reserved { PATH_RESERVED } else { PATH_SEGMENT };
+        let set = if reserved {
+            PATH_RESERVED
+        } else {
+            PATH_SEGMENT
+        };
         let encoded = utf8_percent_encode(&text, set).to_string();
         // A reserved expansion keeps `/`, so no segment of it may climb out of the path.
         if encoded.split('/').any(|seg| matches!(seg, "." | "..")) {
@@ -302,13 +308,13 @@ pub fn build(
     // Which pairs each top-level field produced, to order the body by field name.
     let mut form_groups: Vec<(String, std::ops::Range<usize>)> = Vec::new();
     let mut raw: Option<Bytes> = None;
-    let kind = f.body.unwrap_or(
-        if f.params.iter().any(|p| p.location == Location::Form) {
+    let kind = f
+        .body
+        .unwrap_or(if f.params.iter().any(|p| p.location == Location::Form) {
             BodyKind::Multipart
         } else {
             BodyKind::Json
-        },
-    );
+        });
     let has_form = kind == BodyKind::Multipart;
     let has_json_body = kind == BodyKind::Json
         && !matches!(method, Method::Get | Method::Delete)

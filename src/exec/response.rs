@@ -103,8 +103,10 @@ pub fn header_pairs(headers: &HeaderMap, secrets: &[String]) -> Vec<(String, Str
         .filter_map(|(k, v)| {
             let text = v.to_str().ok()?;
             let shown = if v.is_sensitive()
-                || matches!(k.as_str(), "set-cookie" | "authorization" | "proxy-authorization")
-            {
+                || matches!(
+                    k.as_str(),
+                    "set-cookie" | "authorization" | "proxy-authorization"
+                ) {
                 "[redacted]".to_string()
             } else {
                 redact(text, secrets)
@@ -547,7 +549,15 @@ functions:
             e.api_detail().unwrap().body.as_ref().unwrap()["errors"][0]["field"],
             "title"
         );
-        let e = api_error(&m, 404, &h, br#"{"message": "Not Found"}"#, &[], None, false);
+        let e = api_error(
+            &m,
+            404,
+            &h,
+            br#"{"message": "Not Found"}"#,
+            &[],
+            None,
+            false,
+        );
         assert_eq!(e.code(), "not_found");
         // Plain text: an API error of the status's class, the text kept as the body.
         let e = api_error(&m, 503, &h, b"upstream connect error\n", &[], None, false);
@@ -557,12 +567,28 @@ functions:
             Some(json!("upstream connect error\n"))
         );
         // A declared rate limit under another status.
-        let e = api_error(&m, 403, &h, br#"{"message": "API rate limit exceeded"}"#, &[], Some(30.0), true);
+        let e = api_error(
+            &m,
+            403,
+            &h,
+            br#"{"message": "API rate limit exceeded"}"#,
+            &[],
+            Some(30.0),
+            true,
+        );
         assert_eq!(e.code(), "rate_limit_error");
         assert_eq!(e.retry_after(), Some(30.0));
         // Without a declared map, HTTP's own meaning only.
         let plain = manifest();
-        let e = api_error(&plain, 418, &h, br#"{"message": "teapot"}"#, &[], None, false);
+        let e = api_error(
+            &plain,
+            418,
+            &h,
+            br#"{"message": "teapot"}"#,
+            &[],
+            None,
+            false,
+        );
         assert_eq!(e.code(), "api_error");
         assert_eq!(e.status(), Some(418));
         // An empty body is not the API talking.

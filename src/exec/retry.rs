@@ -247,7 +247,10 @@ mod tests {
             h.insert(name, HeaderValue::from_static(value));
             let w = retry_after(&h);
             if let Some(w) = w {
-                assert!(w.is_finite() && (0.0..=MAX_WAIT_SECONDS).contains(&w), "{value}: {w}");
+                assert!(
+                    w.is_finite() && (0.0..=MAX_WAIT_SECONDS).contains(&w),
+                    "{value}: {w}"
+                );
             }
             // Longer than the max wait: returned to the caller, not slept; never a panic.
             let d = delay(0, w, max);

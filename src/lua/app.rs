@@ -589,14 +589,23 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     match result {
         Some(Ok(out)) => {
             recorder.record(out.http_status, out.request_id.as_deref(), None);
-            remember_response(&lua, &p, out.http_status, out.request_id.as_deref(), &out.headers)?;
+            remember_response(
+                &lua,
+                &p,
+                out.http_status,
+                out.request_id.as_deref(),
+                &out.headers,
+            )?;
             Ok(lj::from_json(&lua, &out.value, Nulls::DropInObjects)?)
         }
         Some(Err(e)) => {
             let j = e.to_json();
             recorder.record(e.status(), e.request_id(), Some(&j));
             if e.status().is_some() {
-                let headers = e.api_detail().map(|d| d.headers.clone()).unwrap_or_default();
+                let headers = e
+                    .api_detail()
+                    .map(|d| d.headers.clone())
+                    .unwrap_or_default();
                 remember_response(&lua, &p, e.status(), e.request_id(), &headers)?;
             }
             Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
@@ -781,7 +790,13 @@ async fn next_page(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
         Ok(Some(page)) => {
             let out = page.output;
             recorder.record(out.http_status, out.request_id.as_deref(), None);
-            remember_response(&lua, &p, out.http_status, out.request_id.as_deref(), &out.headers)?;
+            remember_response(
+                &lua,
+                &p,
+                out.http_status,
+                out.request_id.as_deref(),
+                &out.headers,
+            )?;
             let body = lj::from_json(&lua, &out.value, Nulls::DropInObjects)?;
             let items = lua.create_table_with_capacity(page.items.len(), 0)?;
             for (i, item) in page.items.iter().enumerate() {

@@ -195,7 +195,11 @@ fn exec(url: &str, with_token: bool) -> Executor {
     Executor::new(registry(), Arc::new(creds(url, with_token)), fast_config()).unwrap()
 }
 
-async fn call(ex: &Executor, function: &str, args: Value) -> kosmo::Result<kosmo::exec::CallOutput> {
+async fn call(
+    ex: &Executor,
+    function: &str,
+    args: Value,
+) -> kosmo::Result<kosmo::exec::CallOutput> {
     let r = ex.call(Call::new("shapes", function, args)).await;
     let shown = match &r {
         Ok(out) => format!("{out:?}"),
@@ -240,7 +244,10 @@ async fn link_pages_over_an_array_root_with_optional_auth() {
         .respond_with(
             ResponseTemplate::new(200)
                 // A relative next link.
-                .insert_header("link", r#"</repos/o/r/issues?per_page=2&page=3>; rel="next""#)
+                .insert_header(
+                    "link",
+                    r#"</repos/o/r/issues?per_page=2&page=3>; rel="next""#,
+                )
                 .set_body_json(json!([{"number": 3}, {"number": 4}])),
         )
         .mount(&srv)
@@ -413,17 +420,28 @@ async fn form_bodies_basic_auth_and_stripe_cursors() {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{STRIPE_KEY}:"));
     assert_eq!(auth_header(&reqs[0]), Some(format!("Basic {basic}")));
 
-    let out = call(&ex, "list_customers", json!({"limit": 2, "fetch_all": true}))
-        .await
-        .unwrap();
+    let out = call(
+        &ex,
+        "list_customers",
+        json!({"limit": 2, "fetch_all": true}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         out.value,
         json!({"data": [{"id": "cus_1"}, {"id": "cus_2"}, {"id": "cus_3"}], "has_more": false})
     );
-    let out = call(&ex, "list_customers", json!({"fetch_all": true, "max_items": 1}))
-        .await
-        .unwrap();
-    assert_eq!(out.value, json!({"data": [{"id": "cus_1"}], "has_more": true}));
+    let out = call(
+        &ex,
+        "list_customers",
+        json!({"fetch_all": true, "max_items": 1}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out.value,
+        json!({"data": [{"id": "cus_1"}], "has_more": true})
+    );
     assert_eq!(srv.received_requests().await.unwrap().len(), 4);
 }
 
@@ -439,8 +457,9 @@ async fn error_envelopes_keep_code_param_and_body() {
     Mock::given(method("GET"))
         .and(path("/repos/o/r/contents/missing"))
         .respond_with(
-            ResponseTemplate::new(404)
-                .set_body_json(json!({"message": "Not Found", "documentation_url": "https://docs"})),
+            ResponseTemplate::new(404).set_body_json(
+                json!({"message": "Not Found", "documentation_url": "https://docs"}),
+            ),
         )
         .mount(&srv)
         .await;
@@ -459,15 +478,23 @@ async fn error_envelopes_keep_code_param_and_body() {
     assert_eq!(j["api_code"], "card_declined");
     assert_eq!(j["param"], "source");
     assert_eq!(j["body"]["error"]["code"], "card_declined");
-    let e = call(&ex, "get_content", json!({"owner": "o", "repo": "r", "path": "missing"}))
-        .await
-        .unwrap_err();
+    let e = call(
+        &ex,
+        "get_content",
+        json!({"owner": "o", "repo": "r", "path": "missing"}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), "not_found");
     assert!(e.to_string().contains("Not Found"), "{e}");
     assert_eq!(e.to_json()["body"]["documentation_url"], "https://docs");
-    let e = call(&ex, "get_content", json!({"owner": "o", "repo": "r", "path": "text"}))
-        .await
-        .unwrap_err();
+    let e = call(
+        &ex,
+        "get_content",
+        json!({"owner": "o", "repo": "r", "path": "text"}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), "client_error");
     assert_eq!(e.to_json()["body"], "short and stout");
 }
@@ -524,21 +551,37 @@ async fn a_403_with_no_remaining_quota_is_a_rate_limit_and_a_far_reset_is_return
         .mount(&srv)
         .await;
     let ex = exec(&srv.uri(), true);
-    let e = call(&ex, "get_content", json!({"owner": "o", "repo": "r", "path": "limited"}))
-        .await
-        .unwrap_err();
+    let e = call(
+        &ex,
+        "get_content",
+        json!({"owner": "o", "repo": "r", "path": "limited"}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), "rate_limit_error");
     let wait = e.retry_after().unwrap();
     assert!(wait > 3000.0 && wait <= 3601.0, "{wait}");
-    assert_eq!(srv.received_requests().await.unwrap().len(), 1, "not slept, not retried");
-    let out = call(&ex, "get_content", json!({"owner": "o", "repo": "r", "path": "soon"}))
-        .await
-        .unwrap();
+    assert_eq!(
+        srv.received_requests().await.unwrap().len(),
+        1,
+        "not slept, not retried"
+    );
+    let out = call(
+        &ex,
+        "get_content",
+        json!({"owner": "o", "repo": "r", "path": "soon"}),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.value, json!({"ok": 1}));
     assert_eq!(srv.received_requests().await.unwrap().len(), 3);
-    let e = call(&ex, "get_content", json!({"owner": "o", "repo": "r", "path": "forbidden"}))
-        .await
-        .unwrap_err();
+    let e = call(
+        &ex,
+        "get_content",
+        json!({"owner": "o", "repo": "r", "path": "forbidden"}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.code(), "client_error");
     assert_eq!(srv.received_requests().await.unwrap().len(), 4);
 }
@@ -624,11 +667,23 @@ async fn header_cursors_query_keys_and_the_page_cap() {
             QUERY_KEY
         );
     }
-    assert_eq!(reqs[1].url.query_pairs().find(|(k, _)| k == "cursor").unwrap().1, "c1");
+    assert_eq!(
+        reqs[1]
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "cursor")
+            .unwrap()
+            .1,
+        "c1"
+    );
     // With max_items: cut, and the result says there is more.
-    let out = call(&ex, "list_events", json!({"fetch_all": true, "max_items": 2}))
-        .await
-        .unwrap();
+    let out = call(
+        &ex,
+        "list_events",
+        json!({"fetch_all": true, "max_items": 2}),
+    )
+    .await
+    .unwrap();
     assert_eq!(out.value, json!({"events": [0, 1], "has_more": true}));
     // A dry run shows the query credential redacted.
     let dry = ex
@@ -645,7 +700,11 @@ async fn header_cursors_query_keys_and_the_page_cap() {
 #[tokio::test]
 async fn page_numbers_stop_on_a_short_page() {
     let srv = MockServer::start().await;
-    for (page, items) in [(None, vec![1, 2]), (Some(2), vec![3, 4]), (Some(3), vec![5])] {
+    for (page, items) in [
+        (None, vec![1, 2]),
+        (Some(2), vec![3, 4]),
+        (Some(3), vec![5]),
+    ] {
         let m = Mock::given(method("GET")).and(path("/numbered"));
         let m = match page {
             None => m.and(query_param_is_missing("page")),
@@ -678,9 +737,13 @@ async fn raw_bodies_and_multipart_object_fields() {
     call(&ex, "put_blob", json!({"name": "a", "data": "hello raw"}))
         .await
         .unwrap();
-    call(&ex, "put_blob", json!({"name": "b", "data": {"base64": "AP8="}}))
-        .await
-        .unwrap();
+    call(
+        &ex,
+        "put_blob",
+        json!({"name": "b", "data": {"base64": "AP8="}}),
+    )
+    .await
+    .unwrap();
     call(
         &ex,
         "upload_doc",
@@ -696,7 +759,10 @@ async fn raw_bodies_and_multipart_object_fields() {
     );
     assert_eq!(reqs[1].body, vec![0u8, 255]);
     let multipart = String::from_utf8_lossy(&reqs[2].body).into_owned();
-    assert!(multipart.contains("name=\"meta\"\r\n\r\n{\"a\":1}"), "{multipart}");
+    assert!(
+        multipart.contains("name=\"meta\"\r\n\r\n{\"a\":1}"),
+        "{multipart}"
+    );
     assert!(multipart.contains("filename=\"x.txt\""), "{multipart}");
 }
 
@@ -718,7 +784,11 @@ fn the_lint_knows_the_engine_keys() {
             "    pagination: {style: zigzag}",
             "zigzag",
         ),
-        ("    body: raw\n", "    body: raw\n    auth: sometimes\n", "sometimes"),
+        (
+            "    body: raw\n",
+            "    body: raw\n    auth: sometimes\n",
+            "sometimes",
+        ),
         (
             "    content_type: application/octet-stream\n",
             "",
@@ -870,7 +940,11 @@ return {got = got, status = r.status, cursor = r.headers["x-next-cursor"], echo 
     assert_eq!(r["account"], "default");
     assert_eq!(r["items"], json!([1, 2, 3]));
     assert_eq!(r["rows_rid"], "req_rows", "the default request-id header");
-    assert_eq!(r["pr"], json!(["list_pages", "list_rows"]), "each branch sees its own");
+    assert_eq!(
+        r["pr"],
+        json!(["list_pages", "list_rows"]),
+        "each branch sees its own"
+    );
     assert_eq!(r["ok"], false);
     assert_eq!(r["code"], "not_found");
     assert_eq!(r["body_doc"], "https://d");
