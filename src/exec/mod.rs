@@ -610,6 +610,7 @@ impl Executor {
         };
         let status = resp.status().as_u16();
         let rid = response::request_id(t.manifest(), resp.headers());
+        let resp_headers = response::header_pairs(resp.headers(), &p.secrets());
         let ctype = response::content_type(resp.headers());
         if !ctype.contains("event-stream") {
             // Some proxies answer a stream request with a plain JSON body.
@@ -622,7 +623,9 @@ impl Executor {
                 })?
                 .map_err(|e| response::transport_error(&e, "reading the response").0)?;
             let v = response::decode_json(status, &headers, &body, rid.clone(), &p.secrets())?;
-            return Ok(t.output(v, Some(status), rid));
+            let mut out = t.output(v, Some(status), rid);
+            out.headers = resp_headers;
+            return Ok(out);
         }
         let idle = self.config.stream_idle_timeout;
         let mut body = resp.bytes_stream();
@@ -697,7 +700,9 @@ impl Executor {
                 p.display_url()
             )));
         }
-        Ok(t.output(assembler.finish()?, Some(status), rid))
+        let mut out = t.output(assembler.finish()?, Some(status), rid);
+        out.headers = resp_headers;
+        Ok(out)
     }
 
     /// Write a binary / JSONL body to a file as it arrives; returns `{content_type, path, size_bytes}`.
@@ -718,6 +723,7 @@ impl Executor {
         };
         let status = resp.status().as_u16();
         let rid = response::request_id(t.manifest(), resp.headers());
+        let resp_headers = response::header_pairs(resp.headers(), &p.secrets());
         let ctype = response::content_type(resp.headers());
         // A fresh, unpredictable sibling opened with create-new: it cannot already exist, so a
         // symlink planted under a guessable name cannot redirect the write outside the allowed
@@ -768,11 +774,13 @@ impl Executor {
         tokio::fs::rename(&tmp, path)
             .await
             .map_err(|e| Error::io(path, e))?;
-        Ok(t.output(
+        let mut out = t.output(
             json!({"content_type": ctype, "path": path, "size_bytes": size}),
             Some(status),
             rid,
-        ))
+        );
+        out.headers = resp_headers;
+        Ok(out)
     }
 }
 
