@@ -1051,6 +1051,26 @@ function parallel(...) end
 ---@return fun(): table|nil
 function rows(fn, args) end
 
+---Iterate lazily over the pages of a paginated function: one request per page, on demand; each
+---page is its decoded body. Reaching the manifest's page cap is an error unless `max_pages` or
+---`max_items` is given.
+---@param fn function|string An `app.integrations` function or a name like `<integration>.<function>`.
+---@param args? table The function's arguments (the first page's).
+---@return fun(): table|nil
+function pages(fn, args) end
+
+---Iterate lazily over every item of a paginated function, across pages (one request per page).
+---@param fn function|string An `app.integrations` function or a name like `<integration>.<function>`.
+---@param args? table The function's arguments (the first page's).
+---@return fun(): any
+function items(fn, args) end
+
+---The response metadata of the most recent call finished by the calling coroutine:
+---`{status, headers = {lower-case name = value}, request_id, function, account}` (secrets
+---redacted), or nil before any call.
+---@return {status: integer?, headers: table<string, string>, request_id: string?, function: string, account: string}|nil
+function last_response() end
+
 ---Print a readable rendering of a value (sorted keys) and return it.
 ---@generic T
 ---@param value T
