@@ -868,6 +868,124 @@ functions:
         assert!(build(&m, "f", f, dot.as_object().unwrap(), "http://h", None).is_err());
     }
 
+    const ENGINE: &str = r#"
+name: t
+label: T
+summary: s
+category: c
+base_url: http://127.0.0.1:1
+credentials:
+  basic: {label: B, kind: basic, hint: h}
+  named: {label: N, kind: basic, username: bot, hint: h}
+  q: {label: Q, kind: query, query_param: key, hint: h}
+  b: {label: Bearer, kind: bearer, hint: h}
+form_arrays: brackets
+functions:
+  form:
+    group: g
+    class: write
+    summary: f
+    method: POST
+    path: /f/{+rest}
+    credential: basic
+    body: form
+    params:
+      - {name: rest, in: path, required: true, type: string}
+      - {name: z, in: body, type: string}
+      - {name: meta, in: body, type: object}
+      - {name: tags, in: body, type: array}
+      - {name: gone, in: body, type: [string, "null"]}
+  raw:
+    group: g
+    class: write
+    summary: r
+    method: POST
+    path: /r
+    credential: q
+    body: raw
+    content_type: text/csv
+    params:
+      - {name: data, in: body, raw: true, required: true}
+"#;
+
+    #[test]
+    fn form_bodies_nest_keys_and_order_fields_by_name() {
+        let m = Manifest::from_yaml("t.yaml", ENGINE).unwrap();
+        let f = &m.functions["form"];
+        let args = serde_json::json!({"z": "last", "tags": ["a", "b"], "gone": null,
+            "meta": {"k": {"deep": true}, "n": 1.5}, "rest": "a b/c?d"});
+        let p = build(&m, "form", f, args.as_object().unwrap(), "http://h", None).unwrap();
+        assert_eq!(p.url, "http://h/f/a%20b/c%3Fd");
+        let Body::Form(pairs) = &p.body else {
+            panic!("{:?}", p.body)
+        };
+        let got: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("meta[k][deep]", "true"),
+                ("meta[n]", "1.5"),
+                ("tags[]", "a"),
+                ("tags[]", "b"),
+                ("z", "last")
+            ]
+        );
+        let up = serde_json::json!({"rest": "../x"});
+        assert!(build(&m, "form", f, up.as_object().unwrap(), "http://h", None).is_err());
+        let raw = &m.functions["raw"];
+        let args = serde_json::json!({"data": "a,b\n"});
+        let p = build(&m, "raw", raw, args.as_object().unwrap(), "http://h", None).unwrap();
+        match &p.body {
+            Body::Raw {
+                content_type,
+                bytes,
+            } => {
+                assert_eq!(content_type, "text/csv");
+                assert_eq!(&bytes[..], b"a,b\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = serde_json::json!({"data": 5});
+        assert!(build(&m, "raw", raw, bad.as_object().unwrap(), "http://h", None).is_err());
+    }
+
+    #[test]
+    fn credential_kinds() {
+        use base64::Engine;
+        let m = Manifest::from_yaml("t.yaml", ENGINE).unwrap();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let auth = |name: &str, secret: &str| {
+            Auth::new(&m.credentials[name], Some(Secret::new(secret)))
+        };
+        assert_eq!(
+            auth("basic", "sk_1").value(),
+            Some(format!("Basic {}", b64("sk_1:")))
+        );
+        assert_eq!(
+            auth("basic", "me:pw").value(),
+            Some(format!("Basic {}", b64("me:pw")))
+        );
+        let named = auth("named", "pw123");
+        assert_eq!(named.value(), Some(format!("Basic {}", b64("bot:pw123"))));
+        assert!(named.secret_forms().contains(&b64("bot:pw123")));
+        let q = auth("q", "qsecret");
+        assert_eq!(q.value(), None);
+        assert_eq!(q.query_pair(), Some(("key".into(), "qsecret".into())));
+        assert_eq!(
+            auth("b", "tok").value(),
+            Some("Bearer tok".to_string())
+        );
+        assert_eq!(auth("b", "tok").header, "authorization");
+        // A dry run shows the query credential redacted, never the value.
+        let raw = &m.functions["raw"];
+        let args = serde_json::json!({"data": "x"});
+        let p = build(&m, "raw", raw, args.as_object().unwrap(), "http://h", Some(q)).unwrap();
+        let shown = crate::exec::dry_run::render(&p);
+        assert_eq!(shown["query"]["key"], "[redacted]");
+        assert!(!shown.to_string().contains("qsecret"));
+        assert_eq!(shown["body"]["raw"], "x");
+    }
+
     #[test]
     fn query_arrays_and_objects() {
         let mut q = Vec::new();
