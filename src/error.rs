@@ -83,7 +83,8 @@ pub enum Error {
         request_id: Option<String>,
     },
 
-    /// The API answered with its own error envelope.
+    /// The API answered with an error status (its envelope read through the manifest's
+    /// `errors:` pointers, or the status alone).
     #[error("{error_type} (HTTP {status}): {message}")]
     Api {
         status: u16,
@@ -91,7 +92,14 @@ pub enum Error {
         message: String,
         request_id: Option<String>,
         retry_after: Option<f64>,
+        /// The API's own code and parameter, and the whole error body (boxed: rare and large).
+        detail: Option<Box<ApiDetail>>,
     },
+
+    /// A page walk reached the manifest's `max_pages` with pages remaining, and the caller set
+    /// no limit of their own.
+    #[error("{message}")]
+    PaginationLimit { function: String, message: String },
 
     /// A configuration file or setting is unusable.
     #[error("{message}")]
@@ -122,6 +130,48 @@ pub enum Error {
     },
 }
 
+/// What an API error carries beyond its type and message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiDetail {
+    /// The API's own error code (`errors.code_pointer`), e.g. `card_declined`.
+    pub code: Option<String>,
+    /// The parameter the error is about (`errors.param_pointer`).
+    pub param: Option<String>,
+    /// The whole error body: JSON as sent, or the text of a non-JSON body.
+    pub body: Option<Value>,
+    /// The response headers (lower-case names, secrets redacted), for `last_response()`; not
+    /// part of the error's JSON.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Error {
+    /// An API error without detail.
+    pub fn api(
+        status: u16,
+        error_type: impl Into<String>,
+        message: impl Into<String>,
+        request_id: Option<String>,
+        retry_after: Option<f64>,
+    ) -> Self {
+        Error::Api {
+            status,
+            error_type: error_type.into(),
+            message: message.into(),
+            request_id,
+            retry_after,
+            detail: None,
+        }
+    }
+
+    /// The detail of an API error, when it has one.
+    pub fn api_detail(&self) -> Option<&ApiDetail> {
+        match self {
+            Error::Api { detail, .. } => detail.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 fn suggest(names: &[String]) -> String {
     if names.is_empty() {
         String::new()
@@ -146,6 +196,7 @@ impl Error {
             Error::Unsupported { .. } => "unsupported",
             Error::Transport { .. } => "transport_error",
             Error::BadResponse { .. } => "bad_response",
+            Error::PaginationLimit { .. } => "pagination_limit",
             Error::Api { error_type, .. } => error_type.as_str(),
             Error::Config { .. } => "config_error",
             Error::Limit { .. } => "limit_exceeded",
@@ -212,6 +263,21 @@ impl Error {
             }
             Error::Transport { kind, .. } => {
                 map.insert("transport".into(), json!(kind));
+            }
+            Error::Api {
+                detail: Some(d), ..
+            } => {
+                // `code` is kosmo's machine code (the error type for API errors); the API's own
+                // code is `api_code`.
+                if let Some(c) = &d.code {
+                    map.insert("api_code".into(), json!(c));
+                }
+                if let Some(p) = &d.param {
+                    map.insert("param".into(), json!(p));
+                }
+                if let Some(b) = &d.body {
+                    map.insert("body".into(), b.clone());
+                }
             }
             _ => {}
         }
@@ -289,12 +355,23 @@ mod tests {
             message: "slow down".into(),
             request_id: Some("req_1".into()),
             retry_after: Some(2.0),
+            detail: Some(Box::new(ApiDetail {
+                code: Some("slow".into()),
+                param: Some("model".into()),
+                body: Some(json!({"error": {"type": "rate_limit_error"}})),
+                headers: vec![("x-h".into(), "v".into())],
+            })),
         };
         assert_eq!(e.code(), "rate_limit_error");
         let j = e.to_json();
         assert_eq!(j["status"], 429);
         assert_eq!(j["retry_after"], 2.0);
         assert_eq!(j["request_id"], "req_1");
+        assert_eq!(j["code"], "rate_limit_error");
+        assert_eq!(j["api_code"], "slow");
+        assert_eq!(j["param"], "model");
+        assert_eq!(j["body"]["error"]["type"], "rate_limit_error");
+        assert!(j.get("headers").is_none());
     }
 
     #[test]

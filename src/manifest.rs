@@ -47,6 +47,12 @@ pub struct Manifest {
     /// How array query parameters are written (`brackets`: `k[]=a&k[]=b`).
     #[serde(default)]
     pub query_arrays: QueryArrayFormat,
+    /// How arrays are written in `application/x-www-form-urlencoded` bodies.
+    #[serde(default)]
+    pub form_arrays: FormArrayFormat,
+    /// Which responses are retried, and how long to wait first.
+    #[serde(default)]
+    pub retry: RetrySpec,
     /// Documentation groups, in the order the docs show them.
     #[serde(default)]
     pub groups: Vec<DocGroup>,
@@ -62,8 +68,19 @@ pub struct Manifest {
 pub struct CredentialType {
     /// Human name: "API key".
     pub label: String,
-    /// Header that carries the secret.
+    /// How the secret travels: a header (the default), `bearer`, `basic` or a query parameter.
+    #[serde(default)]
+    pub kind: Option<CredentialKind>,
+    /// Header that carries the secret (`authorization` when not given).
+    #[serde(default = "CredentialType::default_header")]
     pub header: String,
+    /// For `kind: query`: the query parameter that carries the secret.
+    #[serde(default)]
+    pub query_param: Option<String>,
+    /// For `kind: basic`: the fixed user name; the secret is the password. Without it the secret
+    /// is `user:password` (or, without a colon, the user name with an empty password).
+    #[serde(default)]
+    pub username: Option<String>,
     /// Optional scheme written before the secret (`Bearer`).
     #[serde(default)]
     pub scheme: Option<String>,
@@ -78,6 +95,160 @@ pub struct CredentialType {
     /// A placeholder value that passes the prefix check, used by `--offline`.
     #[serde(default)]
     pub placeholder: Option<String>,
+}
+
+impl CredentialType {
+    fn default_header() -> String {
+        "authorization".into()
+    }
+
+    /// The effective kind: `header` unless declared.
+    pub fn effective_kind(&self) -> CredentialKind {
+        self.kind.unwrap_or(CredentialKind::Header)
+    }
+
+    /// The scheme written before the secret: `Bearer` for `kind: bearer` unless declared.
+    pub fn effective_scheme(&self) -> Option<String> {
+        match (&self.scheme, self.effective_kind()) {
+            (Some(s), _) => Some(s.clone()),
+            (None, CredentialKind::Bearer) => Some("Bearer".into()),
+            (None, CredentialKind::Basic) => Some("Basic".into()),
+            _ => None,
+        }
+    }
+}
+
+/// How a credential travels on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// The secret in `header`, after `scheme` if any.
+    Header,
+    /// `authorization: Bearer <secret>` (header and scheme may be overridden).
+    Bearer,
+    /// `authorization: Basic base64(user:password)`.
+    Basic,
+    /// `?<query_param>=<secret>`.
+    Query,
+}
+
+/// Whether a function sends its credential.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// The credential must be configured (`missing_credential` otherwise).
+    #[default]
+    Required,
+    /// Sent when the account has it, left out when not.
+    Optional,
+    /// Never sent.
+    None,
+}
+
+/// How a function's request body is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyKind {
+    /// `application/json` (the default).
+    Json,
+    /// `application/x-www-form-urlencoded`, nested keys as `a[b][c]=v`.
+    Form,
+    /// `multipart/form-data` (files and plain fields).
+    Multipart,
+    /// One `raw: true` parameter's bytes, sent with the function's `content_type`.
+    Raw,
+}
+
+/// How arrays are written in form-urlencoded bodies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormArrayFormat {
+    /// `a[0]=x&a[1]=y` (Stripe).
+    #[default]
+    Indexed,
+    /// `a[]=x&a[]=y`.
+    Brackets,
+    /// `a=x&a=y`.
+    Repeat,
+}
+
+/// The `retry:` block: which statuses are retried and where the server says how long to wait.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    /// Statuses retried (default 408, 409, 429 and every status >= 500).
+    #[serde(default)]
+    pub statuses: Option<Vec<u16>>,
+    /// Statuses that mean "refused before any work was done": safe to retry even for writes
+    /// that are not idempotent (default 408, 429).
+    #[serde(default = "RetrySpec::default_refused")]
+    pub refused_statuses: Vec<u16>,
+    /// Headers with the wait, in order of preference; a name ending in `-ms` is milliseconds,
+    /// others are seconds or an HTTP date.
+    #[serde(default = "RetrySpec::default_retry_after_headers")]
+    pub retry_after_headers: Vec<String>,
+    /// Headers giving when the limit resets.
+    #[serde(default)]
+    pub reset_headers: Vec<ResetHeader>,
+    /// Responses that are rate limits even though their status is not 429.
+    #[serde(default)]
+    pub rate_limited: Vec<RateLimitedRule>,
+}
+
+impl RetrySpec {
+    fn default_refused() -> Vec<u16> {
+        vec![408, 429]
+    }
+    fn default_retry_after_headers() -> Vec<String> {
+        vec!["retry-after-ms".into(), "retry-after".into()]
+    }
+
+    /// Whether a status is retried.
+    pub fn retries_status(&self, status: u16) -> bool {
+        match &self.statuses {
+            Some(list) => list.contains(&status),
+            None => matches!(status, 408 | 409 | 429) || status >= 500,
+        }
+    }
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            statuses: None,
+            refused_statuses: Self::default_refused(),
+            retry_after_headers: Self::default_retry_after_headers(),
+            reset_headers: Vec::new(),
+            rate_limited: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetHeader {
+    pub header: String,
+    #[serde(default)]
+    pub format: ResetFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResetFormat {
+    /// Unix time in seconds when the limit resets (GitHub `x-ratelimit-reset`).
+    #[default]
+    EpochSeconds,
+    /// Seconds from now.
+    DeltaSeconds,
+}
+
+/// A response with `status` whose `header` equals `equals` is a rate limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitedRule {
+    pub status: u16,
+    pub header: String,
+    pub equals: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -123,6 +294,18 @@ pub struct ErrorEnvelope {
     /// Response header that tells whether to retry (`x-should-retry`).
     #[serde(default)]
     pub should_retry_header: Option<String>,
+    /// JSON pointer to the API's own error code (`card_declined`).
+    #[serde(default)]
+    pub code_pointer: Option<String>,
+    /// JSON pointer to the parameter the error is about.
+    #[serde(default)]
+    pub param_pointer: Option<String>,
+    /// JSON pointer to a request id in the error body (the header wins).
+    #[serde(default)]
+    pub request_id_pointer: Option<String>,
+    /// Error type by HTTP status when the body names none: `"404"`, or a class `"4xx"` / `"5xx"`.
+    #[serde(default)]
+    pub status_types: IndexMap<String, String>,
 }
 
 impl ErrorEnvelope {
@@ -137,6 +320,23 @@ impl ErrorEnvelope {
     }
 }
 
+impl ErrorEnvelope {
+    /// The declared error type for a status: an exact entry, else its class (`4xx`), else none.
+    pub fn status_type(&self, status: u16) -> Option<&str> {
+        let exact = status.to_string();
+        let class = format!("{}xx", status / 100);
+        self.status_types
+            .get(&exact)
+            .or_else(|| {
+                self.status_types
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&class))
+                    .map(|(_, v)| v)
+            })
+            .map(String::as_str)
+    }
+}
+
 impl Default for ErrorEnvelope {
     fn default() -> Self {
         ErrorEnvelope {
@@ -144,6 +344,10 @@ impl Default for ErrorEnvelope {
             message_pointer: Self::default_message(),
             request_id_header: Self::default_request_id_header(),
             should_retry_header: None,
+            code_pointer: None,
+            param_pointer: None,
+            request_id_pointer: None,
+            status_types: IndexMap::new(),
         }
     }
 }
@@ -271,6 +475,17 @@ pub struct Function {
     /// Credential type from the manifest's `credentials`.
     #[serde(default)]
     pub credential: Option<String>,
+    /// Whether the credential must be configured (`required`), is sent when configured
+    /// (`optional`), or is never sent (`none`).
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// How the request body is encoded; absent: multipart when a parameter is `in: form`,
+    /// else JSON.
+    #[serde(default)]
+    pub body: Option<BodyKind>,
+    /// The content type of a `body: raw` request.
+    #[serde(default)]
+    pub content_type: Option<String>,
     #[serde(default)]
     pub response: ResponseKind,
     /// A boolean argument that switches the response to a stream.
@@ -336,6 +551,10 @@ pub struct Param {
     /// supplies. Without it a form parameter is a plain text field.
     #[serde(default)]
     pub upload: Option<UploadRole>,
+    /// For a `body: raw` function: this body parameter is the whole body (a string, or
+    /// `{base64 = ...}` for bytes).
+    #[serde(default)]
+    pub raw: bool,
     /// JSON Schema keywords.
     #[serde(flatten)]
     pub schema: serde_json::Map<String, Value>,
@@ -431,24 +650,137 @@ impl StreamSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaginationStyle {
-    /// `after_id` / `before_id` in, `has_more` / `first_id` / `last_id` out.
-    IdCursor,
-    /// `page` in, `next_page` out.
-    PageCursor,
+    /// A cursor from the body, a header or the last item, sent back in a query parameter.
+    Cursor,
+    /// A page number in a query parameter.
+    Page,
+    /// An item offset in a query parameter.
+    Offset,
+    /// The `Link: <url>; rel="next"` response header (RFC 8288).
+    Link,
+}
+
+impl PaginationStyle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaginationStyle::Cursor => "cursor",
+            PaginationStyle::Page => "page",
+            PaginationStyle::Offset => "offset",
+            PaginationStyle::Link => "link",
+        }
+    }
+}
+
+/// Where the next cursor comes from and where it goes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CursorSpec {
+    /// JSON pointer in the page body (`/last_id`).
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A response header with the cursor.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// JSON pointer inside the page's last item (`/id`, Stripe's `starting_after`); with
+    /// `from` too, it is also the cursor a result cut by `max_items` resumes from.
+    #[serde(default)]
+    pub item: Option<String>,
+    /// The query parameter that carries it.
+    pub param: String,
+}
+
+/// Whether to keep going, beyond the style's own end (no cursor, no `next` link, an empty page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopRule {
+    /// Stop after a page with no items (always on).
+    EmptyPage,
+    /// Stop after a page with fewer items than the `size_param` asked for.
+    ShortPage,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pagination {
     pub style: PaginationStyle,
-    /// Field of the response that holds the items.
+    /// JSON pointer to the page's item list; `""` is the whole response. A bare word is a
+    /// top-level field (`data` means `/data`).
     #[serde(default = "Pagination::default_items")]
     pub items: String,
+    /// `style: cursor`: the forward cursor.
+    #[serde(default)]
+    pub cursor: Option<CursorSpec>,
+    /// `style: cursor`: when the caller starts with `reverse.param`, walk backwards with it.
+    #[serde(default)]
+    pub reverse: Option<CursorSpec>,
+    /// JSON pointer to a boolean; `false` ends the walk.
+    #[serde(default)]
+    pub has_more: Option<String>,
+    /// `style: page`: the page-number parameter.
+    #[serde(default = "Pagination::default_page_param")]
+    pub page_param: String,
+    /// `style: page`: the first page's number when the caller gives none.
+    #[serde(default = "Pagination::default_start")]
+    pub start: i64,
+    /// `style: offset`: the offset parameter.
+    #[serde(default = "Pagination::default_offset_param")]
+    pub offset_param: String,
+    /// `style: offset`: the page-size parameter.
+    #[serde(default = "Pagination::default_limit_param")]
+    pub limit_param: String,
+    /// JSON pointer to the total number of items; the walk stops once that many are collected.
+    #[serde(default)]
+    pub total: Option<String>,
+    #[serde(default)]
+    pub stop: Vec<StopRule>,
+    /// The page-size query parameter (for `stop: [short_page]`).
+    #[serde(default)]
+    pub size_param: Option<String>,
+    /// Reaching this many pages is an error (`pagination_limit`) unless the caller set
+    /// `max_items` or `max_pages`, in which case the result is marked as cut.
+    #[serde(default = "Pagination::default_max_pages")]
+    pub max_pages: u32,
 }
 
 impl Pagination {
     fn default_items() -> String {
-        "data".into()
+        "/data".into()
+    }
+    fn default_page_param() -> String {
+        "page".into()
+    }
+    fn default_start() -> i64 {
+        1
+    }
+    fn default_offset_param() -> String {
+        "offset".into()
+    }
+    fn default_limit_param() -> String {
+        "limit".into()
+    }
+    fn default_max_pages() -> u32 {
+        1000
+    }
+
+    /// The item list pointer: `data` is read as `/data`.
+    pub fn items_pointer(&self) -> String {
+        if self.items.is_empty() || self.items.starts_with('/') {
+            self.items.clone()
+        } else {
+            format!("/{}", self.items)
+        }
+    }
+
+    /// The key the items have in a `fetch_all` result: the pointer's last segment, `data` for
+    /// a root list.
+    pub fn items_key(&self) -> String {
+        let p = self.items_pointer();
+        match p.rsplit('/').next() {
+            Some(last) if !p.is_empty() && !last.is_empty() => {
+                last.replace("~1", "/").replace("~0", "~")
+            }
+            _ => "data".into(),
+        }
     }
 }
 
@@ -552,6 +884,7 @@ impl Manifest {
     /// Semantic rules the JSON Schema cannot express. Each problem is (JSON pointer, message).
     pub fn lint(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        self.lint_engine(&mut problems);
         let mut seen: IndexMap<String, String> = IndexMap::new();
         let group_ids: Vec<&str> = self.groups.iter().map(|g| g.id.as_str()).collect();
         for (name, f) in &self.functions {
@@ -764,6 +1097,215 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// The engine's rules: credentials, error map, retry, bodies, auth and pagination.
+    fn lint_engine(&self, problems: &mut Vec<(String, String)>) {
+        for (name, c) in &self.credentials {
+            let at = format!("/credentials/{name}");
+            if c.effective_kind() == CredentialKind::Query
+                && c.query_param.as_deref().is_none_or(str::is_empty)
+            {
+                problems.push((
+                    at.clone(),
+                    "a credential of kind 'query' needs 'query_param' (the parameter name)".into(),
+                ));
+            }
+            if c.query_param.is_some() && c.effective_kind() != CredentialKind::Query {
+                problems.push((
+                    format!("{at}/query_param"),
+                    "'query_param' is only used by credentials of kind 'query'".into(),
+                ));
+            }
+            if c.username.is_some() && c.effective_kind() != CredentialKind::Basic {
+                problems.push((
+                    format!("{at}/username"),
+                    "'username' is only used by credentials of kind 'basic'".into(),
+                ));
+            }
+        }
+        for key in self.errors.status_types.keys() {
+            let b = key.as_bytes();
+            let exact =
+                key.len() == 3 && key.parse::<u16>().is_ok_and(|s| (100..=599).contains(&s));
+            let class = b.len() == 3
+                && (b'1'..=b'5').contains(&b[0])
+                && key[1..].eq_ignore_ascii_case("xx");
+            if !exact && !class {
+                problems.push((
+                    format!("/errors/status_types/{key}"),
+                    format!("'{key}' is not an HTTP status (404) or a class (4xx, 5xx)"),
+                ));
+            }
+        }
+        for (i, h) in self.retry.retry_after_headers.iter().enumerate() {
+            if reqwest::header::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                problems.push((
+                    format!("/retry/retry_after_headers/{i}"),
+                    format!("'{h}' is not a header name"),
+                ));
+            }
+        }
+        for (name, f) in &self.functions {
+            let at = format!("/functions/{name}");
+            self.lint_body(&at, f, problems);
+            if f.auth == AuthMode::Optional && f.credential.is_none() {
+                problems.push((
+                    format!("{at}/auth"),
+                    "'auth: optional' needs the function's 'credential' (what to send when configured)"
+                        .into(),
+                ));
+            }
+            if let Some(p) = &f.pagination {
+                lint_pagination(&format!("{at}/pagination"), p, problems);
+            }
+        }
+    }
+
+    fn lint_body(&self, at: &str, f: &Function, problems: &mut Vec<(String, String)>) {
+        let raw: Vec<&Param> = f.params.iter().filter(|p| p.raw).collect();
+        let body = f.body;
+        if body == Some(BodyKind::Raw) {
+            if raw.len() != 1 {
+                problems.push((
+                    format!("{at}/body"),
+                    format!(
+                        "'body: raw' needs exactly one 'in: body' parameter with 'raw: true' (found {})",
+                        raw.len()
+                    ),
+                ));
+            }
+            if f.content_type.is_none() {
+                problems.push((
+                    format!("{at}/content_type"),
+                    "'body: raw' needs the function's 'content_type'".into(),
+                ));
+            }
+        } else {
+            if !raw.is_empty() {
+                problems.push((
+                    format!("{at}/params"),
+                    format!(
+                        "'{}' has 'raw: true' but the function's body is not 'raw'",
+                        raw[0].name
+                    ),
+                ));
+            }
+            if f.content_type.is_some() {
+                problems.push((
+                    format!("{at}/content_type"),
+                    "'content_type' is only used by 'body: raw' functions".into(),
+                ));
+            }
+        }
+        for p in raw {
+            if p.location != Location::Body {
+                problems.push((
+                    format!("{at}/params"),
+                    format!("raw parameter '{}' must be 'in: body'", p.name),
+                ));
+            }
+        }
+        if body.is_some() && matches!(f.method, Some(Method::Get)) {
+            problems.push((
+                format!("{at}/body"),
+                "a GET function sends no body; remove 'body'".into(),
+            ));
+        }
+        if body == Some(BodyKind::Form) {
+            for p in f.params.iter().filter(|p| p.upload.is_some()) {
+                problems.push((
+                    format!("{at}/params"),
+                    format!(
+                        "'{}' is a file upload part; a 'body: form' (urlencoded) request cannot carry files, use 'body: multipart'",
+                        p.name
+                    ),
+                ));
+            }
+        }
+    }
+}
+
+fn lint_pagination(at: &str, p: &Pagination, problems: &mut Vec<(String, String)>) {
+    let ptr_ok = |s: &str| s.is_empty() || s.starts_with('/');
+    let items = p.items_pointer();
+    if !ptr_ok(&items) {
+        problems.push((
+            format!("{at}/items"),
+            format!("'{}' is not a JSON pointer", p.items),
+        ));
+    }
+    for (key, v) in [("has_more", &p.has_more), ("total", &p.total)] {
+        if let Some(v) = v
+            && !v.starts_with('/')
+        {
+            problems.push((
+                format!("{at}/{key}"),
+                format!("'{v}' is not a JSON pointer (it starts with '/')"),
+            ));
+        }
+    }
+    let check_cursor = |key: &str, c: &CursorSpec, problems: &mut Vec<(String, String)>| {
+        if c.from.is_none() && c.header.is_none() && c.item.is_none() {
+            problems.push((
+                format!("{at}/{key}"),
+                "a cursor needs 'from' (body pointer), 'header' or 'item' (pointer in the last item)"
+                    .into(),
+            ));
+        }
+        if c.from.is_some() && c.header.is_some() {
+            problems.push((
+                format!("{at}/{key}"),
+                "a cursor comes from 'from' or 'header', not both".into(),
+            ));
+        }
+        for (k, v) in [("from", &c.from), ("item", &c.item)] {
+            if let Some(v) = v
+                && !v.starts_with('/')
+            {
+                problems.push((
+                    format!("{at}/{key}/{k}"),
+                    format!("'{v}' is not a JSON pointer (it starts with '/')"),
+                ));
+            }
+        }
+    };
+    match p.style {
+        PaginationStyle::Cursor => match &p.cursor {
+            Some(c) => check_cursor("cursor", c, problems),
+            None => problems.push((
+                at.to_string(),
+                "'style: cursor' needs 'cursor: {from | header | item, param}'".into(),
+            )),
+        },
+        other => {
+            if p.cursor.is_some() || p.reverse.is_some() {
+                problems.push((
+                    at.to_string(),
+                    format!(
+                        "'cursor' and 'reverse' belong to 'style: cursor', not '{}'",
+                        other.as_str()
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(r) = &p.reverse {
+        check_cursor("reverse", r, problems);
+    }
+    if p.stop.contains(&StopRule::ShortPage)
+        && p.size_param.is_none()
+        && p.style != PaginationStyle::Offset
+    {
+        problems.push((
+            format!("{at}/stop"),
+            "'short_page' needs 'size_param' (the page-size query parameter)".into(),
+        ));
+    }
+    if p.max_pages == 0 {
+        problems.push((format!("{at}/max_pages"), "must be at least 1".into()));
+    }
+}
+
 /// Flow collections (`[`/`{`) nested deeper than any manifest needs. The YAML parser's time grows
 /// quadratically with nesting depth, so a hostile 200 KB file on `KOSMO_MANIFEST_PATH` could
 /// otherwise stall every command; refusing it up front keeps loading linear.
@@ -810,7 +1352,9 @@ pub fn path_placeholders(path: &str) -> Vec<String> {
         let after = &rest[start + 1..];
         match after.find('}') {
             Some(end) => {
-                out.push(after[..end].to_string());
+                // `{+name}` is reserved expansion: the same parameter, slashes kept.
+                let name = &after[..end];
+                out.push(name.strip_prefix('+').unwrap_or(name).to_string());
                 rest = &after[end + 1..];
             }
             None => break,

@@ -13,6 +13,7 @@ use crate::manifest::{Function, Manifest, ResponseKind, Wrapper, display_pointer
 /// Call options the executor understands on top of a function's own parameters.
 pub const OPTION_FETCH_ALL: &str = "fetch_all";
 pub const OPTION_MAX_ITEMS: &str = "max_items";
+pub const OPTION_MAX_PAGES: &str = "max_pages";
 pub const OPTION_SAVE_TO: &str = "save_to";
 
 /// The JSON Schema of a function's (normalized) input.
@@ -60,6 +61,10 @@ pub fn input_schema(manifest: &Manifest, f: &Function) -> Value {
         props.insert(
             OPTION_MAX_ITEMS.into(),
             json!({"type": "integer", "minimum": 1, "description": "kosmo option: with fetch_all, stop after this many items."}),
+        );
+        props.insert(
+            OPTION_MAX_PAGES.into(),
+            json!({"type": "integer", "minimum": 1, "description": "kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain)."}),
         );
     }
     if matches!(f.response, ResponseKind::Binary | ResponseKind::Jsonl) {

@@ -247,6 +247,7 @@ function app.integrations.anthropic.create_message_batch(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_message_batches.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -333,6 +334,7 @@ function app.integrations.anthropic.get_message_batch_results(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_models.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -382,6 +384,7 @@ function app.integrations.anthropic.upload_file(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_files.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -472,6 +475,7 @@ function app.integrations.anthropic.get_organization_alias(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_workspaces.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -597,6 +601,7 @@ function app.integrations.anthropic.archive_workspace(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_workspace_members.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -679,6 +684,7 @@ function app.integrations.anthropic.remove_workspace_member(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_users.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -762,6 +768,7 @@ function app.integrations.anthropic.create_invite(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_invites.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -811,6 +818,7 @@ function app.integrations.anthropic.delete_invite(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.list_api_keys.query
 ---@field limit? integer Items per page, 1 to 1000 (the API's default is 20).
@@ -876,6 +884,7 @@ function app.integrations.anthropic.update_api_key(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.get_usage_report.query
 ---@field starting_at string Start of the report (RFC 3339); buckets are snapped to the start of their minute, hour or day (UTC).
@@ -921,6 +930,7 @@ function app.integrations.anthropic.get_messages_usage_report(args) end
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 ---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
 ---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
 
 ---@class anthropic.get_cost_report.query
 ---@field starting_at string Start of the report (RFC 3339); buckets are snapped to the start of their minute, hour or day (UTC).
@@ -1040,6 +1050,26 @@ function parallel(...) end
 ---@param args table The function's arguments.
 ---@return fun(): table|nil
 function rows(fn, args) end
+
+---Iterate lazily over the pages of a paginated function: one request per page, on demand; each
+---page is its decoded body. Reaching the manifest's page cap is an error unless `max_pages` or
+---`max_items` is given.
+---@param fn function|string An `app.integrations` function or a name like `<integration>.<function>`.
+---@param args? table The function's arguments (the first page's).
+---@return fun(): table|nil
+function pages(fn, args) end
+
+---Iterate lazily over every item of a paginated function, across pages (one request per page).
+---@param fn function|string An `app.integrations` function or a name like `<integration>.<function>`.
+---@param args? table The function's arguments (the first page's).
+---@return fun(): any
+function items(fn, args) end
+
+---The response metadata of the most recent call finished by the calling coroutine:
+---`{status, headers = {lower-case name = value}, request_id, function, account}` (secrets
+---redacted), or nil before any call.
+---@return {status: integer?, headers: table<string, string>, request_id: string?, function: string, account: string}|nil
+function last_response() end
 
 ---Print a readable rendering of a value (sorted keys) and return it.
 ---@generic T

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::request::{Body, FileSource, FormPart, Prepared};
+use crate::manifest::CredentialKind;
 
 /// `{dry_run: true, method, url, query, headers, body}`. The credential header shows
 /// `[redacted]` (or `[not configured]`); file parts show their name, type and source.
@@ -30,11 +31,33 @@ pub fn render(p: &Prepared) -> Value {
         } else {
             "[not configured]"
         };
-        headers.insert(a.header.clone(), json!(shown));
+        match (a.kind, &a.query_param) {
+            (CredentialKind::Query, Some(param)) => {
+                query.insert(param.clone(), json!(shown));
+            }
+            _ => {
+                headers.insert(a.header.clone(), json!(shown));
+            }
+        }
     }
     let body = match &p.body {
         Body::None => Value::Null,
         Body::Json(v) => v.clone(),
+        Body::Form(pairs) => {
+            let fields: Vec<Value> = pairs.iter().map(|(k, v)| json!([k, v])).collect();
+            json!({"form": fields})
+        }
+        Body::Raw {
+            content_type,
+            bytes,
+        } => match std::str::from_utf8(bytes) {
+            Ok(text) => json!({"raw": text, "content_type": content_type}),
+            Err(_) => {
+                use base64::Engine;
+                let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+                json!({"raw_base64": b64, "content_type": content_type})
+            }
+        },
         Body::Multipart(parts) => {
             let parts: Vec<Value> = parts
                 .iter()

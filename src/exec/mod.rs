@@ -25,10 +25,11 @@ use serde_json::{Map, Value, json};
 
 use crate::credentials::{Credentials, DEFAULT_ACCOUNT};
 use crate::error::{Error, Result, TransportKind};
-use crate::manifest::{Class, Function, Manifest, ResponseKind};
+use crate::manifest::{AuthMode, Class, Function, Manifest, ResponseKind};
 use crate::registry::{Integration, Registry};
 use crate::validate::{OPTION_FETCH_ALL, OPTION_SAVE_TO};
 
+pub use paginate::{PageOut, PageStream};
 pub use request::Prepared;
 pub use rows::RowStream;
 
@@ -101,6 +102,8 @@ pub struct CallOutput {
     pub account: String,
     pub http_status: Option<u16>,
     pub request_id: Option<String>,
+    /// The response headers (lower-case names, secrets redacted); empty for a dry run.
+    pub headers: Vec<(String, String)>,
 }
 
 /// Whether a call reads or writes a local file.
@@ -154,6 +157,7 @@ impl Target<'_> {
             account: self.account.clone(),
             http_status: status,
             request_id,
+            headers: Vec::new(),
         }
     }
 
@@ -161,6 +165,14 @@ impl Target<'_> {
     fn repeatable(&self, config: &ExecConfig) -> bool {
         self.f.class == Class::Read || self.f.idempotent || config.retry_non_idempotent
     }
+}
+
+/// A buffered response, decoded.
+pub(crate) struct Fetched {
+    pub value: Value,
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub headers: HeaderMap,
 }
 
 /// What the retry loop hands back.
@@ -249,8 +261,10 @@ impl Executor {
             if let Some(path) = args.get(OPTION_SAVE_TO).and_then(Value::as_str) {
                 return self.save_to(&target, &prepared, path).await;
             }
-            let (value, status, rid) = self.fetch(&target, &prepared).await?;
-            Ok(target.output(value, Some(status), rid))
+            let got = self.fetch(&target, &prepared).await?;
+            let mut out = target.output(got.value, Some(got.status), got.request_id);
+            out.headers = response::header_pairs(&got.headers, &secrets);
+            Ok(out)
         }
         .await;
         result.map_err(|e| response::redact_error(e, &secrets))
@@ -348,6 +362,36 @@ impl Executor {
         }
     }
 
+    /// Walk a paginated function's pages lazily: one request per [`PageStream::next`]. A dry
+    /// run yields the first request, rendered, once.
+    pub fn pages(&self, call: Call<'_>) -> Result<PageStream> {
+        let integ = self.registry.require(call.integration)?;
+        let (name, f) = integ.require_function(call.function)?;
+        let target = Target {
+            integ,
+            name,
+            f,
+            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
+        };
+        let Some(spec) = &f.pagination else {
+            return Err(Error::Validation {
+                function: name.into(),
+                errors: vec![format!(
+                    "pages() and items() walk paginated functions; {name} has no `pagination`"
+                )],
+            });
+        };
+        let args = self.check(&target, &call.args)?;
+        let prepared = self.prepare(&target, &args, call.dry_run)?;
+        let secrets = prepared.secrets();
+        if call.dry_run {
+            let shown = dry_run::render(&prepared);
+            return Ok(PageStream::new(self, &target, None, Some(shown), secrets));
+        }
+        let walker = paginate::Walker::new(spec, prepared, &args);
+        Ok(PageStream::new(self, &target, Some(walker), None, secrets))
+    }
+
     /// Refuse unsupported functions, then validate, all before any I/O.
     fn check(&self, t: &Target<'_>, args: &Value) -> Result<Map<String, Value>> {
         if let Some(message) = &t.f.unsupported {
@@ -374,29 +418,28 @@ impl Executor {
     ) -> Result<Prepared> {
         let manifest = t.manifest();
         let base_url = self.credentials.base_url(manifest, &t.account)?;
-        let auth = match &t.f.credential {
-            Some(c) => {
+        let auth = match (&t.f.credential, t.f.auth) {
+            (_, AuthMode::None) | (None, _) => None,
+            (Some(c), mode) => {
                 let cred = manifest.credentials.get(c).ok_or_else(|| {
                     Error::config(format!("{}: unknown credential type '{c}'", manifest.name))
                 })?;
-                let secret = match self.credentials.secret(manifest, &t.account, c) {
-                    Ok(s) => Some(s),
-                    Err(Error::MissingCredential { .. }) if dry_run => None,
+                match self.credentials.secret(manifest, &t.account, c) {
+                    Ok(s) => Some(request::Auth::new(cred, Some(s))),
+                    // Optional auth: without a configured credential the request goes without.
+                    Err(Error::MissingCredential { .. }) if mode == AuthMode::Optional => None,
+                    Err(Error::MissingCredential { .. }) if dry_run => {
+                        Some(request::Auth::new(cred, None))
+                    }
                     Err(e) => return Err(e),
-                };
-                Some(request::Auth {
-                    header: cred.header.to_ascii_lowercase(),
-                    scheme: cred.scheme.clone(),
-                    secret,
-                })
+                }
             }
-            None => None,
         };
         request::build(manifest, t.name, t.f, args, &base_url, auth)
     }
 
     /// One request (with retries), decoded by the function's response kind.
-    async fn fetch(&self, t: &Target<'_>, p: &Prepared) -> Result<(Value, u16, Option<String>)> {
+    async fn fetch(&self, t: &Target<'_>, p: &Prepared) -> Result<Fetched> {
         let Sent::Full {
             status,
             headers,
@@ -414,7 +457,12 @@ impl Executor {
                 response::content_value(response::content_type(&headers), &body)
             }
         };
-        Ok((value, status, rid))
+        Ok(Fetched {
+            value,
+            status,
+            request_id: rid,
+            headers,
+        })
     }
 
     /// Send with the retry policy of [`retry`]. In `Full` mode the body is read inside the loop,
@@ -477,14 +525,26 @@ impl Executor {
                             Ok(Ok(b)) => b,
                             _ => Bytes::new(),
                         };
-                        let err = response::api_error(manifest, status, &headers, &body, &secrets);
+                        let spec = &manifest.retry;
+                        let rate_limited = retry::is_rate_limited(spec, status, &headers);
+                        let wait = retry::server_wait(spec, &headers, rate_limited);
+                        let err = response::api_error(
+                            manifest,
+                            status,
+                            &headers,
+                            &body,
+                            &secrets,
+                            wait,
+                            rate_limited,
+                        );
                         let retry = retry::retry_response(
+                            spec,
                             status,
                             &headers,
                             should_retry_header,
                             repeatable,
                         );
-                        (err, retry, retry::retry_after(&headers))
+                        (err, retry, wait)
                     }
                 }
                 Err(e) if e.is_builder() => {
@@ -550,6 +610,7 @@ impl Executor {
         };
         let status = resp.status().as_u16();
         let rid = response::request_id(t.manifest(), resp.headers());
+        let resp_headers = response::header_pairs(resp.headers(), &p.secrets());
         let ctype = response::content_type(resp.headers());
         if !ctype.contains("event-stream") {
             // Some proxies answer a stream request with a plain JSON body.
@@ -562,7 +623,9 @@ impl Executor {
                 })?
                 .map_err(|e| response::transport_error(&e, "reading the response").0)?;
             let v = response::decode_json(status, &headers, &body, rid.clone(), &p.secrets())?;
-            return Ok(t.output(v, Some(status), rid));
+            let mut out = t.output(v, Some(status), rid);
+            out.headers = resp_headers;
+            return Ok(out);
         }
         let idle = self.config.stream_idle_timeout;
         let mut body = resp.bytes_stream();
@@ -586,12 +649,14 @@ impl Executor {
                     rid.clone(),
                     None,
                 )
-                .unwrap_or_else(|| Error::Api {
-                    status,
-                    error_type: "api_error".into(),
-                    message: format!("the stream sent an error event: {}", ev.data),
-                    request_id: rid.clone(),
-                    retry_after: None,
+                .unwrap_or_else(|| {
+                    Error::api(
+                        status,
+                        "api_error",
+                        format!("the stream sent an error event: {}", ev.data),
+                        rid.clone(),
+                        None,
+                    )
                 }));
             }
             if let Some(sink) = on_event.as_mut() {
@@ -635,7 +700,9 @@ impl Executor {
                 p.display_url()
             )));
         }
-        Ok(t.output(assembler.finish()?, Some(status), rid))
+        let mut out = t.output(assembler.finish()?, Some(status), rid);
+        out.headers = resp_headers;
+        Ok(out)
     }
 
     /// Write a binary / JSONL body to a file as it arrives; returns `{content_type, path, size_bytes}`.
@@ -656,6 +723,7 @@ impl Executor {
         };
         let status = resp.status().as_u16();
         let rid = response::request_id(t.manifest(), resp.headers());
+        let resp_headers = response::header_pairs(resp.headers(), &p.secrets());
         let ctype = response::content_type(resp.headers());
         // A fresh, unpredictable sibling opened with create-new: it cannot already exist, so a
         // symlink planted under a guessable name cannot redirect the write outside the allowed
@@ -706,11 +774,13 @@ impl Executor {
         tokio::fs::rename(&tmp, path)
             .await
             .map_err(|e| Error::io(path, e))?;
-        Ok(t.output(
+        let mut out = t.output(
             json!({"content_type": ctype, "path": path, "size_bytes": size}),
             Some(status),
             rid,
-        ))
+        );
+        out.headers = resp_headers;
+        Ok(out)
     }
 }
 

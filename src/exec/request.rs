@@ -12,8 +12,11 @@ use serde_json::{Map, Value};
 
 use crate::credentials::Secret;
 use crate::error::{Error, Result};
-use crate::manifest::{Function, Location, Manifest, Method, QueryArrayFormat};
-use crate::validate::{OPTION_FETCH_ALL, OPTION_MAX_ITEMS, OPTION_SAVE_TO};
+use crate::manifest::{
+    BodyKind, CredentialKind, CredentialType, FormArrayFormat, Function, Location, Manifest,
+    Method, QueryArrayFormat,
+};
+use crate::validate::{OPTION_FETCH_ALL, OPTION_MAX_ITEMS, OPTION_MAX_PAGES, OPTION_SAVE_TO};
 
 /// What `urllib.parse.quote(value, safe="!$&'()*+,;=:@")` leaves alone, as the official SDK
 /// encodes path parameters: unreserved characters plus RFC 3986 sub-delims, `:` and `@`.
@@ -37,22 +40,90 @@ const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b':')
     .remove(b'@');
 
-/// The credential header of a request; its value is only exposed when sending.
+/// Reserved expansion (`{+path}`): a path segment's safe set plus `/`.
+const PATH_RESERVED: &AsciiSet = &PATH_SEGMENT.remove(b'/');
+
+/// The credential of a request; its value is only exposed when sending.
 #[derive(Debug, Clone)]
 pub struct Auth {
+    pub kind: CredentialKind,
+    /// The header for header, bearer and basic credentials (lower case).
     pub header: String,
     pub scheme: Option<String>,
+    /// The query parameter of a `kind: query` credential.
+    pub query_param: Option<String>,
+    /// The fixed user of a `kind: basic` credential.
+    pub username: Option<String>,
     /// `None` in a dry run without a configured credential.
     pub secret: Option<Secret>,
 }
 
 impl Auth {
+    /// From the manifest's credential type.
+    pub fn new(cred: &CredentialType, secret: Option<Secret>) -> Auth {
+        Auth {
+            kind: cred.effective_kind(),
+            header: cred.header.to_ascii_lowercase(),
+            scheme: cred.effective_scheme(),
+            query_param: cred.query_param.clone(),
+            username: cred.username.clone(),
+            secret,
+        }
+    }
+
+    /// `user:password` of a basic credential.
+    fn basic_pair(&self, secret: &str) -> String {
+        match &self.username {
+            Some(user) => format!("{user}:{secret}"),
+            None if secret.contains(':') => secret.to_string(),
+            None => format!("{secret}:"),
+        }
+    }
+
+    /// The header value; `None` for a query credential or without a secret.
     pub fn value(&self) -> Option<String> {
         let s = self.secret.as_ref()?.expose();
+        let token = match self.kind {
+            CredentialKind::Query => return None,
+            CredentialKind::Basic => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD.encode(self.basic_pair(s))
+            }
+            CredentialKind::Header | CredentialKind::Bearer => s.to_string(),
+        };
         Some(match &self.scheme {
-            Some(scheme) => format!("{scheme} {s}"),
-            None => s.to_string(),
+            Some(scheme) => format!("{scheme} {token}"),
+            None => token,
         })
+    }
+
+    /// The query pair of a `kind: query` credential.
+    pub fn query_pair(&self) -> Option<(String, String)> {
+        if self.kind != CredentialKind::Query {
+            return None;
+        }
+        Some((
+            self.query_param.clone()?,
+            self.secret.as_ref()?.expose().to_string(),
+        ))
+    }
+
+    /// Every form of the secret that could be echoed back: the secret, and for basic
+    /// credentials the password and the encoded pair.
+    pub fn secret_forms(&self) -> Vec<String> {
+        let Some(s) = self.secret.as_ref().map(|s| s.expose().to_string()) else {
+            return Vec::new();
+        };
+        let mut out = vec![s.clone()];
+        if self.kind == CredentialKind::Basic {
+            use base64::Engine;
+            let pair = self.basic_pair(&s);
+            if let Some((_, password)) = pair.split_once(':') {
+                out.push(password.to_string());
+            }
+            out.push(base64::engine::general_purpose::STANDARD.encode(pair));
+        }
+        out
     }
 }
 
@@ -83,6 +154,13 @@ pub enum Body {
     None,
     Json(Value),
     Multipart(Vec<FormPart>),
+    /// `application/x-www-form-urlencoded` pairs, in order.
+    Form(Vec<(String, String)>),
+    /// One parameter's bytes as the whole body.
+    Raw {
+        content_type: String,
+        bytes: Bytes,
+    },
 }
 
 /// A fully built request.
@@ -118,7 +196,7 @@ impl Prepared {
     pub fn secrets(&self) -> Vec<String> {
         self.auth
             .iter()
-            .filter_map(|a| a.secret.as_ref().map(|s| s.expose().to_string()))
+            .flat_map(Auth::secret_forms)
             .chain(crate::credentials::url_password(&self.url))
             .filter(|s| !s.is_empty())
             .collect()
@@ -132,8 +210,10 @@ impl Prepared {
 
 /// The argument names kosmo itself consumes; they never go on the wire.
 pub fn is_kosmo_option(manifest: &Manifest, name: &str) -> bool {
-    matches!(name, OPTION_FETCH_ALL | OPTION_MAX_ITEMS | OPTION_SAVE_TO)
-        || manifest.betas.as_ref().is_some_and(|b| b.param == name)
+    matches!(
+        name,
+        OPTION_FETCH_ALL | OPTION_MAX_ITEMS | OPTION_MAX_PAGES | OPTION_SAVE_TO
+    ) || manifest.betas.as_ref().is_some_and(|b| b.param == name)
 }
 
 /// Build the request for `f` from validated flat `args`.
@@ -179,7 +259,11 @@ pub fn build(
             rest = "";
             break;
         };
-        let name = &after[..end];
+        let placeholder = &after[..end];
+        let (name, reserved) = match placeholder.strip_prefix('+') {
+            Some(n) => (n, true),
+            None => (placeholder, false),
+        };
         let value = args.get(name).ok_or_else(|| Error::Validation {
             function: function.into(),
             errors: vec![format!("/{name}: required path parameter is missing")],
@@ -196,8 +280,14 @@ pub fn build(
                 errors: vec![format!("/{name}: must not be empty")],
             });
         }
-        let encoded = utf8_percent_encode(&text, PATH_SEGMENT).to_string();
-        if matches!(encoded.as_str(), "." | "..") {
+        let set = if reserved {
+            PATH_RESERVED
+        } else {
+            PATH_SEGMENT
+        };
+        let encoded = utf8_percent_encode(&text, set).to_string();
+        // A reserved expansion keeps `/`, so no segment of it may climb out of the path.
+        if encoded.split('/').any(|seg| matches!(seg, "." | "..")) {
             return Err(Error::Validation {
                 function: function.into(),
                 errors: vec![format!("/{name}: '{text}' is not a valid path segment")],
@@ -214,8 +304,19 @@ pub fn build(
     }
     let mut body = Map::new();
     let mut form: Vec<FormPart> = Vec::new();
-    let has_form = f.params.iter().any(|p| p.location == Location::Form);
-    let has_json_body = !has_form
+    let mut urlencoded: Vec<(String, String)> = Vec::new();
+    // Which pairs each top-level field produced, to order the body by field name.
+    let mut form_groups: Vec<(String, std::ops::Range<usize>)> = Vec::new();
+    let mut raw: Option<Bytes> = None;
+    let kind = f
+        .body
+        .unwrap_or(if f.params.iter().any(|p| p.location == Location::Form) {
+            BodyKind::Multipart
+        } else {
+            BodyKind::Json
+        });
+    let has_form = kind == BodyKind::Multipart;
+    let has_json_body = kind == BodyKind::Json
         && !matches!(method, Method::Get | Method::Delete)
         && (f.passthrough || f.params.iter().any(|p| p.location == Location::Body));
 
@@ -224,6 +325,14 @@ pub fn build(
             Some(p) => match p.location {
                 Location::Path | Location::Control => {}
                 Location::Query => push_query(&mut query, p.wire(), value, manifest.query_arrays),
+                Location::Body | Location::Form if kind == BodyKind::Form => {
+                    let start = urlencoded.len();
+                    push_form(&mut urlencoded, p.wire(), value, manifest.form_arrays);
+                    form_groups.push((p.wire().to_string(), start..urlencoded.len()));
+                }
+                Location::Body if p.raw => {
+                    raw = Some(raw_bytes(function, p.wire(), value)?);
+                }
                 Location::Body => {
                     if has_form {
                         if let Some(text) = form_text(value) {
@@ -245,6 +354,11 @@ pub fn build(
                 Location::Form => form.push(form_part(function, p.wire(), &p.schema, value)?),
             },
             None if is_kosmo_option(manifest, key) => {}
+            None if f.passthrough && kind == BodyKind::Form => {
+                let start = urlencoded.len();
+                push_form(&mut urlencoded, key, value, manifest.form_arrays);
+                form_groups.push((key.clone(), start..urlencoded.len()));
+            }
             None if f.passthrough => {
                 body.insert(key.clone(), value.clone());
             }
@@ -286,6 +400,30 @@ pub fn build(
 
     let body = if has_form {
         Body::Multipart(form)
+    } else if kind == BodyKind::Form {
+        // Fields sorted by name (arguments arrive in any order), each field's pairs in order.
+        form_groups.sort_by(|a, b| a.0.cmp(&b.0));
+        let ordered: Vec<(String, String)> = form_groups
+            .into_iter()
+            .flat_map(|(_, r)| urlencoded[r].to_vec())
+            .collect();
+        if matches!(method, Method::Get) {
+            Body::None
+        } else {
+            Body::Form(ordered)
+        }
+    } else if kind == BodyKind::Raw {
+        let content_type = f
+            .content_type
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into());
+        match raw {
+            Some(bytes) => Body::Raw {
+                content_type,
+                bytes,
+            },
+            None => Body::None,
+        }
     } else if has_json_body {
         headers.push(("content-type".into(), "application/json".into()));
         Body::Json(Value::Object(body))
@@ -380,6 +518,56 @@ fn form_text(v: &Value) -> Option<String> {
     }
 }
 
+/// Form-urlencoded pairs: nulls skipped, objects as `k[sub]`, arrays per `form_arrays`
+/// (`k[0]`, `k[]` or `k`), booleans as `true` / `false`.
+fn push_form(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: FormArrayFormat) {
+    match value {
+        Value::Null => {}
+        Value::Object(m) => {
+            for (sub, v) in m {
+                push_form(out, &format!("{key}[{sub}]"), v, fmt);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                let k = match fmt {
+                    FormArrayFormat::Indexed => format!("{key}[{i}]"),
+                    FormArrayFormat::Brackets => format!("{key}[]"),
+                    FormArrayFormat::Repeat => key.to_string(),
+                };
+                push_form(out, &k, v, fmt);
+            }
+        }
+        other => {
+            if let Some(t) = scalar_text(other) {
+                out.push((key.to_string(), t));
+            }
+        }
+    }
+}
+
+/// The bytes of a `raw: true` parameter: a string as UTF-8, or `{base64 = "..."}`.
+fn raw_bytes(function: &str, name: &str, value: &Value) -> Result<Bytes> {
+    let bad = |msg: String| Error::Validation {
+        function: function.into(),
+        errors: vec![format!("/{name}: {msg}")],
+    };
+    match value {
+        Value::String(s) => Ok(Bytes::from(s.clone())),
+        Value::Object(m) => match m.get("base64").and_then(Value::as_str) {
+            Some(b64) => {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .map(Bytes::from)
+                    .map_err(|e| bad(format!("base64 is not valid base64: {e}")))
+            }
+            None => Err(bad("a raw body is a string or {base64 = \"...\"}".into())),
+        },
+        _ => Err(bad("a raw body is a string or {base64 = \"...\"}".into())),
+    }
+}
+
 /// Query pairs in the SDK's `qs` form: nulls skipped, objects as `k[sub]`, arrays per format.
 fn push_query(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: QueryArrayFormat) {
     match value {
@@ -419,8 +607,11 @@ fn push_query(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: Qu
 /// `content_base64` name no file. [`form_part`] reads exactly this path, and
 /// [`crate::exec::Executor::local_files`] reports it to the sandbox, so both must agree.
 pub fn form_file_path(schema: &Map<String, Value>, value: &Value) -> Option<PathBuf> {
+    if !is_file_param(schema) {
+        return None;
+    }
     match value {
-        Value::String(path) if is_file_param(schema) => Some(PathBuf::from(path)),
+        Value::String(path) => Some(PathBuf::from(path)),
         Value::Object(m) => m.get("path").and_then(Value::as_str).map(PathBuf::from),
         _ => None,
     }
@@ -433,9 +624,9 @@ fn is_file_param(schema: &Map<String, Value>) -> bool {
 
 /// A multipart field from a form argument.
 ///
-/// A file is given as a path string (when the parameter's schema says `format: binary` or the
-/// value is an object with `path`), or inline as `{content | content_base64, filename,
-/// content_type}`. Anything else is a text field.
+/// A file parameter (its schema says `format: binary` or `x-kosmo-file`) is given as a path
+/// string or an object with `path`, or inline as `{content | content_base64, filename,
+/// content_type}`. Anything else is a text field; an object or array is sent as JSON text.
 fn form_part(
     function: &str,
     name: &str,
@@ -453,6 +644,12 @@ fn form_part(
             .to_string()
     };
     let local = form_file_path(schema, value);
+    if !is_file_param(schema) {
+        return Ok(FormPart::Text {
+            name: name.into(),
+            value: form_text(value).unwrap_or_default(),
+        });
+    }
     match value {
         Value::String(path) if local.is_some() => {
             let p = PathBuf::from(path);
@@ -543,10 +740,14 @@ pub async fn to_reqwest(client: &reqwest::Client, p: &Prepared) -> Result<reqwes
     if !p.query.is_empty() {
         rb = rb.query(&p.query);
     }
+    if let Some((k, v)) = p.auth.as_ref().and_then(Auth::query_pair) {
+        rb = rb.query(&[(k, v)]);
+    }
     for (k, v) in &p.headers {
         rb = rb.header(k.as_str(), v.as_str());
     }
     if let Some(auth) = &p.auth
+        && auth.kind != CredentialKind::Query
         && let Some(v) = auth.value()
     {
         let mut hv = reqwest::header::HeaderValue::from_str(&v).map_err(|_| {
@@ -564,6 +765,21 @@ pub async fn to_reqwest(client: &reqwest::Client, p: &Prepared) -> Result<reqwes
             let bytes = serde_json::to_vec(v)
                 .map_err(|e| Error::config(format!("cannot encode the request body: {e}")))?;
             rb = rb.body(bytes);
+        }
+        Body::Form(pairs) => {
+            let text = serde_urlencoded::to_string(pairs)
+                .map_err(|e| Error::config(format!("cannot encode the form body: {e}")))?;
+            rb = rb
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(text);
+        }
+        Body::Raw {
+            content_type,
+            bytes,
+        } => {
+            rb = rb
+                .header("content-type", content_type.as_str())
+                .body(bytes.clone());
         }
         Body::Multipart(parts) => {
             let mut form = reqwest::multipart::Form::new();
@@ -650,6 +866,124 @@ functions:
         assert!(matches!(p.body, Body::None));
         let dot = serde_json::json!({"id": ".."});
         assert!(build(&m, "f", f, dot.as_object().unwrap(), "http://h", None).is_err());
+    }
+
+    const ENGINE: &str = r#"
+name: t
+label: T
+summary: s
+category: c
+base_url: http://127.0.0.1:1
+credentials:
+  basic: {label: B, kind: basic, hint: h}
+  named: {label: N, kind: basic, username: bot, hint: h}
+  q: {label: Q, kind: query, query_param: key, hint: h}
+  b: {label: Bearer, kind: bearer, hint: h}
+form_arrays: brackets
+functions:
+  form:
+    group: g
+    class: write
+    summary: f
+    method: POST
+    path: /f/{+rest}
+    credential: basic
+    body: form
+    params:
+      - {name: rest, in: path, required: true, type: string}
+      - {name: z, in: body, type: string}
+      - {name: meta, in: body, type: object}
+      - {name: tags, in: body, type: array}
+      - {name: gone, in: body, type: [string, "null"]}
+  raw:
+    group: g
+    class: write
+    summary: r
+    method: POST
+    path: /r
+    credential: q
+    body: raw
+    content_type: text/csv
+    params:
+      - {name: data, in: body, raw: true, required: true}
+"#;
+
+    #[test]
+    fn form_bodies_nest_keys_and_order_fields_by_name() {
+        let m = Manifest::from_yaml("t.yaml", ENGINE).unwrap();
+        let f = &m.functions["form"];
+        let args = serde_json::json!({"z": "last", "tags": ["a", "b"], "gone": null,
+            "meta": {"k": {"deep": true}, "n": 1.5}, "rest": "a b/c?d"});
+        let p = build(&m, "form", f, args.as_object().unwrap(), "http://h", None).unwrap();
+        assert_eq!(p.url, "http://h/f/a%20b/c%3Fd");
+        let Body::Form(pairs) = &p.body else {
+            panic!("{:?}", p.body)
+        };
+        let got: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("meta[k][deep]", "true"),
+                ("meta[n]", "1.5"),
+                ("tags[]", "a"),
+                ("tags[]", "b"),
+                ("z", "last")
+            ]
+        );
+        let up = serde_json::json!({"rest": "../x"});
+        assert!(build(&m, "form", f, up.as_object().unwrap(), "http://h", None).is_err());
+        let raw = &m.functions["raw"];
+        let args = serde_json::json!({"data": "a,b\n"});
+        let p = build(&m, "raw", raw, args.as_object().unwrap(), "http://h", None).unwrap();
+        match &p.body {
+            Body::Raw {
+                content_type,
+                bytes,
+            } => {
+                assert_eq!(content_type, "text/csv");
+                assert_eq!(&bytes[..], b"a,b\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = serde_json::json!({"data": 5});
+        assert!(build(&m, "raw", raw, bad.as_object().unwrap(), "http://h", None).is_err());
+    }
+
+    #[test]
+    fn credential_kinds() {
+        use base64::Engine;
+        let m = Manifest::from_yaml("t.yaml", ENGINE).unwrap();
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let auth = |name: &str, secret: &str| {
+            Auth::new(&m.credentials[name], Some(Secret::new(secret)))
+        };
+        assert_eq!(
+            auth("basic", "sk_1").value(),
+            Some(format!("Basic {}", b64("sk_1:")))
+        );
+        assert_eq!(
+            auth("basic", "me:pw").value(),
+            Some(format!("Basic {}", b64("me:pw")))
+        );
+        let named = auth("named", "pw123");
+        assert_eq!(named.value(), Some(format!("Basic {}", b64("bot:pw123"))));
+        assert!(named.secret_forms().contains(&b64("bot:pw123")));
+        let q = auth("q", "qsecret");
+        assert_eq!(q.value(), None);
+        assert_eq!(q.query_pair(), Some(("key".into(), "qsecret".into())));
+        assert_eq!(
+            auth("b", "tok").value(),
+            Some("Bearer tok".to_string())
+        );
+        assert_eq!(auth("b", "tok").header, "authorization");
+        // A dry run shows the query credential redacted, never the value.
+        let raw = &m.functions["raw"];
+        let args = serde_json::json!({"data": "x"});
+        let p = build(&m, "raw", raw, args.as_object().unwrap(), "http://h", Some(q)).unwrap();
+        let shown = crate::exec::dry_run::render(&p);
+        assert_eq!(shown["query"]["key"], "[redacted]");
+        assert!(!shown.to_string().contains("qsecret"));
+        assert_eq!(shown["body"]["raw"], "x");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use base64::Engine;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use crate::error::{Error, Result, TransportKind};
+use crate::error::{ApiDetail, Error, Result, TransportKind};
 use crate::manifest::Manifest;
 
 /// Replace every occurrence of a secret with `[redacted]`.
@@ -33,12 +33,29 @@ pub fn redact_error(err: Error, secrets: &[String]) -> Error {
             message,
             request_id,
             retry_after,
+            detail,
         } => Error::Api {
             status,
             error_type: r(error_type),
             message: r(message),
             request_id: request_id.map(r),
             retry_after,
+            detail: detail.map(|d| {
+                Box::new(ApiDetail {
+                    code: d.code.map(r),
+                    param: d.param.map(r),
+                    body: d.body.map(|b| redact_value(b, secrets)),
+                    headers: d
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (k, redact(&v, secrets)))
+                        .collect(),
+                })
+            }),
+        },
+        Error::PaginationLimit { function, message } => Error::PaginationLimit {
+            function,
+            message: r(message),
         },
         Error::BadResponse {
             status,
@@ -64,6 +81,41 @@ pub fn redact_error(err: Error, secrets: &[String]) -> Error {
     }
 }
 
+/// Scrub secrets from every string of a JSON value.
+pub fn redact_value(v: Value, secrets: &[String]) -> Value {
+    match v {
+        Value::String(s) => Value::String(redact(&s, secrets)),
+        Value::Array(a) => Value::Array(a.into_iter().map(|v| redact_value(v, secrets)).collect()),
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, redact_value(v, secrets)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// Response headers as `(lower-case name, value)` pairs, secrets redacted; a header whose
+/// value is not text is left out.
+pub fn header_pairs(headers: &HeaderMap, secrets: &[String]) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| {
+            let text = v.to_str().ok()?;
+            let shown = if v.is_sensitive()
+                || matches!(
+                    k.as_str(),
+                    "set-cookie" | "authorization" | "proxy-authorization"
+                ) {
+                "[redacted]".to_string()
+            } else {
+                redact(text, secrets)
+            };
+            Some((k.as_str().to_ascii_lowercase(), shown))
+        })
+        .collect()
+}
+
 pub fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
@@ -80,7 +132,6 @@ pub fn content_type(headers: &HeaderMap) -> String {
     header_text(headers, "content-type").unwrap_or_else(|| "application/octet-stream".into())
 }
 
-/// The error for a non-2xx response.
 /// The API error an error envelope describes (the manifest's `errors` pointers), or `None` when
 /// the value has no error type. Shared by error responses and mid-stream `error` events.
 pub fn error_from_value(
@@ -90,43 +141,175 @@ pub fn error_from_value(
     request_id: Option<String>,
     retry_after: Option<f64>,
 ) -> Option<Error> {
+    let errors = &manifest.errors;
     let ptr = |p: &str| v.pointer(p).and_then(Value::as_str).map(str::to_string);
-    let error_type = ptr(&manifest.errors.type_pointer)?;
+    let error_type = ptr(&errors.type_pointer)?;
     Some(Error::Api {
         status,
-        message: ptr(&manifest.errors.message_pointer).unwrap_or_else(|| error_type.clone()),
+        message: ptr(&errors.message_pointer).unwrap_or_else(|| error_type.clone()),
         error_type,
         // Some error bodies carry the request id too; the header wins.
-        request_id: request_id.or_else(|| ptr("/request_id")),
+        request_id: request_id.or_else(|| body_request_id(manifest, v)),
         retry_after,
+        detail: Some(Box::new(detail_of(manifest, v))),
     })
 }
 
+fn body_request_id(manifest: &Manifest, v: &Value) -> Option<String> {
+    let p = manifest
+        .errors
+        .request_id_pointer
+        .as_deref()
+        .unwrap_or("/request_id");
+    scalar(v.pointer(p))
+}
+
+fn scalar(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn detail_of(manifest: &Manifest, v: &Value) -> ApiDetail {
+    let at = |p: &Option<String>| p.as_deref().and_then(|p| scalar(v.pointer(p)));
+    ApiDetail {
+        code: at(&manifest.errors.code_pointer),
+        param: at(&manifest.errors.param_pointer),
+        body: Some(v.clone()),
+        headers: Vec::new(),
+    }
+}
+
+/// The error type for a status without one in its body: the manifest's `status_types`, else a
+/// generic name.
+pub fn status_type(manifest: &Manifest, status: u16) -> String {
+    if let Some(t) = manifest.errors.status_type(status) {
+        return t.to_string();
+    }
+    // Only what HTTP itself says; an API's own names are declared in its manifest.
+    if status == 429 {
+        "rate_limit_error".into()
+    } else {
+        "api_error".into()
+    }
+}
+
+/// The error for a non-2xx response. Any error body is an API error with its status: the
+/// envelope's type when the manifest's pointer finds one, else the status's type; the message
+/// from the pointer, else the body's own text. An HTML page from a proxy (or an empty body)
+/// stays `bad_response`: that is not the API talking.
 pub fn api_error(
     manifest: &Manifest,
     status: u16,
     headers: &HeaderMap,
     body: &[u8],
     secrets: &[String],
+    retry_after: Option<f64>,
+    rate_limited: bool,
 ) -> Error {
     let request_id = request_id(manifest, headers);
-    let retry_after = super::retry::retry_after(headers);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
-    if let Some(e) = parsed
+    let err = if let Some(mut e) = parsed
         .as_ref()
         .and_then(|v| error_from_value(manifest, status, v, request_id.clone(), retry_after))
     {
-        return redact_error(e, secrets);
-    }
-    let what = describe_unexpected(headers, body, parsed.is_some());
-    redact_error(
+        if rate_limited && let Error::Api { error_type, .. } = &mut e {
+            *error_type = "rate_limit_error".into();
+        }
+        e
+    } else if let Some(v) = parsed.as_ref().filter(|v| !v.is_null()) {
+        // JSON, but not the declared envelope: still the API's answer.
+        let errors = &manifest.errors;
+        let message = v
+            .pointer(&errors.message_pointer)
+            .and_then(Value::as_str)
+            .or_else(|| v.get("message").and_then(Value::as_str))
+            .or_else(|| v.pointer("/error/message").and_then(Value::as_str))
+            .or_else(|| v.get("error").and_then(Value::as_str))
+            .map(str::to_string)
+            .unwrap_or_else(|| snippet(&v.to_string()));
+        let error_type = if rate_limited {
+            "rate_limit_error".to_string()
+        } else {
+            status_type(manifest, status)
+        };
+        Error::Api {
+            status,
+            error_type,
+            message,
+            request_id: request_id.or_else(|| body_request_id(manifest, v)),
+            retry_after,
+            detail: Some(Box::new(detail_of(manifest, v))),
+        }
+    } else if let Some(text) = plain_text(headers, body) {
+        let error_type = if rate_limited {
+            "rate_limit_error".to_string()
+        } else {
+            status_type(manifest, status)
+        };
+        Error::Api {
+            status,
+            error_type,
+            message: snippet(text.trim()),
+            request_id,
+            retry_after,
+            detail: Some(Box::new(ApiDetail {
+                code: None,
+                param: None,
+                body: Some(Value::String(text)),
+                headers: Vec::new(),
+            })),
+        }
+    } else {
+        let what = describe_unexpected(headers, body, parsed.is_some());
         Error::BadResponse {
             status,
             message: format!("HTTP {status}: {what}"),
             request_id,
-        },
-        secrets,
-    )
+        }
+    };
+    let err = match err {
+        Error::Api {
+            status,
+            error_type,
+            message,
+            request_id,
+            retry_after,
+            detail: Some(mut d),
+        } => {
+            d.headers = header_pairs(headers, secrets);
+            Error::Api {
+                status,
+                error_type,
+                message,
+                request_id,
+                retry_after,
+                detail: Some(d),
+            }
+        }
+        other => other,
+    };
+    redact_error(err, secrets)
+}
+
+/// The text of a plain-text error body (not HTML, not empty, valid UTF-8).
+fn plain_text(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    let ctype = content_type(headers);
+    if ctype.contains("html") || body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    if text.trim_start().starts_with('<') {
+        return None;
+    }
+    // Keep at most 64 KiB of a text body.
+    let mut end = text.len().min(64 * 1024);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_string())
 }
 
 /// Plain words for a body that is not what the API sends.
@@ -291,10 +474,13 @@ mod tests {
         h.insert("request-id", HeaderValue::from_static("req_1"));
         h.insert("retry-after", HeaderValue::from_static("2"));
         let body = br#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down sk-secret-1234"}}"#;
-        let e = api_error(&m, 429, &h, body, &["sk-secret-1234".into()]);
+        let wait = crate::exec::retry::retry_after(&h);
+        let e = api_error(&m, 429, &h, body, &["sk-secret-1234".into()], wait, false);
         assert_eq!(e.code(), "rate_limit_error");
         assert_eq!(e.request_id(), Some("req_1"));
         assert_eq!(e.retry_after(), Some(2.0));
+        let body = e.api_detail().and_then(|d| d.body.clone()).unwrap();
+        assert_eq!(body["error"]["message"], "slow down [redacted]");
         assert!(!e.to_string().contains("sk-secret"), "{e}");
         let e = api_error(
             &m,
@@ -302,6 +488,8 @@ mod tests {
             &h,
             b"<html><head><title>502 Bad Gateway</title></head></html>",
             &[],
+            None,
+            false,
         );
         assert_eq!(e.code(), "bad_response");
         assert!(
@@ -310,6 +498,102 @@ mod tests {
         );
         let e = decode_json(200, &h, br#"{"id": "x", "da"#, None, &[]).unwrap_err();
         assert!(e.to_string().contains("truncated"), "{e}");
+    }
+
+    fn stripe_like() -> Manifest {
+        Manifest::from_yaml(
+            "t.yaml",
+            r#"
+name: t
+label: T
+summary: s
+category: c
+base_url: http://127.0.0.1:1
+credentials: {}
+errors:
+  type_pointer: /error/type
+  message_pointer: /error/message
+  code_pointer: /error/code
+  param_pointer: /error/param
+  request_id_pointer: /error/request_log_url
+  status_types: {404: not_found, 4xx: invalid_request, 5xx: server_error}
+functions:
+  f: {group: g, class: read, summary: f, method: GET, path: /f}
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pointers_status_types_and_the_whole_body() {
+        let m = stripe_like();
+        let h = HeaderMap::new();
+        let body = br#"{"error": {"type": "card_error", "code": "card_declined", "param": "source", "message": "declined", "request_log_url": "https://x/req_9"}}"#;
+        let e = api_error(&m, 402, &h, body, &[], None, false);
+        assert_eq!(e.code(), "card_error");
+        assert_eq!(e.request_id(), Some("https://x/req_9"));
+        let d = e.api_detail().unwrap();
+        assert_eq!(d.code.as_deref(), Some("card_declined"));
+        assert_eq!(d.param.as_deref(), Some("source"));
+        assert_eq!(d.body.as_ref().unwrap()["error"]["code"], "card_declined");
+        let j = e.to_json();
+        assert_eq!(j["api_code"], "card_declined");
+        assert_eq!(j["param"], "source");
+        // GitHub-style JSON without a type: the status decides, the message is read, the body kept.
+        let body = br#"{"message": "Validation Failed", "errors": [{"field": "title", "code": "missing_field"}]}"#;
+        let e = api_error(&m, 422, &h, body, &[], None, false);
+        assert_eq!(e.code(), "invalid_request");
+        assert_eq!(e.status(), Some(422));
+        assert!(e.to_string().contains("Validation Failed"), "{e}");
+        assert_eq!(
+            e.api_detail().unwrap().body.as_ref().unwrap()["errors"][0]["field"],
+            "title"
+        );
+        let e = api_error(
+            &m,
+            404,
+            &h,
+            br#"{"message": "Not Found"}"#,
+            &[],
+            None,
+            false,
+        );
+        assert_eq!(e.code(), "not_found");
+        // Plain text: an API error of the status's class, the text kept as the body.
+        let e = api_error(&m, 503, &h, b"upstream connect error\n", &[], None, false);
+        assert_eq!(e.code(), "server_error");
+        assert_eq!(
+            e.api_detail().unwrap().body,
+            Some(json!("upstream connect error\n"))
+        );
+        // A declared rate limit under another status.
+        let e = api_error(
+            &m,
+            403,
+            &h,
+            br#"{"message": "API rate limit exceeded"}"#,
+            &[],
+            Some(30.0),
+            true,
+        );
+        assert_eq!(e.code(), "rate_limit_error");
+        assert_eq!(e.retry_after(), Some(30.0));
+        // Without a declared map, HTTP's own meaning only.
+        let plain = manifest();
+        let e = api_error(
+            &plain,
+            418,
+            &h,
+            br#"{"message": "teapot"}"#,
+            &[],
+            None,
+            false,
+        );
+        assert_eq!(e.code(), "api_error");
+        assert_eq!(e.status(), Some(418));
+        // An empty body is not the API talking.
+        let e = api_error(&plain, 500, &h, b"", &[], None, false);
+        assert_eq!(e.code(), "bad_response");
     }
 
     #[test]

@@ -589,11 +589,25 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     match result {
         Some(Ok(out)) => {
             recorder.record(out.http_status, out.request_id.as_deref(), None);
+            remember_response(
+                &lua,
+                &p,
+                out.http_status,
+                out.request_id.as_deref(),
+                &out.headers,
+            )?;
             Ok(lj::from_json(&lua, &out.value, Nulls::DropInObjects)?)
         }
         Some(Err(e)) => {
             let j = e.to_json();
             recorder.record(e.status(), e.request_id(), Some(&j));
+            if e.status().is_some() {
+                let headers = e
+                    .api_detail()
+                    .map(|d| d.headers.clone())
+                    .unwrap_or_default();
+                remember_response(&lua, &p, e.status(), e.request_id(), &headers)?;
+            }
             Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
         }
         None => {
@@ -602,6 +616,203 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
             }
             .to_json();
             recorder.record(None, None, Some(&j));
+            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+        }
+    }
+}
+
+/// Keep what `last_response()` answers in the calling coroutine: `{status, headers, request_id,
+/// function, account}` (headers already redacted by the executor).
+fn remember_response(
+    lua: &Lua,
+    p: &Prepared,
+    status: Option<u16>,
+    request_id: Option<&str>,
+    headers: &[(String, String)],
+) -> mlua::Result<()> {
+    let t = lua.create_table()?;
+    if let Some(s) = status {
+        t.raw_set("status", s)?;
+    }
+    let h = lua.create_table()?;
+    for (k, v) in headers {
+        // Repeated headers are joined as HTTP allows.
+        let joined = match h.raw_get::<Option<String>>(k.as_str())? {
+            Some(prev) => format!("{prev}, {v}"),
+            None => v.clone(),
+        };
+        h.raw_set(k.as_str(), joined)?;
+    }
+    t.raw_set("headers", h)?;
+    if let Some(r) = request_id {
+        t.raw_set("request_id", r)?;
+    }
+    t.raw_set("function", p.function.as_str())?;
+    t.raw_set("account", p.account.as_str())?;
+    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
+    last.raw_set(lua.current_thread(), t)?;
+    Ok(())
+}
+
+/// `last_response()`: a copy of the calling coroutine's last response metadata, or nil.
+fn last_response(lua: &Lua) -> HostResult<Value> {
+    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
+    let Some(t) = last.raw_get::<Option<Table>>(lua.current_thread())? else {
+        return Ok(Value::Nil);
+    };
+    // A copy, so a script that edits it cannot change what the next caller sees.
+    let copy = lua.create_table()?;
+    for pair in t.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        let v = match v {
+            Value::Table(h) => {
+                let c = lua.create_table()?;
+                for kv in h.pairs::<Value, Value>() {
+                    let (hk, hv) = kv?;
+                    c.raw_set(hk, hv)?;
+                }
+                Value::Table(c)
+            }
+            other => other,
+        };
+        copy.raw_set(k, v)?;
+    }
+    Ok(Value::Table(copy))
+}
+
+/// An open page walk, read by `next_page`.
+struct PagesHandle {
+    stream: Arc<tokio::sync::Mutex<Option<crate::exec::PageStream>>>,
+    integration: String,
+    function: String,
+    account: String,
+    path: String,
+    class: Class,
+    /// Pages fetched so far (the first was counted when the walk was opened).
+    fetched: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl UserData for PagesHandle {}
+
+async fn open_pages(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<AnyUserData> {
+    let mut it = args.into_iter();
+    let info = it.next().unwrap_or(Value::Nil);
+    let (integration, account, fname, path) = rows_target(&info)?;
+    let rest: Vec<Value> = it.collect();
+    let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
+    let exec = match shared.executor().await {
+        Ok(e) => e,
+        Err(e) => {
+            Recorder::new(&shared, &p).record(None, None, Some(&e));
+            return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
+        }
+    };
+    let call = p.call(shared.options.dry_run, None);
+    let opened = exec.pages(call);
+    match opened {
+        Ok(stream) => Ok(lua.create_userdata(PagesHandle {
+            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+            integration: p.integration,
+            function: p.function,
+            account: p.account,
+            path: p.path,
+            class: p.class,
+            fetched: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+        })?),
+        Err(e) => {
+            let j = e.to_json();
+            Recorder::new(&shared, &p).record(None, None, Some(&j));
+            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+        }
+    }
+}
+
+async fn next_page(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<MultiValue> {
+    use std::sync::atomic::Ordering;
+    let ud = match args.front() {
+        Some(Value::UserData(ud)) => ud.clone(),
+        _ => return Err(HostError::msg("pages: invalid iterator state")),
+    };
+    let (stream, p, fetched) = {
+        let h = ud.borrow::<PagesHandle>()?;
+        (
+            h.stream.clone(),
+            Prepared {
+                integration: h.integration.clone(),
+                function: h.function.clone(),
+                account: h.account.clone(),
+                path: h.path.clone(),
+                class: h.class,
+                args: Json::Null,
+                on_event: None,
+            },
+            h.fetched.clone(),
+        )
+    };
+    let mut guard = stream.lock().await;
+    let Some(s) = guard.as_mut() else {
+        return Ok(MultiValue::new());
+    };
+    if s.finished() {
+        *guard = None;
+        return Ok(MultiValue::new());
+    }
+    // Every page after the first is one more call against --max-calls.
+    if fetched.load(Ordering::SeqCst) > 0
+        && let Err(e) = shared.limits.count_call()
+    {
+        Recorder::new(&shared, &p).record(None, None, Some(&e.to_json()));
+        *guard = None;
+        return Err(HostError::Lua(
+            shared
+                .limits
+                .lua_error()
+                .unwrap_or_else(|| mlua::Error::external(e)),
+        ));
+    }
+    fetched.fetch_add(1, Ordering::SeqCst);
+    let recorder = Recorder::new(&shared, &p);
+    let next = {
+        let _host = shared.limits.enter_host();
+        s.next().await
+    };
+    if let Some(e) = shared.limits.lua_error() {
+        let err = shared.limits.error_json().unwrap_or(Json::Null);
+        recorder.record(None, None, Some(&err));
+        return Err(HostError::Lua(e));
+    }
+    match next {
+        Ok(None) => {
+            recorder.record(None, None, None);
+            *guard = None;
+            Ok(MultiValue::new())
+        }
+        Ok(Some(page)) => {
+            let out = page.output;
+            recorder.record(out.http_status, out.request_id.as_deref(), None);
+            remember_response(
+                &lua,
+                &p,
+                out.http_status,
+                out.request_id.as_deref(),
+                &out.headers,
+            )?;
+            let body = lj::from_json(&lua, &out.value, Nulls::DropInObjects)?;
+            let items = lua.create_table_with_capacity(page.items.len(), 0)?;
+            for (i, item) in page.items.iter().enumerate() {
+                items.raw_set(i + 1, lj::from_json(&lua, item, Nulls::DropInObjects)?)?;
+            }
+            let n = page.items.len();
+            Ok(MultiValue::from_iter([
+                body,
+                Value::Table(items),
+                Value::Integer(n as i64),
+            ]))
+        }
+        Err(e) => {
+            *guard = None;
+            let j = e.to_json();
+            recorder.record(e.status(), e.request_id(), Some(&j));
             Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
         }
     }
@@ -896,6 +1107,14 @@ pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     let rows: Function = rows_factory.call((open, next))?;
 
     let sh = shared.clone();
+    let open = lift_async(lua, move |lua, args| open_pages(lua, sh.clone(), args))?;
+    let sh = shared.clone();
+    let next = lift_async(lua, move |lua, args| next_page(lua, sh.clone(), args))?;
+    let paging: Function = lua.named_registry_value(sandbox::PAGING)?;
+    let (pages, items): (Function, Function) = paging.call((open, next))?;
+    let last = lift(lua, |lua, _args| last_response(lua))?;
+
+    let sh = shared.clone();
     let raw_parallel =
         lua.create_async_function(move |lua, (fns, branch): (Table, Function)| {
             parallel_raw(lua, sh.clone(), fns, branch)
@@ -906,6 +1125,9 @@ pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     let g = lua.globals();
     g.raw_set("app", lua.create_userdata(AppNs)?)?;
     g.raw_set("rows", rows)?;
+    g.raw_set("pages", pages)?;
+    g.raw_set("items", items)?;
+    g.raw_set("last_response", last)?;
     g.raw_set("parallel", parallel)?;
     Ok(())
 }

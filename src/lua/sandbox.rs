@@ -25,6 +25,9 @@ pub const TOSTRING: &str = "kosmo.tostring";
 pub const PARALLEL: &str = "kosmo.parallel";
 pub const ROWS: &str = "kosmo.rows";
 pub const CALL_HANDLER: &str = "kosmo.call_handler";
+pub const PAGING: &str = "kosmo.paging";
+/// Weak-keyed table: coroutine -> its last call's response metadata.
+pub const LAST_RESPONSE: &str = "kosmo.last_response";
 
 const BOOTSTRAP: &str = r##"
 local G, check, PENDING = ...
@@ -169,11 +172,48 @@ local function rows(open, next_row)
   end
 end
 
+-- `pages(f, args)` / `items(f, args)`: lazy walks over a paginated function. `open` checks and
+-- counts (no request); each `next_page(h)` fetches one page and answers (body, items, count),
+-- or nothing at the end.
+local function paging(open, next_page)
+  local function target(f, who)
+    local info = f
+    if type(f) ~= "string" then info = fn_info[f] end
+    if info == nil then
+      error(who .. ": expected an app.integrations function or a name like '<integration>.<function>'", 3)
+    end
+    return info
+  end
+  local function pages(f, args, ...)
+    local h = open(target(f, "pages"), args, ...)
+    return function()
+      local body = next_page(h)
+      return body
+    end
+  end
+  local function items(f, args, ...)
+    local h = open(target(f, "items"), args, ...)
+    local list, n, i = nil, 0, 0
+    return function()
+      while true do
+        if i < n then
+          i = i + 1
+          return list[i]
+        end
+        local body, its, count = next_page(h)
+        if body == nil and its == nil then return nil end
+        list, n, i = its, count or 0, 0
+      end
+    end
+  end
+  return pages, items
+end
+
 -- An `on_event` callback, run from the host: what it raises comes back as a value (tables
 -- intact); a tripped limit is still raised.
 local function call_handler(f, ev) return check(pcall(f, ev)) end
 
-return lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler
+return lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler, paging
 "##;
 
 /// Create the state with only the allowed libraries, limits installed, bootstrap run.
@@ -245,10 +285,11 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
         Ok(())
     });
 
-    let (lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler): (
+    let (lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler, paging): (
         Function,
         Function,
         mlua::Table,
+        Function,
         Function,
         Function,
         Function,
@@ -267,6 +308,12 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
     lua.set_named_registry_value(ROWS, rows)?;
     lua.set_named_registry_value(TOSTRING, tostring)?;
     lua.set_named_registry_value(CALL_HANDLER, call_handler)?;
+    lua.set_named_registry_value(PAGING, paging)?;
+    let last = lua.create_table()?;
+    let weak = lua.create_table()?;
+    weak.raw_set("__mode", "k")?;
+    last.set_metatable(Some(weak))?;
+    lua.set_named_registry_value(LAST_RESPONSE, last)?;
     Ok(lua)
 }
 

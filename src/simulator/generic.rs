@@ -23,14 +23,15 @@ pub fn answer(_sim: &Sim, call: &Call) -> Reply {
         .unwrap_or_else(|| Value::Object(Map::new()));
     let mut body = fill(example, &call.args);
     if let Some(p) = &call.f.pagination
-        && p.style == PaginationStyle::IdCursor
-        && let Some(Value::Array(items)) = body.get(&p.items).cloned()
+        && p.style == PaginationStyle::Cursor
+        && p.reverse.is_some()
+        && let Some(Value::Array(items)) = body.pointer(&p.items_pointer()).cloned()
     {
         match pagination::page(&items, call, "id") {
             Ok(Value::Object(page)) => {
                 if let Value::Object(b) = &mut body {
                     for (k, v) in page {
-                        let k = if k == "data" { p.items.clone() } else { k };
+                        let k = if k == "data" { p.items_key() } else { k };
                         b.insert(k, v);
                     }
                 }

@@ -405,6 +405,10 @@ fn errors_page_documents_every_error_code() {
         Error::Config {
             message: "m".into(),
         },
+        Error::PaginationLimit {
+            function: "f".into(),
+            message: "m".into(),
+        },
         Error::Limit {
             limit: "memory".into(),
             message: "m".into(),

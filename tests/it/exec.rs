@@ -5,6 +5,7 @@
 mod accounts;
 mod oracle;
 mod qa;
+mod registry_shapes;
 mod server;
 
 use std::path::PathBuf;
@@ -39,6 +40,7 @@ credentials:
 account: {strip_base_url_suffix: /v1, base_url_env: FX_BASE_URL}
 betas: {header: fx-beta, param: betas}
 errors: {should_retry_header: x-should-retry}
+retry: {refused_statuses: [408, 429, 529]}
 functions:
   create_thing:
     group: g
@@ -97,7 +99,7 @@ functions:
     path: /v1/things
     credential: api_key
     wrappers: [query]
-    pagination: {style: id_cursor}
+    pagination: {style: cursor, cursor: {from: /last_id, item: /id, param: after_id}, reverse: {from: /first_id, item: /id, param: before_id}, has_more: /has_more}
     params:
       - {name: limit, in: query, type: integer}
       - {name: after_id, in: query, type: string}
@@ -109,7 +111,7 @@ functions:
     method: GET
     path: /v1/pages
     credential: api_key
-    pagination: {style: page_cursor}
+    pagination: {style: cursor, cursor: {from: /next_page, param: page}}
     params:
       - {name: limit, in: query, type: integer}
       - {name: page, in: query, type: string}

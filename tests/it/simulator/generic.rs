@@ -61,7 +61,7 @@ functions:
     method: GET
     path: /v2/owners
     credential: token
-    pagination: {style: id_cursor, items: owners}
+    pagination: {style: cursor, cursor: {from: /last_id, item: /id, param: after_id}, reverse: {from: /first_id, item: /id, param: before_id}, has_more: /has_more, items: owners}
     params:
       - {name: limit, in: query, type: integer, minimum: 1, maximum: 1000}
       - {name: after_id, in: query, type: string}
