@@ -686,6 +686,23 @@ pub struct FinishStep {
     pub to: Option<Value>,
 }
 
+/// Placeholders `"{...}"` in a simulator template whose inside is not a JSON pointer.
+fn template_pointers(v: &Value, bad: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}'))
+                && !inner.is_empty()
+                && !inner.starts_with('/')
+            {
+                bad.push(inner.to_string());
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| template_pointers(i, bad)),
+        Value::Object(m) => m.values().for_each(|i| template_pointers(i, bad)),
+        _ => {}
+    }
+}
+
 /// A key that is present is `Some`, even when its value is `null`.
 fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
@@ -974,6 +991,7 @@ impl Manifest {
                 }
             }
             if let Some(s) = &f.stream
+                && !s.param.is_empty()
                 && !f.params.iter().any(|p| p.name == s.param)
             {
                 problems.push((
@@ -1016,7 +1034,86 @@ impl Manifest {
                 }
             }
         }
+        self.lint_streams(&mut problems);
         problems
+    }
+
+    /// Stream declarations: a known assembler, well-formed rules and pointers, each dialect key
+    /// in one place, and a way to ask for the stream.
+    fn lint_streams(&self, problems: &mut Vec<(String, String)>) {
+        for (name, f) in &self.functions {
+            let Some(s) = &f.stream else { continue };
+            let at = format!("/functions/{name}/stream");
+            if s.param.is_empty() && f.response != ResponseKind::Sse {
+                problems.push((
+                    at.clone(),
+                    "a stream needs 'param' (the boolean argument that asks for it) unless the function has 'response: sse'".into(),
+                ));
+            }
+            match &s.assemble {
+                Assemble::Named(n) if !Assemble::BUILTINS.contains(&n.as_str()) => {
+                    problems.push((
+                        format!("{at}/assemble"),
+                        format!(
+                            "unknown assembler '{n}' (builtins: {}; anything else is declared as rules: start, rules, finish)",
+                            Assemble::BUILTINS.join(", ")
+                        ),
+                    ));
+                }
+                Assemble::Named(_) => {}
+                Assemble::Rules(spec) => {
+                    for (sub, msg) in crate::exec::sse::check_spec(spec) {
+                        problems.push((format!("{at}/assemble{sub}"), msg));
+                    }
+                }
+            }
+            let d = &s.dialect;
+            for (key, old, new) in [
+                ("end_events", s.end_events.is_some(), d.end_events.is_some()),
+                ("error_event", s.error_event.is_some(), d.error_event.is_some()),
+                (
+                    "keepalive_events",
+                    s.keepalive_events.is_some(),
+                    d.keepalive_events.is_some(),
+                ),
+            ] {
+                if old && new {
+                    problems.push((
+                        format!("{at}/{key}"),
+                        format!("'{key}' is given both here and in 'dialect': keep the one in 'dialect'"),
+                    ));
+                }
+            }
+            for (key, p) in [
+                ("type_pointer", d.type_pointer.as_deref()),
+                ("error_pointer", d.error_pointer.as_deref()),
+            ] {
+                if let Some(p) = p
+                    && !p.starts_with('/')
+                {
+                    problems.push((
+                        format!("{at}/dialect/{key}"),
+                        format!("'{p}' is not a JSON pointer (it starts with '/')"),
+                    ));
+                }
+            }
+            if d.done.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                problems.push((
+                    format!("{at}/dialect/done"),
+                    "the done sentinel cannot be blank".into(),
+                ));
+            }
+            for (i, t) in s.simulate.iter().enumerate() {
+                let mut bad = Vec::new();
+                template_pointers(&t.data, &mut bad);
+                for p in bad {
+                    problems.push((
+                        format!("{at}/simulate/{i}/data"),
+                        format!("'{{{p}}}' is not a JSON pointer placeholder (write \"{{/field}}\")"),
+                    ));
+                }
+            }
+        }
     }
 
     fn lint_path(&self, at: &str, f: &Function, path: &str, problems: &mut Vec<(String, String)>) {
