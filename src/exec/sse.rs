@@ -695,6 +695,18 @@ fn apply(rule: &AssembleRule, event: &str, item: &Value, root: &mut Value) -> Re
     Ok(())
 }
 
+/// Write `v` at `pointer` in `root`, creating objects (arrays for numeric keys) on the way;
+/// `""` replaces the root.
+pub fn set_pointer(root: &mut Value, pointer: &str, v: Value) {
+    let keys: Vec<String> = match pointer.strip_prefix('/') {
+        None => Vec::new(),
+        Some(rest) => rest.split('/').map(unescape).collect(),
+    };
+    if let Some(s) = slot(root, &keys, true) {
+        *s = v;
+    }
+}
+
 /// The slot at `keys`: with `create`, missing containers are made (an array when the next key
 /// is a number) and arrays are padded with nulls; without, every container above the last key
 /// must exist (the last key itself may be missing, and is then created as null).
