@@ -96,7 +96,16 @@ fn derived(spec: &StreamSpec, answer: &Value) -> Vec<Vec<(Option<String>, Value)
                 by_rules.push(snapshot(true));
             }
             by_rules.extend(rule_events(spec, answer));
-            vec![by_rules, vec![snapshot(false)]]
+            // All of it in one event, when the rules allow (a chunk that carries everything).
+            let mut one = (on.clone(), Value::Null);
+            for (name, data) in &by_rules {
+                if name.is_some() && one.0.is_some() && name != &one.0 {
+                    continue;
+                }
+                one.0 = one.0.or_else(|| name.clone());
+                merge_into(&mut one.1, data.clone());
+            }
+            vec![vec![one], by_rules, vec![snapshot(false)]]
         }
     }
 }

@@ -6,6 +6,7 @@ mod accounts;
 mod oracle;
 mod qa;
 mod server;
+mod streams;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
