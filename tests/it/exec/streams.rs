@@ -435,3 +435,60 @@ fn builtin_message_stream_rules_give_the_same_message_as_before() {
         assert_eq!(got.to_string(), want.to_string());
     }
 }
+
+/// The runnable example of docs/manifest-format.md ("Streams"): it checks, streams offline, and
+/// its sample wire stream assembles into what the guide says.
+#[test]
+fn the_guides_stream_example_runs_as_documented() {
+    use kosmo::exec::sse::StreamFold;
+    use kosmo::manifest::Manifest;
+    let guide = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/manifest-format.md"));
+    let block = &guide[guide.find("<!-- streams-example:begin -->").unwrap()
+        ..guide.find("<!-- streams-example:end -->").unwrap()];
+    let yaml = &block[block.find("```yaml\n").unwrap() + 8..block.rfind("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("chatty.yaml"), yaml).unwrap();
+    kosmo(dir.path())
+        .arg("--manifests")
+        .arg(&manifests)
+        .arg("manifests:check")
+        .arg(manifests.join("chatty.yaml"))
+        .assert()
+        .success();
+    let out = kosmo(dir.path())
+        .arg("--manifests")
+        .arg(&manifests)
+        .args(["integrations:lua", "--offline", "--force", "--eval"])
+        .arg(
+            r#"local n = 0
+local r = app.integrations.chatty.create_chat_completion{model = "m", stream = true,
+  messages = {{role = "user", content = "hi"}}, on_event = function(chunk) n = n + 1 end}
+print(r.object, r.choices[1].message.content, n)"#,
+        )
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim(), "chat.completion\tHello there.\t1", "{out:?}");
+
+    let sample = &guide[guide.find("A stream like\n\n```text\n").unwrap() + 22..];
+    let sample = &sample[..sample.find("```").unwrap()];
+    let m = Manifest::from_yaml("chatty.yaml", yaml).unwrap();
+    let spec = m.functions["create_chat_completion"].stream.clone().unwrap();
+    let mut f = StreamFold::new(Some(&spec)).unwrap();
+    for e in f.push(sample.as_bytes()).unwrap() {
+        f.fold(&e).unwrap();
+    }
+    assert!(f.flush().unwrap().is_none(), "the sentinel is not an event");
+    assert!(f.is_done() && f.finished());
+    assert_eq!(
+        f.finish().unwrap(),
+        json!({"id": "c1", "object": "chat.completion", "created": 7, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "",
+                "tool_calls": [{"id": "call_a", "type": "function",
+                    "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                "finish_reason": "tool_calls", "logprobs": null}]})
+    );
+}
