@@ -704,7 +704,9 @@ fn template_pointers(v: &Value, bad: &mut Vec<String>) {
 }
 
 /// A key that is present is `Some`, even when its value is `null`.
-fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Value>, D::Error> {
+fn present_value<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Value>, D::Error> {
     Value::deserialize(d).map(Some)
 }
 
@@ -1070,7 +1072,11 @@ impl Manifest {
             let d = &s.dialect;
             for (key, old, new) in [
                 ("end_events", s.end_events.is_some(), d.end_events.is_some()),
-                ("error_event", s.error_event.is_some(), d.error_event.is_some()),
+                (
+                    "error_event",
+                    s.error_event.is_some(),
+                    d.error_event.is_some(),
+                ),
                 (
                     "keepalive_events",
                     s.keepalive_events.is_some(),
@@ -1080,7 +1086,9 @@ impl Manifest {
                 if old && new {
                     problems.push((
                         format!("{at}/{key}"),
-                        format!("'{key}' is given both here and in 'dialect': keep the one in 'dialect'"),
+                        format!(
+                            "'{key}' is given both here and in 'dialect': keep the one in 'dialect'"
+                        ),
                     ));
                 }
             }
@@ -1109,7 +1117,9 @@ impl Manifest {
                 for p in bad {
                     problems.push((
                         format!("{at}/simulate/{i}/data"),
-                        format!("'{{{p}}}' is not a JSON pointer placeholder (write \"{{/field}}\")"),
+                        format!(
+                            "'{{{p}}}' is not a JSON pointer placeholder (write \"{{/field}}\")"
+                        ),
                     ));
                 }
             }

@@ -393,7 +393,9 @@ impl RuleAssembler {
                     continue;
                 }
                 let Some(value) = self.value.as_mut() else {
-                    let first = start.and_then(|s| s.on.as_deref()).unwrap_or("the first event");
+                    let first = start
+                        .and_then(|s| s.on.as_deref())
+                        .unwrap_or("the first event");
                     return Err(bad(&format!("{} before {first}", ev.name)));
                 };
                 apply(rule, &ev.name, item, value)?;
@@ -545,7 +547,10 @@ pub fn check_spec(spec: &AssembleSpec) -> Vec<(String, String)> {
                     if ops.is_empty() {
                         "none".to_string()
                     } else {
-                        ops.iter().map(|(o, _)| o.name()).collect::<Vec<_>>().join(", ")
+                        ops.iter()
+                            .map(|(o, _)| o.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     }
                 ),
             ));
@@ -589,7 +594,10 @@ pub fn check_spec(spec: &AssembleSpec) -> Vec<(String, String)> {
             if let Err(e) = parse_pattern(p) {
                 out.push((format!("{at}/{name}"), e));
             } else if p.is_empty() && *name != "compact" && *name != "set" {
-                out.push((format!("{at}/{name}"), format!("{name} needs a path below the root")));
+                out.push((
+                    format!("{at}/{name}"),
+                    format!("{name} needs a path below the root"),
+                ));
             }
         }
         let needs_to = steps.iter().any(|(n, _)| *n == "set" || *n == "default");
@@ -604,7 +612,10 @@ pub fn check_spec(spec: &AssembleSpec) -> Vec<(String, String)> {
             ));
         }
         if f.into.is_some() && f.parse_json.is_none() {
-            out.push((format!("{at}/into"), "'into' only goes with parse_json".into()));
+            out.push((
+                format!("{at}/into"),
+                "'into' only goes with parse_json".into(),
+            ));
         }
     }
     out
@@ -643,11 +654,7 @@ fn apply(rule: &AssembleRule, event: &str, item: &Value, root: &mut Value) -> Re
             },
         });
     }
-    let target_text = || {
-        keys.iter()
-            .map(|k| format!("/{k}"))
-            .collect::<String>()
-    };
+    let target_text = || keys.iter().map(|k| format!("/{k}")).collect::<String>();
     if op == RuleOp::Set {
         let slot = slot(root, &keys, true)
             .ok_or_else(|| bad(&format!("{event}: cannot set '{}'", target_text())))?;
@@ -804,9 +811,10 @@ pub fn accumulate(acc: &mut Value, delta: Value) {
             }
             for entry in d {
                 let idx = entry.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
-                match a.iter_mut().find(|x| {
-                    x.get("index").and_then(Value::as_u64) == Some(idx as u64)
-                }) {
+                match a
+                    .iter_mut()
+                    .find(|x| x.get("index").and_then(Value::as_u64) == Some(idx as u64))
+                {
                     Some(existing) => accumulate(existing, entry),
                     None => a.push(entry),
                 }
@@ -918,11 +926,7 @@ fn finish_step(step: &FinishStep, value: &mut Value) -> Result<()> {
                     }
                 }
             }
-            "remove" => {
-                if value.pointer(&at).is_some() {
-                    remove_at(value, &at);
-                }
-            }
+            "remove" => remove_at(value, &at),
             "compact" => {
                 if let Some(Value::Array(a)) = value.pointer_mut(&at) {
                     a.retain(|x| !x.is_null());
@@ -1147,7 +1151,10 @@ assemble:
             let (v, seen) = fold_in_chunks(CHUNK_SPEC, CHUNKS, size).unwrap();
             assert_eq!(v, want, "chunk size {size}");
             assert_eq!(seen.len(), 9, "{seen:?}");
-            assert!(seen.iter().all(|n| n == "chat.completion.chunk"), "{seen:?}");
+            assert!(
+                seen.iter().all(|n| n == "chat.completion.chunk"),
+                "{seen:?}"
+            );
         }
     }
 
@@ -1157,11 +1164,15 @@ assemble:
         assert!(fold_in_chunks(CHUNK_SPEC, &text, 3).is_ok());
         // Without the sentinel the stream is incomplete.
         let cut = CHUNKS.replace("data: [DONE]\n\n", "");
-        let err = fold_in_chunks(CHUNK_SPEC, &cut, 64).unwrap_err().to_string();
+        let err = fold_in_chunks(CHUNK_SPEC, &cut, 64)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("[DONE]"), "{err}");
         // Other non-JSON data is still an error.
         let junk = CHUNKS.replace("data: [DONE]", "data: [DONE");
-        let err = fold_in_chunks(CHUNK_SPEC, &junk, 64).unwrap_err().to_string();
+        let err = fold_in_chunks(CHUNK_SPEC, &junk, 64)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("not JSON"), "{err}");
     }
 
@@ -1212,7 +1223,9 @@ assemble:
     #[test]
     fn stream_without_its_end_event_is_not_finished() {
         let cut = STREAM.split("event: message_stop").next().unwrap();
-        let err = fold_in_chunks(MESSAGE_SPEC, cut, 64).unwrap_err().to_string();
+        let err = fold_in_chunks(MESSAGE_SPEC, cut, 64)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("message_stop"), "{err}");
         let mut s = spec(MESSAGE_SPEC);
         s.assemble = Assemble::Named("nope".into());
@@ -1253,11 +1266,15 @@ assemble:
     fn rule_errors_are_bad_streams_not_panics() {
         // A delta for a block that never started.
         let text = STREAM.replace("\"index\":1,\"delta\"", "\"index\":9,\"delta\"");
-        let err = fold_in_chunks(MESSAGE_SPEC, &text, 64).unwrap_err().to_string();
+        let err = fold_in_chunks(MESSAGE_SPEC, &text, 64)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/content/9"), "{err}");
         // A delta before the start event.
         let text = "event: message_delta\ndata: {\"delta\":{}}\n\n";
-        let err = fold_in_chunks(MESSAGE_SPEC, text, 64).unwrap_err().to_string();
+        let err = fold_in_chunks(MESSAGE_SPEC, text, 64)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("before message_start"), "{err}");
         // No start event at all.
         let err = fold_in_chunks(MESSAGE_SPEC, "event: message_stop\ndata: {}\n\n", 64)
@@ -1266,18 +1283,29 @@ assemble:
         assert!(err.contains("no message_start"), "{err}");
         // Collected JSON that does not parse.
         let text = STREAM.replace("ris\\\"}", "ris");
-        let err = fold_in_chunks(MESSAGE_SPEC, &text, 64).unwrap_err().to_string();
+        let err = fold_in_chunks(MESSAGE_SPEC, &text, 64)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/content/2/_partial_json"), "{err}");
         // A placeholder that is neither a number nor a string.
-        let text = STREAM.replace("\"index\":0,\"content_block\"", "\"index\":[0],\"content_block\"");
+        let text = STREAM.replace(
+            "\"index\":0,\"content_block\"",
+            "\"index\":[0],\"content_block\"",
+        );
         assert!(fold_in_chunks(MESSAGE_SPEC, &text, 64).is_err());
     }
 
     #[test]
     fn accumulate_follows_the_sdk_delta_rules() {
         let mut acc = Value::Null;
-        accumulate(&mut acc, json!({"a": "x", "n": 1, "type": "t", "list": [1]}));
-        accumulate(&mut acc, json!({"a": "y", "n": 2, "type": "u", "list": [2], "b": null}));
+        accumulate(
+            &mut acc,
+            json!({"a": "x", "n": 1, "type": "t", "list": [1]}),
+        );
+        accumulate(
+            &mut acc,
+            json!({"a": "y", "n": 2, "type": "u", "list": [2], "b": null}),
+        );
         accumulate(&mut acc, json!({"a": null, "n": "oops"}));
         assert_eq!(
             acc,

@@ -84,11 +84,7 @@ fn derived(spec: &StreamSpec, answer: &Value) -> Vec<Vec<(Option<String>, Value)
                     }
                 }
                 let mut data = Value::Null;
-                set_pointer(
-                    &mut data,
-                    start.map_or("", |s| s.take.as_str()),
-                    taken,
-                );
+                set_pointer(&mut data, start.map_or("", |s| s.take.as_str()), taken);
                 (on.clone(), data)
             };
             let mut by_rules = Vec::new();
@@ -125,13 +121,21 @@ fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)
             continue;
         }
         let name = rule.on.as_ref().and_then(|o| o.first()).map(str::to_string);
-        let when = rule.when.as_ref().map(|w| (w.pointer.clone(), w.equals.clone()));
+        let when = rule
+            .when
+            .as_ref()
+            .map(|w| (w.pointer.clone(), w.equals.clone()));
         for (k, (bindings, value)) in matches(answer, template).into_iter().enumerate() {
             if value.is_null() {
                 continue;
             }
-            let key = json!([name, rule.each, when, if rule.each.is_some() { 0 } else { k }])
-                .to_string();
+            let key = json!([
+                name,
+                rule.each,
+                when,
+                if rule.each.is_some() { 0 } else { k }
+            ])
+            .to_string();
             let entry = groups
                 .entry(key)
                 .or_insert_with(|| (name.clone(), Value::Object(Map::new())));

@@ -86,7 +86,10 @@ fn delta(d: Value, finish: Value) -> String {
 /// argument fragments interleave, the finish reason, then usage on a chunk with no choices.
 fn chunks() -> Vec<String> {
     vec![
-        delta(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null),
+        delta(
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            Value::Null,
+        ),
         delta(json!({"content": "Let me "}), Value::Null),
         ": keep-alive\n\n".to_string(),
         delta(json!({"content": "check."}), Value::Null),
@@ -245,7 +248,10 @@ async fn chunk_stream_that_ends_without_done_is_an_error() {
         .unwrap();
     assert_eq!(o["success"], false, "{o}");
     let msg = o["error"]["message"].as_str().unwrap_or_default();
-    assert!(msg.contains("ended before") && msg.contains("[DONE]"), "{o}");
+    assert!(
+        msg.contains("ended before") && msg.contains("[DONE]"),
+        "{o}"
+    );
     assert_eq!(srv.count(), 1, "a started stream is not re-sent");
 }
 
@@ -293,8 +299,9 @@ fn offline_the_simulator_streams_any_streaming_function_from_its_declaration() {
     let seen = r["seen"].as_array().cloned().unwrap_or_default();
     assert!(!seen.is_empty(), "{o}");
     assert!(
-        seen.iter()
-            .any(|s| s.as_str().is_some_and(|s| s.ends_with("Checking the weather."))),
+        seen.iter().any(|s| s
+            .as_str()
+            .is_some_and(|s| s.ends_with("Checking the weather."))),
         "{o}"
     );
 }
@@ -359,7 +366,10 @@ fn builtin_message_stream_rules_give_the_same_message_as_before() {
     use kosmo::manifest::Manifest;
     let m = Manifest::from_yaml(
         "builtin.yaml",
-        include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/anthropic.yaml")),
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/manifests/anthropic.yaml"
+        )),
     )
     .unwrap();
     let spec = m
@@ -442,7 +452,10 @@ fn builtin_message_stream_rules_give_the_same_message_as_before() {
 fn the_guides_stream_example_runs_as_documented() {
     use kosmo::exec::sse::StreamFold;
     use kosmo::manifest::Manifest;
-    let guide = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/manifest-format.md"));
+    let guide = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/manifest-format.md"
+    ));
     let block = &guide[guide.find("<!-- streams-example:begin -->").unwrap()
         ..guide.find("<!-- streams-example:end -->").unwrap()];
     let yaml = &block[block.find("```yaml\n").unwrap() + 8..block.rfind("```").unwrap()];
@@ -476,7 +489,10 @@ print(r.object, r.choices[1].message.content, n)"#,
     let sample = &guide[guide.find("A stream like\n\n```text\n").unwrap() + 22..];
     let sample = &sample[..sample.find("```").unwrap()];
     let m = Manifest::from_yaml("chatty.yaml", yaml).unwrap();
-    let spec = m.functions["create_chat_completion"].stream.clone().unwrap();
+    let spec = m.functions["create_chat_completion"]
+        .stream
+        .clone()
+        .unwrap();
     let mut f = StreamFold::new(Some(&spec)).unwrap();
     for e in f.push(sample.as_bytes()).unwrap() {
         f.fold(&e).unwrap();
