@@ -17,7 +17,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::request::Call;
-use super::wire::Reply;
+use super::wire::{Reply, Tail};
 use crate::exec::sse::{StreamFold, set_pointer};
 use crate::manifest::{Assemble, EventFrom, ResponseKind, RuleOp, StreamSpec};
 
@@ -32,15 +32,32 @@ pub fn stream_reply(call: &Call, answer: &Value, status: u16) -> Option<Reply> {
     if !wanted || status >= 400 {
         return None;
     }
+    let events = stream_events(spec, answer);
+    // Named events and no sentinel: the simulator's own event reply, so scripted stream faults
+    // (early end, hang, error event) apply to it too.
+    if spec.dialect.done.is_none() && events.iter().all(|(n, _)| n.is_some()) {
+        return Some(Reply::Sse {
+            events: events
+                .into_iter()
+                .map(|(n, d)| (n.unwrap_or_default(), d))
+                .collect(),
+            tail: Tail::Complete,
+        });
+    }
     Some(Reply::Raw {
         status,
         content_type: "text/event-stream; charset=utf-8".into(),
-        body: stream_bytes(spec, answer),
+        body: render(spec, &events),
     })
 }
 
 /// The wire bytes of `answer` as the declared stream.
 pub fn stream_bytes(spec: &StreamSpec, answer: &Value) -> Vec<u8> {
+    render(spec, &stream_events(spec, answer))
+}
+
+/// The events (names already written into the data, end event included; not the sentinel).
+fn stream_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)> {
     let candidates: Vec<Vec<(Option<String>, Value)>> = if spec.simulate.is_empty() {
         derived(spec, answer)
     } else {
@@ -53,13 +70,13 @@ pub fn stream_bytes(spec: &StreamSpec, answer: &Value) -> Vec<u8> {
     };
     let mut first = None;
     for events in candidates {
-        let bytes = render(spec, &events);
-        if !spec.simulate.is_empty() || folds_back(spec, &bytes, answer) {
-            return bytes;
+        let events = complete(spec, events);
+        if !spec.simulate.is_empty() || folds_back(spec, &render(spec, &events), answer) {
+            return events;
         }
-        first.get_or_insert(bytes);
+        first.get_or_insert(events);
     }
-    first.unwrap_or_else(|| render(spec, &[(None, answer.clone())]))
+    first.unwrap_or_else(|| complete(spec, vec![(None, answer.clone())]))
 }
 
 /// Candidate event sequences for the declared assembler, most plausible first.
@@ -268,24 +285,12 @@ fn fill(template: &Value, answer: &Value) -> Value {
     }
 }
 
-/// Write the events, then the end event and the `done` sentinel the dialect declares.
-fn render(spec: &StreamSpec, events: &[(Option<String>, Value)]) -> Vec<u8> {
-    let d = &spec.dialect;
-    let mut out = String::new();
-    let mut write = |name: Option<&str>, mut data: Value| {
-        if let Some(n) = name {
-            if data.is_object() && data.pointer(d.type_pointer()).is_none() {
-                set_pointer(&mut data, d.type_pointer(), json!(n));
-            }
-            if d.event_from == EventFrom::EventLine {
-                out.push_str(&format!("event: {n}\n"));
-            }
-        }
-        out.push_str(&format!("data: {data}\n\n"));
-    };
-    for (name, data) in events {
-        write(name.as_deref(), data.clone());
-    }
+/// Name each event in its data (at the dialect's type pointer, when absent) and add the end
+/// event the dialect declares.
+fn complete(
+    spec: &StreamSpec,
+    mut events: Vec<(Option<String>, Value)>,
+) -> Vec<(Option<String>, Value)> {
     let ends = spec.ends();
     let has_end = events
         .iter()
@@ -293,7 +298,31 @@ fn render(spec: &StreamSpec, events: &[(Option<String>, Value)]) -> Vec<u8> {
     if let Some(end) = ends.first()
         && !has_end
     {
-        write(Some(end), Value::Object(Map::new()));
+        events.push((Some(end.clone()), Value::Object(Map::new())));
+    }
+    let tp = spec.dialect.type_pointer();
+    for (name, data) in &mut events {
+        if let Some(n) = name
+            && data.is_object()
+            && data.pointer(tp).is_none()
+        {
+            set_pointer(data, tp, json!(n));
+        }
+    }
+    events
+}
+
+/// Write the events, then the `done` sentinel the dialect declares.
+fn render(spec: &StreamSpec, events: &[(Option<String>, Value)]) -> Vec<u8> {
+    let d = &spec.dialect;
+    let mut out = String::new();
+    for (name, data) in events {
+        if let Some(n) = name
+            && d.event_from == EventFrom::EventLine
+        {
+            out.push_str(&format!("event: {n}\n"));
+        }
+        out.push_str(&format!("data: {data}\n\n"));
     }
     if let Some(done) = &d.done {
         out.push_str(&format!("data: {done}\n\n"));

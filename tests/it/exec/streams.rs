@@ -67,6 +67,22 @@ functions:
             logprobs: null
             finish_reason: tool_calls
         usage: {prompt_tokens: 5, completion_tokens: 7, total_tokens: 12}
+  narrate:
+    group: chat
+    class: read
+    summary: Tell a story as named events (always a stream).
+    method: GET
+    path: /v1/narrate
+    credential: token
+    response: sse
+    stream:
+      dialect: {end_events: [story_end]}
+      assemble:
+        start: {on: story_start, take: /story}
+        rules:
+          - {on: line, push: /lines, value: /text}
+    simulator:
+      response: {title: A tale, lines: [Once, upon, a time]}
 "#;
 
 fn chunk(choices: Value, usage: Value) -> String {
@@ -506,5 +522,29 @@ print(r.object, r.choices[1].message.content, n)"#,
                 "tool_calls": [{"id": "call_a", "type": "function",
                     "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
                 "finish_reason": "tool_calls", "logprobs": null}]})
+    );
+}
+
+#[test]
+fn offline_an_always_streaming_function_with_named_events_streams_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = run(
+        dir.path(),
+        &[],
+        &["--offline"],
+        r#"local seen = {}
+local r = app.integrations.chatty.narrate{on_event = function(e) seen[#seen + 1] = e.type end}
+return {result = r, seen = seen}"#,
+    );
+    assert_eq!(o["success"], true, "{o}");
+    assert_eq!(
+        o["result"][0]["result"],
+        json!({"title": "A tale", "lines": ["Once", "upon", "a time"]}),
+        "{o}"
+    );
+    assert_eq!(
+        o["result"][0]["seen"],
+        json!(["story_start", "story_end"]),
+        "{o}"
     );
 }
