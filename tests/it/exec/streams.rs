@@ -548,3 +548,49 @@ return {result = r, seen = seen}"#,
         "{o}"
     );
 }
+
+#[test]
+fn lint_reports_dialect_keys_in_two_places_a_missing_param_and_bad_pointers() {
+    use kosmo::manifest::Manifest;
+    let cases = [
+        (
+            CHATTY.replace(
+                "      param: stream\n      dialect: {event_from: data,",
+                "      param: stream\n      end_events: [x]\n      dialect: {end_events: [y], event_from: data,",
+            ),
+            "/functions/create_completion/stream/end_events",
+            "both here and in 'dialect'",
+        ),
+        (
+            CHATTY.replace("      param: stream\n", ""),
+            "/functions/create_completion/stream",
+            "needs 'param'",
+        ),
+        (
+            CHATTY.replace("type_pointer: /object", "type_pointer: \"\""),
+            "/functions/create_completion/stream/dialect/type_pointer",
+            "not a JSON pointer",
+        ),
+        (
+            CHATTY.replace("{set: /object, to: chat.completion}", "{set: /object}"),
+            "/functions/create_completion/stream/assemble/finish/0",
+            "need 'to'",
+        ),
+        (
+            CHATTY.replace(
+                "{on: line, push: /lines, value: /text}",
+                "{on: line, push: /lines, value: /text, skip_nulls: true}",
+            ),
+            "/functions/narrate/stream/assemble/rules/0/skip_nulls",
+            "only applies to merge",
+        ),
+    ];
+    for (yaml, at, needle) in cases {
+        let err = Manifest::from_yaml("chatty.yaml", &yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(at) && err.contains(needle), "{at}: {err}");
+    }
+    // The fixture itself is clean.
+    Manifest::from_yaml("chatty.yaml", CHATTY).unwrap();
+}
