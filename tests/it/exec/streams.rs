@@ -594,3 +594,87 @@ fn lint_reports_dialect_keys_in_two_places_a_missing_param_and_bad_pointers() {
     // The fixture itself is clean.
     Manifest::from_yaml("chatty.yaml", CHATTY).unwrap();
 }
+
+/// The official `openai` SDK's own stream accumulator is the oracle for chunk assembly: the same
+/// chunks give the same completion (compared without nulls, and without the SDK's client-side
+/// extras `parsed` / `parsed_arguments` and tool-call `index`, which a non-streamed completion
+/// does not have either).
+#[test]
+fn chunk_assembly_matches_the_official_sdk_accumulator() {
+    use kosmo::exec::sse::StreamFold;
+    use kosmo::manifest::Manifest;
+    let Some(python) = crate::support::sdk_python() else {
+        return;
+    };
+    let has_openai = std::process::Command::new(&python)
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_openai {
+        // .ci/run installs the `openai` package next to `anthropic`.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the openai SDK oracle is required under CI"
+        );
+        eprintln!(
+            "SKIP: the official openai SDK is not installed in {}",
+            python.display()
+        );
+        return;
+    }
+    const ACCUMULATE: &str = r#"
+import json, sys
+from openai.types.chat import ChatCompletionChunk
+from openai.lib.streaming.chat._completions import ChatCompletionStreamState
+state = ChatCompletionStreamState()
+for line in sys.stdin:
+    line = line.strip()
+    if not line.startswith("data: "):
+        continue
+    if line[6:].startswith("[DONE]"):
+        break
+    state.handle_chunk(ChatCompletionChunk.model_validate(json.loads(line[6:])))
+print(json.dumps(state.get_final_completion().model_dump(mode="json")))
+"#;
+    let mut text = chunks().concat();
+    text.push_str("data: [DONE]\n\n");
+    let out = std::process::Command::new(python)
+        .args(["-c", ACCUMULATE])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut sdk: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for choice in sdk["choices"].as_array_mut().unwrap() {
+        let msg = choice["message"].as_object_mut().unwrap();
+        msg.remove("parsed");
+        for call in msg["tool_calls"].as_array_mut().unwrap() {
+            let call = call.as_object_mut().unwrap();
+            call.remove("index");
+            call["function"]
+                .as_object_mut()
+                .unwrap()
+                .remove("parsed_arguments");
+        }
+    }
+    let m = Manifest::from_yaml("chatty.yaml", CHATTY).unwrap();
+    let spec = m.functions["create_completion"].stream.clone().unwrap();
+    let mut f = StreamFold::new(Some(&spec)).unwrap();
+    for e in f.push(text.as_bytes()).unwrap() {
+        f.fold(&e).unwrap();
+    }
+    assert!(f.finished());
+    let ours = f.finish().unwrap();
+    assert_eq!(without_nulls(ours), without_nulls(sdk));
+}
