@@ -574,6 +574,7 @@ impl Manifest {
                             .at(pos),
                     );
                 }
+                sort_problems(&mut problems);
                 return (None, problems);
             }
         };
@@ -592,6 +593,7 @@ impl Manifest {
                 );
             }
         }
+        sort_problems(&mut problems);
         (Some(manifest), problems)
     }
 
@@ -901,6 +903,11 @@ fn manifest_validator() -> std::result::Result<&'static jsonschema::Validator, S
     })
     .as_ref()
     .map_err(Clone::clone)
+}
+
+/// In file order; problems without a place keep their order, after those with one.
+fn sort_problems(problems: &mut [Problem]) {
+    problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
 }
 
 /// A located problem from an error of the YAML pass (`line L column C` in its location).

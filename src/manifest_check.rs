@@ -35,6 +35,8 @@ pub mod rule {
     pub const DUPLICATE_NAME: &str = "duplicate_name";
     /// The file cannot be read.
     pub const IO: &str = "io";
+    /// `manifests:test` could not run a manifest's examples (the simulator did not start).
+    pub const SIMULATOR: &str = "simulator";
 }
 
 /// One problem of one manifest file.
