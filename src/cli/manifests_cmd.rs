@@ -207,7 +207,7 @@ impl ExampleResult {
     }
 }
 
-/// Run every example of one integration against its own in-process simulator.
+/// Run every example of one integration, each against a fresh in-process simulator.
 async fn test_integration(
     file: &Path,
     integ: Integration,
@@ -217,16 +217,6 @@ async fn test_integration(
     let mut reg = Registry::builtin().map_err(|e| e.to_string())?;
     reg.insert(integ);
     let reg = Arc::new(reg);
-    let opts = crate::simulator::SimulatorOptions {
-        integration: name.clone(),
-        ..Default::default()
-    };
-    let sim = crate::simulator::start(reg.clone(), opts)
-        .await
-        .map_err(|e| format!("the simulator does not start: {e}"))?;
-    let creds = Credentials::offline_each(BTreeMap::from([(name.clone(), sim.base_url.clone())]));
-    let exec = Executor::new(reg.clone(), Arc::new(creds), ExecConfig::default())
-        .map_err(|e| e.to_string())?;
     let integ = reg.require(&name).map_err(|e| e.to_string())?;
     let mut results = Vec::new();
     for (fname, f) in &integ.manifest.functions {
@@ -247,6 +237,19 @@ async fn test_integration(
                 results.push(r);
                 continue;
             }
+            // Each example starts from the simulator's initial state, so one example (a delete)
+            // cannot break another, whatever their order.
+            let opts = crate::simulator::SimulatorOptions {
+                integration: name.clone(),
+                ..Default::default()
+            };
+            let sim = crate::simulator::start(reg.clone(), opts)
+                .await
+                .map_err(|e| format!("the simulator does not start: {e}"))?;
+            let creds =
+                Credentials::offline_each(BTreeMap::from([(name.clone(), sim.base_url.clone())]));
+            let exec = Executor::new(reg.clone(), Arc::new(creds), ExecConfig::default())
+                .map_err(|e| e.to_string())?;
             // Examples that touch local files: reading one that is not here, or writing into
             // the user's directory, is not what a manifest test should do.
             let call = Call::new(&name, fname, ex.args.clone());
@@ -290,9 +293,9 @@ async fn test_integration(
                 }
             }
             results.push(r);
+            sim.shutdown().await;
         }
     }
-    sim.shutdown().await;
     Ok(results)
 }
 
