@@ -547,12 +547,16 @@ impl Manifest {
         let mut problems = duplicate_problems(file, &index);
         match manifest_validator() {
             Ok(validator) => {
-                let schema: Value = serde_json::from_str(MANIFEST_SCHEMA).unwrap_or(Value::Null);
-                problems.extend(schema_problems(file, &schema, validator, &raw, &index));
+                problems.extend(schema_problems(
+                    file,
+                    manifest_schema(),
+                    validator,
+                    &raw,
+                    &index,
+                ));
             }
-            Err(e) => problems.push(
-                Problem::new("manifests/manifest.schema.json", "", e).rule(rule::SCHEMA),
-            ),
+            Err(e) => problems
+                .push(Problem::new("manifests/manifest.schema.json", "", e).rule(rule::SCHEMA)),
         }
         let manifest: Manifest = match serde_json::from_value(raw) {
             Ok(m) => m,
@@ -893,6 +897,12 @@ fn strip_location(msg: &str) -> String {
         Some(re) => re.replace_all(msg, "").into_owned(),
         None => msg.to_string(),
     }
+}
+
+/// The manifest JSON Schema as a value (to list the keys allowed where an unknown one is found).
+fn manifest_schema() -> &'static Value {
+    static S: OnceLock<Value> = OnceLock::new();
+    S.get_or_init(|| serde_json::from_str(MANIFEST_SCHEMA).unwrap_or(Value::Null))
 }
 
 fn manifest_validator() -> std::result::Result<&'static jsonschema::Validator, String> {

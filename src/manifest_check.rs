@@ -374,10 +374,7 @@ pub fn schema_problems(
                     let at = format!("{ptr}/{}", escape_segment(key));
                     let hint = did_you_mean(key, allowed.iter().copied());
                     let message = if hint.is_empty() && !allowed.is_empty() {
-                        format!(
-                            "unknown key `{key}` (allowed here: {})",
-                            allowed.join(", ")
-                        )
+                        format!("unknown key `{key}` (allowed here: {})", allowed.join(", "))
                     } else {
                         format!("unknown key `{key}`{hint}")
                     };

@@ -247,9 +247,7 @@ impl Registry {
                     );
                     reg.warnings
                         .push(format!("skipped manifest {}: {message}", path.display()));
-                    report
-                        .problems
-                        .push(name_problem(&path, message));
+                    report.problems.push(name_problem(&path, message));
                     continue;
                 }
                 reg.insert(integ);

@@ -320,12 +320,14 @@ pub async fn test(_ctx: &Context, args: TestArgs) -> ExitCode {
         }
         match test_integration(&file, integ, timeout).await {
             Ok(rs) => results.extend(rs),
-            Err(message) => problems.push(Problem::new(
-                &file.display().to_string(),
-                "",
-                format!("{name}: {message}"),
-            )
-            .rule(rule::SIMULATOR)),
+            Err(message) => problems.push(
+                Problem::new(
+                    &file.display().to_string(),
+                    "",
+                    format!("{name}: {message}"),
+                )
+                .rule(rule::SIMULATOR),
+            ),
         }
     }
     let count = |v: Verdict| results.iter().filter(|r| r.verdict == v).count();

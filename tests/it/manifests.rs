@@ -161,7 +161,10 @@ fn lint_problems_are_all_reported_and_located() {
         .iter()
         .find(|p| p["pointer"] == "/functions/get_thing/class")
         .unwrap();
-    assert_eq!((class["line"].clone(), class["rule"].clone()), (json!(12), json!("lint")));
+    assert_eq!(
+        (class["line"].clone(), class["rule"].clone()),
+        (json!(12), json!("lint"))
+    );
 }
 
 #[test]
@@ -177,7 +180,10 @@ fn a_misspelt_key_gets_a_suggestion() {
     let p = &v["problems"][0];
     assert_eq!(p["pointer"], "/functions/get_thing/pagnation", "{v:#}");
     assert_eq!(p["rule"], "unknown_key");
-    assert_eq!((p["line"].clone(), p["column"].clone()), (json!(17), json!(5)));
+    assert_eq!(
+        (p["line"].clone(), p["column"].clone()),
+        (json!(17), json!(5))
+    );
     assert!(
         p["message"]
             .as_str()
@@ -200,7 +206,10 @@ fn a_duplicate_key_is_an_error_naming_both_lines() {
     let p = &v["problems"][0];
     assert_eq!(p["rule"], "duplicate_key", "{v:#}");
     assert_eq!(p["pointer"], "/functions/get_thing/summary");
-    assert_eq!((p["line"].clone(), p["column"].clone()), (json!(14), json!(5)));
+    assert_eq!(
+        (p["line"].clone(), p["column"].clone()),
+        (json!(14), json!(5))
+    );
     let msg = p["message"].as_str().unwrap();
     assert!(
         msg.contains("line 13") && msg.contains("line 14"),
@@ -216,7 +225,11 @@ fn check_json_has_the_documented_shape() {
         "bad.yaml",
         &GOOD.replace("name: echo", "name: Echo!"),
     );
-    write(dir.path(), "good.yaml", &GOOD.replace("name: echo", "name: echo2"));
+    write(
+        dir.path(),
+        "good.yaml",
+        &GOOD.replace("name: echo", "name: echo2"),
+    );
     let (code, v) = check_json(dir.path());
     assert_eq!(code, Some(1));
     assert_eq!(v["checked"].as_array().unwrap().len(), 2, "{v:#}");
@@ -231,7 +244,10 @@ fn check_json_has_the_documented_shape() {
     );
     assert_eq!(p["file"], bad.display().to_string());
     assert_eq!(p["pointer"], "/name");
-    assert_eq!((p["line"].clone(), p["column"].clone()), (json!(1), json!(7)));
+    assert_eq!(
+        (p["line"].clone(), p["column"].clone()),
+        (json!(1), json!(7))
+    );
     // A clean file: success, exit 0, no problems.
     let (code, v) = check_json(&dir.path().join("good.yaml"));
     assert_eq!(code, Some(0), "{v:#}");
@@ -246,7 +262,9 @@ fn a_bad_user_manifest_is_skipped_and_the_others_keep_working() {
     write(
         dir.path(),
         "broken.yaml",
-        &GOOD.replace("name: echo", "name: broken").replace("class: read", "class: 7"),
+        &GOOD
+            .replace("name: echo", "name: broken")
+            .replace("class: read", "class: 7"),
     );
     write(dir.path(), "echo.yaml", GOOD);
     let out = kosmo(cfg.path())
@@ -264,12 +282,18 @@ fn a_bad_user_manifest_is_skipped_and_the_others_keep_working() {
         .unwrap();
     let env: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(env["result"], json!(["model", "thing", true]), "{env}\n{stderr}");
+    assert_eq!(
+        env["result"],
+        json!(["model", "thing", true]),
+        "{env}\n{stderr}"
+    );
     let warnings = env["meta"]["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1, "{env}");
     let w = warnings[0].as_str().unwrap();
     assert!(
-        w.contains("broken.yaml") && w.contains("line 12 column 12") && w.contains("/functions/get_thing/class"),
+        w.contains("broken.yaml")
+            && w.contains("line 12 column 12")
+            && w.contains("/functions/get_thing/class"),
         "{w}"
     );
     assert!(
@@ -281,7 +305,13 @@ fn a_bad_user_manifest_is_skipped_and_the_others_keep_working() {
     write(clean.path(), "echo.yaml", GOOD);
     let out = kosmo(cfg.path())
         .env("KOSMO_MANIFEST_PATH", clean.path())
-        .args(["integrations:lua", "--offline", "--json", "--eval", "return app.integrations.echo ~= nil"])
+        .args([
+            "integrations:lua",
+            "--offline",
+            "--json",
+            "--eval",
+            "return app.integrations.echo ~= nil",
+        ])
         .output()
         .unwrap();
     let env: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -301,7 +331,10 @@ fn a_bad_user_manifest_is_skipped_and_the_others_keep_working() {
         .iter()
         .map(|p| p["file"].as_str().unwrap())
         .collect();
-    assert!(!files.is_empty() && files.iter().all(|f| f.ends_with("broken.yaml")), "{v:#}");
+    assert!(
+        !files.is_empty() && files.iter().all(|f| f.ends_with("broken.yaml")),
+        "{v:#}"
+    );
 }
 
 fn test_json(path: &Path) -> (Option<i32>, Value) {
@@ -327,7 +360,10 @@ fn manifests_test_runs_every_example_against_the_simulator() {
     let file = write(dir.path(), "echo.yaml", GOOD);
     let (code, v) = test_json(&file);
     assert_eq!(code, Some(0), "{v:#}");
-    assert_eq!((v["passed"].clone(), v["failed"].clone()), (json!(2), json!(0)));
+    assert_eq!(
+        (v["passed"].clone(), v["failed"].clone()),
+        (json!(2), json!(0))
+    );
     let r = &v["results"][1];
     assert_eq!(r["function"], "get_thing");
     assert_eq!(r["example"], 1);
@@ -366,9 +402,16 @@ fn manifests_test_reports_a_failing_example_and_exits_non_zero() {
         "{r}"
     );
     // A manifest that does not pass the check is a failure too, with its problems.
-    let broken = write(dir.path(), "broken.yaml", &GOOD.replace("class: read", "class: 7"));
+    let broken = write(
+        dir.path(),
+        "broken.yaml",
+        &GOOD.replace("class: read", "class: 7"),
+    );
     let (code, v) = test_json(&broken);
     assert_eq!(code, Some(1));
-    assert_eq!(v["problems"][0]["pointer"], "/functions/get_thing/class", "{v:#}");
+    assert_eq!(
+        v["problems"][0]["pointer"], "/functions/get_thing/class",
+        "{v:#}"
+    );
     assert_eq!(v["results"], json!([]));
 }
