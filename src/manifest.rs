@@ -558,6 +558,11 @@ impl Manifest {
             Err(e) => problems
                 .push(Problem::new("manifests/manifest.schema.json", "", e).rule(rule::SCHEMA)),
         }
+        // Unknown keys are reported already: read the rest, so the lint still sees the file.
+        let mut raw = raw;
+        for p in problems.iter().filter(|p| p.rule == rule::UNKNOWN_KEY) {
+            crate::manifest_check::remove_pointer(&mut raw, &p.pointer);
+        }
         let manifest: Manifest = match serde_json::from_value(raw) {
             Ok(m) => m,
             Err(e) => {
@@ -590,13 +595,22 @@ impl Manifest {
             if let Err(e) = crate::validate::InputValidator::new(&manifest, f) {
                 let pointer = format!("/functions/{}", crate::manifest_check::escape_segment(name));
                 let pos = index.position(&pointer);
+                let why = match e {
+                    Error::Manifest { message, .. } => message,
+                    other => other.to_string(),
+                };
                 problems.push(
-                    Problem::new(file, pointer, format!("input schema does not compile: {e}"))
-                        .rule(rule::INPUT_SCHEMA)
-                        .at(pos),
+                    Problem::new(
+                        file,
+                        pointer,
+                        format!("input schema does not compile: {why}"),
+                    )
+                    .rule(rule::INPUT_SCHEMA)
+                    .at(pos),
                 );
             }
         }
+        crate::manifest_check::drop_cascades(&mut problems);
         sort_problems(&mut problems);
         (Some(manifest), problems)
     }
@@ -1067,6 +1081,33 @@ functions:
             .unwrap_err()
             .to_string();
         assert!(msg.contains("unknown credential type 'nope'"), "{msg}");
+    }
+
+    #[test]
+    fn check_reports_each_mistake_once_with_a_suggestion() {
+        // One misspelt type would otherwise also fail the lint's meta-schema check and the
+        // input schema compile: only the first, precise problem is reported.
+        let text = MINI.replace("type: string}", "type: strng}");
+        let (m, problems) = Manifest::check("x.yaml", &text);
+        assert!(m.is_some());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        let p = &problems[0];
+        assert_eq!(p.pointer, "/functions/get_thing/params/0/type");
+        assert_eq!((p.line, p.rule), (Some(19), "schema"));
+        assert!(
+            p.message.ends_with("did you mean `string`?"),
+            "{}",
+            p.message
+        );
+        // Independent mistakes are all reported, in file order.
+        let text = MINI
+            .replace("class: read", "class: write")
+            .replace("category: testing", "category: testing\ncolour: blue");
+        let (_, problems) = Manifest::check("x.yaml", &text);
+        let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![Some(6), Some(14)], "{problems:#?}");
+        assert_eq!(problems[0].rule, "unknown_key");
+        assert_eq!(problems[1].rule, "lint");
     }
 
     #[test]

@@ -329,6 +329,17 @@ impl PositionIndex {
     }
 }
 
+/// Remove the member a pointer names from its object (nothing when it names no member).
+pub fn remove_pointer(doc: &mut Value, pointer: &str) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let key = last.replace("~1", "/").replace("~0", "~");
+    if let Some(Value::Object(m)) = doc.pointer_mut(parent) {
+        m.remove(&key);
+    }
+}
+
 /// Did-you-mean text for a name among candidates: "; did you mean `x`?" or "".
 pub fn did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
     let found = closest(wanted, candidates);
@@ -398,6 +409,28 @@ pub fn schema_problems(
                         .at(index.position(&ptr)),
                 );
             }
+            K::OneOfNotValid { context } | K::AnyOf { context } => {
+                // `type: strng` fails every branch; the enum branches know the right words.
+                let mut words: Vec<&str> = Vec::new();
+                for branch in context {
+                    for inner in branch {
+                        if let K::Enum { options } = inner.kind()
+                            && let Value::Array(opts) = options.as_ref()
+                        {
+                            words.extend(opts.iter().filter_map(Value::as_str));
+                        }
+                    }
+                }
+                let hint = match e.instance().as_ref() {
+                    Value::String(s) => did_you_mean(s, words),
+                    _ => String::new(),
+                };
+                out.push(
+                    Problem::new(file, ptr.clone(), format!("{e}{hint}"))
+                        .rule(rule::SCHEMA)
+                        .at(index.position(&ptr)),
+                );
+            }
             _ => out.push(
                 Problem::new(file, ptr.clone(), e.to_string())
                     .rule(rule::SCHEMA)
@@ -406,6 +439,63 @@ pub fn schema_problems(
         }
     }
     out
+}
+
+/// Drop the problems that only repeat an earlier pass's: a lint or input-schema complaint about
+/// a node the schema (or the YAML) already found wrong inside, and a function's input schema
+/// failing to compile when one of its parameters already has a problem (or it was said once).
+pub fn drop_cascades(problems: &mut Vec<Problem>) {
+    let primary: Vec<String> = problems
+        .iter()
+        .filter(|p| !matches!(p.rule, rule::LINT | rule::INPUT_SCHEMA))
+        .map(|p| p.pointer.clone())
+        .collect();
+    let within =
+        |outer: &str, inner: &str| inner == outer || inner.starts_with(&format!("{outer}/"));
+    // "/functions/<name>" of a pointer inside a function.
+    let function_of = |p: &str| -> Option<String> {
+        let mut parts = p.splitn(4, '/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(""), Some("functions"), Some(name)) => Some(format!("/functions/{name}")),
+            _ => None,
+        }
+    };
+    let compile_failure = |p: &Problem| {
+        p.rule == rule::INPUT_SCHEMA
+            || (p.rule == rule::LINT && p.message.starts_with("input schema does not compile"))
+    };
+    let mut keep = vec![true; problems.len()];
+    for (i, p) in problems.iter().enumerate() {
+        if !matches!(p.rule, rule::LINT | rule::INPUT_SCHEMA) {
+            continue;
+        }
+        let depth = p.pointer.matches('/').count();
+        if depth > 2 && primary.iter().any(|q| within(&p.pointer, q)) {
+            keep[i] = false;
+            continue;
+        }
+        if compile_failure(p)
+            && let Some(f) = function_of(&p.pointer)
+        {
+            // The input schema is made of the parameters: a problem there explains it, and
+            // so does the same failure said once already.
+            let params = format!("{f}/params");
+            let earlier_or_other = problems.iter().enumerate().any(|(j, q)| {
+                j != i
+                    && keep[j]
+                    && if compile_failure(q) {
+                        j < i && within(&f, &q.pointer)
+                    } else {
+                        within(&params, &q.pointer)
+                    }
+            });
+            if earlier_or_other {
+                keep[i] = false;
+            }
+        }
+    }
+    let mut it = keep.into_iter();
+    problems.retain(|_| it.next().unwrap_or(true));
 }
 
 #[cfg(test)]
@@ -490,6 +580,55 @@ mod tests {
         let idx = PositionIndex::build("? [a, b]\n: {x: 1}\n\"a/b\": 2\nc~d: 3\n");
         assert_eq!(idx.position("/a~1b"), Some(Pos { line: 3, column: 8 }));
         assert_eq!(idx.position("/c~0d"), Some(Pos { line: 4, column: 6 }));
+    }
+
+    #[test]
+    fn cascades_of_one_mistake_are_dropped_and_independent_problems_kept() {
+        let p =
+            |ptr: &str, msg: &str, rule: &'static str| Problem::new("x.yaml", ptr, msg).rule(rule);
+        let mut problems = vec![
+            p("/functions/f/params/0/type", "bad type", rule::SCHEMA),
+            p(
+                "/functions/f/params/0",
+                "invalid JSON Schema for 'id'",
+                rule::LINT,
+            ),
+            p(
+                "/functions/f",
+                "input schema does not compile: x",
+                rule::LINT,
+            ),
+            p(
+                "/functions/f",
+                "input schema does not compile: y",
+                rule::INPUT_SCHEMA,
+            ),
+            p(
+                "/functions/f/class",
+                "a GET function cannot be class 'write'",
+                rule::LINT,
+            ),
+            p(
+                "/functions/g",
+                "input schema does not compile: z",
+                rule::INPUT_SCHEMA,
+            ),
+            p(
+                "/functions/g",
+                "input schema does not compile: z again",
+                rule::INPUT_SCHEMA,
+            ),
+        ];
+        drop_cascades(&mut problems);
+        let left: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            left,
+            vec![
+                "bad type",
+                "a GET function cannot be class 'write'",
+                "input schema does not compile: z"
+            ]
+        );
     }
 
     #[test]

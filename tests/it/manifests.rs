@@ -415,3 +415,27 @@ fn manifests_test_reports_a_failing_example_and_exits_non_zero() {
     );
     assert_eq!(v["results"], json!([]));
 }
+
+#[test]
+fn the_builtin_manifest_examples_pass_manifests_test() {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/anthropic.yaml");
+    let (code, v) = test_json(&file);
+    let failed: Vec<&Value> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "fail")
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert_eq!(code, Some(0));
+    assert!(v["passed"].as_u64().unwrap() >= 30, "{v:#}");
+    // The unsupported function is skipped, not failed; so is the upload of a file not here.
+    let skipped: Vec<&str> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["status"] == "skip")
+        .map(|r| r["function"].as_str().unwrap())
+        .collect();
+    assert!(skipped.contains(&"list_messages"), "{skipped:?}");
+}
