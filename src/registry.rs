@@ -203,8 +203,8 @@ impl Registry {
         Ok(reg)
     }
 
-    /// [`Registry::load`] without printing, with every problem of the skipped files. Only a
-    /// manifest directory that cannot be read is an error.
+    /// [`Registry::load`] without printing, with every problem of the skipped files and
+    /// directories (a directory that cannot be read is skipped too).
     pub fn load_with_report(opts: &RegistryOptions) -> Result<(Registry, LoadReport)> {
         let mut reg = Registry::builtin()?;
         let mut report = LoadReport::default();
@@ -213,7 +213,19 @@ impl Registry {
             // accident of file names, so neither does. Across directories the later one wins,
             // on purpose.
             let mut loaded: Vec<(PathBuf, Integration)> = Vec::new();
-            for path in manifest_files(&dir)? {
+            let files = match manifest_files(&dir) {
+                Ok(files) => files,
+                Err(e) => {
+                    // A stale directory on the path must not break the other integrations either.
+                    reg.warnings
+                        .push(format!("skipped manifest directory {}: {e}", dir.display()));
+                    report.problems.push(
+                        Problem::new(&dir.display().to_string(), "", e.to_string()).rule(rule::IO),
+                    );
+                    continue;
+                }
+            };
+            for path in files {
                 report.files.push(path.clone());
                 match check_file(&path) {
                     (Some(integ), problems) if problems.is_empty() => {

@@ -317,6 +317,26 @@ fn a_bad_user_manifest_is_skipped_and_the_others_keep_working() {
     let env: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(env["meta"]["warnings"], json!([]), "{env}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+    // A directory on the path that does not exist is skipped the same way.
+    let missing = cfg.path().join("no-such-dir");
+    let path = std::env::join_paths([missing.as_path(), clean.path()]).unwrap();
+    let out = kosmo(cfg.path())
+        .env("KOSMO_MANIFEST_PATH", &path)
+        .args([
+            "integrations:lua",
+            "--json",
+            "--eval",
+            "return app.integrations.echo ~= nil",
+        ])
+        .output()
+        .unwrap();
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["result"], json!([true]), "{env}");
+    let w = env["meta"]["warnings"][0].as_str().unwrap_or("");
+    assert!(
+        w.starts_with("skipped manifest directory") && w.contains("no-such-dir"),
+        "{env}"
+    );
     // manifests:check still fails on the path's bad manifest, and names it.
     let out = kosmo(cfg.path())
         .env("KOSMO_MANIFEST_PATH", dir.path())
