@@ -431,6 +431,40 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_manifest_is_skipped_with_its_problems_and_the_rest_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "name: echo\nlabel: Echo\nsummary: S.\ncategory: testing\nbase_url: http://127.0.0.1:9\ncredentials: {}\nfunctions:\n  ping: {group: g, class: read, summary: Ping., method: GET, path: /ping}\n";
+        std::fs::write(dir.path().join("echo.yaml"), good).unwrap();
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            good.replace("name: echo", "name: bad\nnmae: x"),
+        )
+        .unwrap();
+        let opts = RegistryOptions {
+            dirs: vec![dir.path().to_path_buf()],
+            ignore_env: true,
+        };
+        let (reg, report) = Registry::load_with_report(&opts).unwrap();
+        assert!(reg.get("echo").is_some());
+        assert!(reg.get("anthropic").is_some());
+        assert!(reg.get("bad").is_none());
+        assert_eq!(report.files.len(), 2);
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        let p = &report.problems[0];
+        assert_eq!(
+            (p.pointer.as_str(), p.line, p.column),
+            ("/nmae", Some(2), Some(1))
+        );
+        assert!(p.message.contains("did you mean `name`?"), "{}", p.message);
+        assert_eq!(reg.warnings().len(), 1);
+        assert!(
+            reg.warnings()[0].contains("bad.yaml: line 2 column 1: /nmae"),
+            "{:?}",
+            reg.warnings()
+        );
+    }
+
+    #[test]
     fn builtin_anthropic_loads_and_resolves_aliases() {
         let reg = Registry::builtin().unwrap();
         let a = reg.require("anthropic").unwrap();
