@@ -19,6 +19,9 @@ pub struct ListArgs {
 pub struct SchemaArgs {
     /// The function, as <integration>.<function> (aliases and full names work).
     pub function: String,
+    /// Errors as a JSON envelope on stdout (the schema itself is always JSON).
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn function_summary(integ: &Integration) -> Vec<Value> {
@@ -99,6 +102,8 @@ pub fn schema(ctx: &Context, args: SchemaArgs) -> ExitCode {
             print_json(&schema);
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e, true),
+        // stdout is for the schema: a pipeline `kosmo integrations:schema x | jq` must not
+        // mistake an error for a schema.
+        Err(e) => fail(&e, args.json),
     }
 }

@@ -107,10 +107,16 @@ fn unknown_function_fails_with_suggestions() {
         .args(["integrations:schema", "anthropic.create_mesage"])
         .assert()
         .code(1)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("create_message"));
+    kosmo(dir.path())
+        .args(["integrations:schema", "anthropic.create_mesage", "--json"])
+        .assert()
+        .code(1)
         .stdout(predicate::str::contains("unknown_function"))
         .stdout(predicate::str::contains("create_message"));
     kosmo(dir.path())
-        .args(["integrations:schema", "nope.create_message"])
+        .args(["integrations:schema", "nope.create_message", "--json"])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("unknown_integration"));

@@ -4,6 +4,8 @@
 mod acceptance;
 mod acceptance2;
 mod acceptance3;
+mod cli;
+mod configure;
 mod docs;
 mod exec;
 mod foundation;
