@@ -534,13 +534,12 @@ impl Manifest {
         let raw: Value = match parse_yaml(file, text) {
             Ok(v) => v,
             Err(e) => {
-                // A duplicate key stops the JSON parse; the index says where both are.
+                // Nothing after a syntax error can be read; duplicate keys before it can.
                 let index = PositionIndex::build(text);
-                let dups = duplicate_problems(file, &index);
-                if !dups.is_empty() {
-                    return (None, dups);
-                }
-                return (None, vec![problem_of_error(file, e, rule::YAML)]);
+                let mut problems = duplicate_problems(file, &index);
+                problems.push(problem_of_error(file, e, rule::YAML));
+                sort_problems(&mut problems);
+                return (None, problems);
             }
         };
         let index = PositionIndex::build(text);
@@ -1108,6 +1107,16 @@ functions:
         assert_eq!(lines, vec![Some(6), Some(14)], "{problems:#?}");
         assert_eq!(problems[0].rule, "unknown_key");
         assert_eq!(problems[1].rule, "lint");
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_with_the_duplicates_before_it() {
+        let text = "name: a\nname: b\nlabel: [unclosed\n";
+        let (m, problems) = Manifest::check("x.yaml", text);
+        assert!(m.is_none());
+        let rules: Vec<&str> = problems.iter().map(|p| p.rule).collect();
+        assert_eq!(rules, vec!["duplicate_key", "yaml_syntax"], "{problems:#?}");
+        assert_eq!(problems[0].line, Some(2));
     }
 
     #[test]

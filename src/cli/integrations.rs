@@ -67,7 +67,7 @@ pub fn list(ctx: &Context, args: ListArgs) -> ExitCode {
                 }),
             );
         }
-        print_json(&json!({"success": true, "providers": providers}));
+        print_json(&json!({"success": true, "providers": providers, "warnings": reg.warnings()}));
     } else {
         for integ in reg.iter() {
             let m = &integ.manifest;

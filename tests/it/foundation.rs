@@ -294,6 +294,12 @@ fn bad_manifests_are_refused_with_file_and_location() {
         let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(listed["providers"]["anthropic"].is_object(), "{what}");
         assert!(listed["providers"]["echo"].is_null(), "{what}");
+        assert!(
+            listed["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("echo.yaml")),
+            "{what}: {listed}"
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
             stderr.contains("warning: skipped manifest") && stderr.contains("echo.yaml"),
