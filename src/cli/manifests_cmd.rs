@@ -248,7 +248,12 @@ async fn test_integration(
                 .map_err(|e| format!("the simulator does not start: {e}"))?;
             let creds =
                 Credentials::offline_each(BTreeMap::from([(name.clone(), sim.base_url.clone())]));
-            let exec = Executor::new(reg.clone(), Arc::new(creds), ExecConfig::default())
+            // No retries: an example the simulator refuses fails at once, with its reason.
+            let config = ExecConfig {
+                max_retries: 0,
+                ..ExecConfig::default()
+            };
+            let exec = Executor::new(reg.clone(), Arc::new(creds), config)
                 .map_err(|e| e.to_string())?;
             // Examples that touch local files: reading one that is not here, or writing into
             // the user's directory, is not what a manifest test should do.
