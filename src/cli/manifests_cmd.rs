@@ -253,8 +253,8 @@ async fn test_integration(
                 max_retries: 0,
                 ..ExecConfig::default()
             };
-            let exec = Executor::new(reg.clone(), Arc::new(creds), config)
-                .map_err(|e| e.to_string())?;
+            let exec =
+                Executor::new(reg.clone(), Arc::new(creds), config).map_err(|e| e.to_string())?;
             // Examples that touch local files: reading one that is not here, or writing into
             // the user's directory, is not what a manifest test should do.
             let call = Call::new(&name, fname, ex.args.clone());
