@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+pub use crate::manifest_check::Problem;
 
 /// The JSON Schema every manifest must satisfy.
 pub const MANIFEST_SCHEMA: &str = include_str!("../manifests/manifest.schema.json");
@@ -1152,27 +1153,105 @@ impl SimulatorSpec {
 }
 
 impl Manifest {
-    /// Parse, schema-check and lint a manifest. `file` names it in errors.
+    /// Parse, schema-check and lint a manifest. `file` names it in errors; every problem is in
+    /// the error (the first names the location, the others follow on their own lines).
     pub fn from_yaml(file: &str, text: &str) -> Result<Manifest> {
-        let raw: Value = parse_yaml(file, text)?;
-        check_schema(file, &raw)?;
-        let manifest: Manifest = serde_json::from_value(raw).map_err(|e| Error::Manifest {
-            file: file.into(),
-            location: "document".into(),
-            message: e.to_string(),
-        })?;
-        let mut problems = manifest.lint().into_iter();
-        if let Some((location, mut message)) = problems.next() {
-            for (loc, msg) in problems {
-                message.push_str(&format!("\n{file}: {loc}: {msg}"));
-            }
-            return Err(Error::Manifest {
-                file: file.into(),
-                location,
-                message,
-            });
+        match Manifest::check(file, text) {
+            (Some(m), problems) if problems.is_empty() => Ok(m),
+            (_, problems) => Err(crate::manifest_check::into_error(file, &problems)),
         }
-        Ok(manifest)
+    }
+
+    /// Every problem of a manifest: YAML syntax, duplicate keys, the JSON Schema (all of its
+    /// errors, unknown keys with a did-you-mean), kosmo's types, the lint, and each function's
+    /// input schema compiling. Each problem carries its line and column. The manifest is
+    /// returned whenever it could be read into kosmo's types, even with lint problems.
+    pub fn check(file: &str, text: &str) -> (Option<Manifest>, Vec<Problem>) {
+        use crate::manifest_check::{PositionIndex, rule, schema_problems};
+        if let Err(e) = check_flow_depth(file, text) {
+            return (None, vec![problem_of_error(file, e, rule::YAML)]);
+        }
+        let raw: Value = match parse_yaml(file, text) {
+            Ok(v) => v,
+            Err(e) => {
+                // Nothing after a syntax error can be read; duplicate keys before it can.
+                let index = PositionIndex::build(text);
+                let mut problems = duplicate_problems(file, &index);
+                problems.push(problem_of_error(file, e, rule::YAML));
+                sort_problems(&mut problems);
+                return (None, problems);
+            }
+        };
+        let index = PositionIndex::build(text);
+        let mut problems = duplicate_problems(file, &index);
+        match manifest_validator() {
+            Ok(validator) => {
+                problems.extend(schema_problems(
+                    file,
+                    manifest_schema(),
+                    validator,
+                    &raw,
+                    &index,
+                ));
+            }
+            Err(e) => problems
+                .push(Problem::new("manifests/manifest.schema.json", "", e).rule(rule::SCHEMA)),
+        }
+        // Unknown keys are reported already: read the rest, so the lint still sees the file.
+        let mut raw = raw;
+        for p in problems.iter().filter(|p| p.rule == rule::UNKNOWN_KEY) {
+            crate::manifest_check::remove_pointer(&mut raw, &p.pointer);
+        }
+        let manifest: Manifest = match serde_json::from_value(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                // The schema usually said it already, and better; otherwise locate serde's
+                // complaint by reading the text straight into the types.
+                if problems.is_empty() {
+                    let pos = serde_yaml::from_str::<Manifest>(text)
+                        .err()
+                        .and_then(|ye| ye.location())
+                        .map(|l| crate::manifest_check::Pos {
+                            line: l.line(),
+                            column: l.column(),
+                        });
+                    let pointer = pos.and_then(|p| index.pointer_at(p)).unwrap_or_default();
+                    problems.push(
+                        Problem::new(file, pointer, strip_location(&e.to_string()))
+                            .rule(rule::TYPE)
+                            .at(pos),
+                    );
+                }
+                sort_problems(&mut problems);
+                return (None, problems);
+            }
+        };
+        for (pointer, message) in manifest.lint() {
+            let pos = index.position(&pointer);
+            problems.push(Problem::new(file, pointer, message).at(pos));
+        }
+        for (name, f) in &manifest.functions {
+            if let Err(e) = crate::validate::InputValidator::new(&manifest, f) {
+                let pointer = format!("/functions/{}", crate::manifest_check::escape_segment(name));
+                let pos = index.position(&pointer);
+                let why = match e {
+                    Error::Manifest { message, .. } => message,
+                    other => other.to_string(),
+                };
+                problems.push(
+                    Problem::new(
+                        file,
+                        pointer,
+                        format!("input schema does not compile: {why}"),
+                    )
+                    .rule(rule::INPUT_SCHEMA)
+                    .at(pos),
+                );
+            }
+        }
+        crate::manifest_check::drop_cascades(&mut problems);
+        sort_problems(&mut problems);
+        (Some(manifest), problems)
     }
 
     /// Parse a manifest that is known to pass every check: the built-ins, which the test suite
@@ -1773,6 +1852,12 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// The manifest JSON Schema as a value (to list the keys allowed where an unknown one is found).
+fn manifest_schema() -> &'static Value {
+    static S: OnceLock<Value> = OnceLock::new();
+    S.get_or_init(|| serde_json::from_str(MANIFEST_SCHEMA).unwrap_or(Value::Null))
+}
+
 fn manifest_validator() -> std::result::Result<&'static jsonschema::Validator, String> {
     static V: OnceLock<std::result::Result<jsonschema::Validator, String>> = OnceLock::new();
     V.get_or_init(|| {
@@ -1783,31 +1868,50 @@ fn manifest_validator() -> std::result::Result<&'static jsonschema::Validator, S
     .map_err(Clone::clone)
 }
 
-fn check_schema(file: &str, raw: &Value) -> Result<()> {
-    let validator = manifest_validator().map_err(|e| Error::Manifest {
-        file: "manifests/manifest.schema.json".into(),
-        location: "document".into(),
-        message: e,
-    })?;
-    let mut errors = validator.iter_errors(raw).map(|e| {
-        (
-            display_pointer(&e.instance_path().to_string()),
-            e.to_string(),
-        )
-    });
-    if let Some((location, message)) = errors.next() {
-        let more = errors.count();
-        return Err(Error::Manifest {
-            file: file.into(),
-            location,
-            message: if more > 0 {
-                format!("{message} (and {more} more problem(s))")
-            } else {
-                message
-            },
-        });
+/// In file order; problems without a place keep their order, after those with one.
+fn sort_problems(problems: &mut [Problem]) {
+    problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+}
+
+/// A located problem from an error of the YAML pass (`line L column C` in its location).
+fn problem_of_error(file: &str, e: Error, rule: &'static str) -> Problem {
+    match e {
+        Error::Manifest {
+            location, message, ..
+        } => {
+            let pos = parse_line_column(&location);
+            Problem::new(file, "", message).rule(rule).at(pos)
+        }
+        other => Problem::new(file, "", other.to_string()).rule(rule),
     }
-    Ok(())
+}
+
+fn parse_line_column(location: &str) -> Option<crate::manifest_check::Pos> {
+    let rest = location.strip_prefix("line ")?;
+    let (line, col) = rest.split_once(" column ")?;
+    Some(crate::manifest_check::Pos {
+        line: line.trim().parse().ok()?,
+        column: col.trim().parse().ok()?,
+    })
+}
+
+fn duplicate_problems(file: &str, index: &crate::manifest_check::PositionIndex) -> Vec<Problem> {
+    index
+        .duplicates
+        .iter()
+        .map(|(pointer, key, at, first)| {
+            Problem::new(
+                file,
+                pointer.clone(),
+                format!(
+                    "duplicate key `{key}` (first at line {} column {}, again at line {} column {}): keep one",
+                    first.line, first.column, at.line, at.column
+                ),
+            )
+            .rule(crate::manifest_check::rule::DUPLICATE_KEY)
+            .at(Some(*at))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1907,12 +2011,52 @@ functions:
             msg.contains("'get_thing' is already used by function 'get_thing'"),
             "{msg}"
         );
-        assert!(msg.starts_with("x.yaml: /functions/other: "), "{msg}");
+        assert!(
+            msg.starts_with("x.yaml: line 20 column 3: /functions/other: "),
+            "{msg}"
+        );
         let text = MINI.replace("credential: token", "credential: nope");
         let msg = Manifest::from_yaml("x.yaml", &text)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("unknown credential type 'nope'"), "{msg}");
+    }
+
+    #[test]
+    fn check_reports_each_mistake_once_with_a_suggestion() {
+        // One misspelt type would otherwise also fail the lint's meta-schema check and the
+        // input schema compile: only the first, precise problem is reported.
+        let text = MINI.replace("type: string}", "type: strng}");
+        let (m, problems) = Manifest::check("x.yaml", &text);
+        assert!(m.is_some());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        let p = &problems[0];
+        assert_eq!(p.pointer, "/functions/get_thing/params/0/type");
+        assert_eq!((p.line, p.rule), (Some(19), "schema"));
+        assert!(
+            p.message.ends_with("did you mean `string`?"),
+            "{}",
+            p.message
+        );
+        // Independent mistakes are all reported, in file order.
+        let text = MINI
+            .replace("class: read", "class: write")
+            .replace("category: testing", "category: testing\ncolour: blue");
+        let (_, problems) = Manifest::check("x.yaml", &text);
+        let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![Some(6), Some(14)], "{problems:#?}");
+        assert_eq!(problems[0].rule, "unknown_key");
+        assert_eq!(problems[1].rule, "lint");
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_with_the_duplicates_before_it() {
+        let text = "name: a\nname: b\nlabel: [unclosed\n";
+        let (m, problems) = Manifest::check("x.yaml", text);
+        assert!(m.is_none());
+        let rules: Vec<&str> = problems.iter().map(|p| p.rule).collect();
+        assert_eq!(rules, vec!["duplicate_key", "yaml_syntax"], "{problems:#?}");
+        assert_eq!(problems[0].line, Some(2));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod configure_cmd;
 pub mod docs_cmd;
 pub mod integrations;
 pub mod lua_cmd;
+pub mod manifests_cmd;
 pub mod simulator_cmd;
 
 /// `println!` that survives a closed stdout (`kosmo ... | head`): the reader has gone, so the
@@ -60,7 +61,10 @@ pub enum Command {
     IntegrationsSchema(integrations::SchemaArgs),
     /// Check manifest files (or the loaded manifests) and report every problem.
     #[command(name = "manifests:check")]
-    ManifestsCheck(integrations::CheckArgs),
+    ManifestsCheck(manifests_cmd::CheckArgs),
+    /// Run every example of manifest files against the built-in simulator, one verdict each.
+    #[command(name = "manifests:test")]
+    ManifestsTest(manifests_cmd::TestArgs),
     /// Configure a named account (secrets, base URL) and permissions.
     #[command(name = "integrations:configure")]
     IntegrationsConfigure(configure_cmd::ConfigureArgs),
@@ -178,7 +182,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::IntegrationsList(a) => integrations::list(&ctx, a),
             Command::IntegrationsSchema(a) => integrations::schema(&ctx, a),
-            Command::ManifestsCheck(a) => integrations::check(&ctx, a),
+            Command::ManifestsCheck(a) => manifests_cmd::check(&ctx, a),
+            Command::ManifestsTest(a) => manifests_cmd::test(&ctx, a).await,
             Command::IntegrationsConfigure(a) => configure_cmd::run(&ctx, a),
             Command::IntegrationsLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::Integrations).await,
             Command::McpLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::McpOnly).await,

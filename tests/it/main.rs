@@ -11,5 +11,6 @@ mod exec;
 mod foundation;
 mod hardening;
 mod lua;
+mod manifests;
 mod simulator;
 mod support;
