@@ -123,6 +123,10 @@ pub struct ErrorEnvelope {
     /// Response header that tells whether to retry (`x-should-retry`).
     #[serde(default)]
     pub should_retry_header: Option<String>,
+    /// HTTP status (`"404"`) or class (`"4xx"`, `"5xx"`) -> error type, for bodies without one
+    /// (and for the errors the simulator writes).
+    #[serde(default)]
+    pub status_types: IndexMap<String, String>,
 }
 
 impl ErrorEnvelope {
@@ -144,6 +148,7 @@ impl Default for ErrorEnvelope {
             message_pointer: Self::default_message(),
             request_id_header: Self::default_request_id_header(),
             should_retry_header: None,
+            status_types: IndexMap::new(),
         }
     }
 }
@@ -503,6 +508,34 @@ pub struct SimulatorSpec {
     pub response: Option<Value>,
     #[serde(default = "SimulatorSpec::default_status")]
     pub status: u16,
+    /// Generic stateful tier: functions naming the same resource share one collection.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// What the function does to its resource; guessed from method + path when absent.
+    #[serde(default)]
+    pub action: Option<SimAction>,
+    /// The field holding an item's id (default `id`).
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// Prefix of generated ids (`iss_` -> `iss_<random>`); without one, an integer id template
+    /// gives sequential numbers and a string one random base62 ids.
+    #[serde(default)]
+    pub id_prefix: Option<String>,
+    /// The path parameter naming the item (default: the last path parameter, when the path ends
+    /// with it).
+    #[serde(default)]
+    pub id_param: Option<String>,
+}
+
+/// What a function of the generic stateful simulator tier does to its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimAction {
+    Create,
+    Get,
+    List,
+    Update,
+    Delete,
 }
 
 impl SimulatorSpec {
