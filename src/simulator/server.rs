@@ -4,6 +4,7 @@
 //! to drop a connection mid-request with a TCP reset: each connection keeps a duplicate of its
 //! socket so the kill switch can set `SO_LINGER 0` before the connection is dropped.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,7 @@ use super::router::{RouteMatch, RouteTable};
 use super::wire::{self, Reply};
 use super::{auth, behaviours, faults, generic, resources};
 use crate::registry::Integration;
+use crate::validate::InputValidator;
 
 /// Everything one simulator knows; shared by all connections.
 pub struct Sim {
@@ -38,6 +40,8 @@ pub struct Sim {
     state: Option<State>,
     /// The generic tier's collections, by resource.
     pub collections: Mutex<Collections>,
+    /// Mock mode's validators (schemas without `enum`), by function.
+    relaxed: Mutex<HashMap<String, Arc<InputValidator>>>,
 }
 
 /// Check the options against the integration: every `--key` names one of its credentials, every
@@ -111,7 +115,24 @@ impl Sim {
             family,
             state,
             collections: Mutex::new(Collections::default()),
+            relaxed: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Mock mode's validator of a function: its input schema without `enum` constraints.
+    pub fn relaxed_validator(
+        &self,
+        lua_name: &str,
+        f: &crate::manifest::Function,
+    ) -> crate::error::Result<Arc<InputValidator>> {
+        let mut cache = self.relaxed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = cache.get(lua_name) {
+            return Ok(v.clone());
+        }
+        let relaxed = request::without_enums(f);
+        let v = Arc::new(InputValidator::new(&self.integration.manifest, &relaxed)?);
+        cache.insert(lua_name.to_string(), v.clone());
+        Ok(v)
     }
 
     /// The behaviour family's state, as the type the family made it.
