@@ -27,7 +27,7 @@ pub fn answer(sim: &Sim, call: &Call) -> Reply {
         && let Some(Value::Array(items)) = body.pointer(&p.items).cloned()
     {
         let id_field = spec.and_then(|s| s.id_field.as_deref()).unwrap_or("id");
-        match pagination::page(sim, &p, &items, call, body, id_field) {
+        match pagination::page(&sim.base_url, &p, &items, call, body, id_field) {
             Ok((page, h)) => {
                 body = page;
                 headers = h;

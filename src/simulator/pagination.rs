@@ -8,9 +8,8 @@
 use serde_json::{Map, Value, json};
 
 use super::request::Call;
-use super::server::Sim;
 use super::wire::{Reply, set_pointer};
-use crate::manifest::{Function, Location};
+use crate::manifest::Function;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
@@ -163,7 +162,7 @@ pub fn id_text(item: &Value, id_field: &str) -> Option<String> {
 /// One page of `items` (already in list order): the response body, built on `envelope` (the
 /// function's example; ignored when the items are the root), and the headers it needs.
 pub fn page(
-    sim: &Sim,
+    base_url: &str,
     p: &Paging,
     items: &[Value],
     call: &Call,
@@ -238,12 +237,12 @@ pub fn page(
                 let pages = items.len().div_ceil(size).max(1) as i64;
                 let mut links = Vec::new();
                 if more {
-                    links.push(link(sim, call, p, number + 1, "next"));
-                    links.push(link(sim, call, p, p.start + pages - 1, "last"));
+                    links.push(link(base_url, call, p, number + 1, "next"));
+                    links.push(link(base_url, call, p, p.start + pages - 1, "last"));
                 }
                 if number > p.start {
-                    links.push(link(sim, call, p, p.start, "first"));
-                    links.push(link(sim, call, p, number - 1, "prev"));
+                    links.push(link(base_url, call, p, p.start, "first"));
+                    links.push(link(base_url, call, p, number - 1, "prev"));
                 }
                 if !links.is_empty() {
                     headers.push(("link".into(), links.join(", ")));
@@ -285,7 +284,7 @@ pub fn page(
 }
 
 /// `<URL of this request with page=N>; rel="REL"`.
-fn link(sim: &Sim, call: &Call, p: &Paging, number: i64, rel: &str) -> String {
+fn link(base_url: &str, call: &Call, p: &Paging, number: i64, rel: &str) -> String {
     let (path, query) = call.uri.split_once('?').unwrap_or((&call.uri, ""));
     let mut pairs: Vec<String> = query
         .split('&')
@@ -294,13 +293,159 @@ fn link(sim: &Sim, call: &Call, p: &Paging, number: i64, rel: &str) -> String {
         .map(str::to_string)
         .collect();
     pairs.push(format!("{}={number}", p.page_param));
-    format!("<{}{path}?{}>; rel=\"{rel}\"", sim.base_url, pairs.join("&"))
+    format!("<{base_url}{path}?{}>; rel=\"{rel}\"", pairs.join("&"))
 }
 
-/// Whether a request value names a query parameter of the function (used to keep paging
-/// parameters out of stored items).
-pub fn is_query(f: &Function, name: &str) -> bool {
-    f.params
-        .iter()
-        .any(|p| p.name == name && p.location == Location::Query)
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::manifest::Manifest;
+
+    const M: &str = r#"
+name: t
+label: T
+summary: t
+category: testing
+base_url: http://127.0.0.1:1
+credentials: {k: {label: K, header: x-key, hint: h}}
+functions:
+  list_things:
+    {group: g, class: read, summary: s, method: GET, path: /v1/things, credential: k,
+     params: [{name: per_page, in: query, type: integer, default: 2}]}
+"#;
+
+    fn paging(style: Style, items: &str) -> Paging {
+        Paging {
+            style,
+            items: items.into(),
+            cursor_from: None,
+            cursor_header: None,
+            cursor_param: None,
+            reverse_from: None,
+            reverse_param: None,
+            has_more: None,
+            page_param: "page".into(),
+            start: 1,
+            offset_param: "offset".into(),
+            limit_param: "limit".into(),
+            size_param: None,
+            total: None,
+        }
+    }
+
+    fn items(n: usize) -> Vec<Value> {
+        (1..=n).map(|i| json!({"id": format!("t{i}")})).collect()
+    }
+
+    fn run(
+        f: &Function,
+        p: &Paging,
+        query: &[(&str, &str)],
+        envelope: Value,
+    ) -> Result<(Value, Vec<(String, String)>), Reply> {
+        let mut q: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in query {
+            q.entry(k.to_string()).or_default().push(v.to_string());
+        }
+        let uri = format!(
+            "/v1/things?{}",
+            query
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        );
+        let call = Call {
+            function: "list_things",
+            f,
+            path: vec![],
+            args: json!({}),
+            query: q,
+            headers: Default::default(),
+            betas: vec![],
+            upload: None,
+            mock: false,
+            uri,
+        };
+        page("http://sim", p, &items(5), &call, envelope, "id")
+    }
+
+    fn ids(v: &Value) -> Vec<&str> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn cursor_pages_write_the_declared_pointers_and_headers() {
+        let m = Manifest::from_yaml("t.yaml", M).unwrap();
+        let f = &m.functions["list_things"];
+        // The shape of id-cursor lists: both cursors on every page, has_more tells.
+        let mut p = paging(Style::Cursor, "/data");
+        p.cursor_from = Some("/last_id".into());
+        p.cursor_param = Some("after_id".into());
+        p.reverse_from = Some("/first_id".into());
+        p.reverse_param = Some("before_id".into());
+        p.has_more = Some("/has_more".into());
+        let (b, h) = run(f, &p, &[("limit", "2"), ("after_id", "t2")], json!({"object": "list"})).unwrap();
+        assert_eq!(
+            b,
+            json!({"object": "list", "data": [{"id": "t3"}, {"id": "t4"}], "last_id": "t4", "first_id": "t3", "has_more": true})
+        );
+        assert!(h.is_empty());
+        let (b, _) = run(f, &p, &[("limit", "2"), ("before_id", "t3")], json!({})).unwrap();
+        assert_eq!((ids(&b["data"]), &b["has_more"]), (vec!["t1", "t2"], &json!(false)));
+        let both = run(f, &p, &[("before_id", "t3"), ("after_id", "t1")], json!({}));
+        assert!(matches!(both, Err(Reply::Error { status: 400, .. })));
+        let zero = run(f, &p, &[("limit", "0")], json!({}));
+        assert!(matches!(zero, Err(Reply::Error { status: 400, .. })));
+        // Without has_more, the cursor means "more": null on the last page.
+        let mut p = paging(Style::Cursor, "/items");
+        p.cursor_from = Some("/next".into());
+        p.cursor_param = Some("cursor".into());
+        let (b, _) = run(f, &p, &[("limit", "3"), ("cursor", "t3")], json!({})).unwrap();
+        assert_eq!((ids(&b["items"]), &b["next"]), (vec!["t4", "t5"], &Value::Null));
+        // A header cursor with the array at the root.
+        let mut p = paging(Style::Cursor, "");
+        p.cursor_header = Some("x-next".into());
+        p.cursor_param = Some("after".into());
+        let (b, h) = run(f, &p, &[("limit", "4")], json!({"ignored": true})).unwrap();
+        assert_eq!(ids(&b), vec!["t1", "t2", "t3", "t4"]);
+        assert_eq!(h, vec![("x-next".to_string(), "t4".to_string())]);
+    }
+
+    #[test]
+    fn page_link_and_offset_styles() {
+        let m = Manifest::from_yaml("t.yaml", M).unwrap();
+        let f = &m.functions["list_things"];
+        let mut p = paging(Style::Link, "");
+        p.size_param = Some("per_page".into());
+        // The size parameter's schema default (2) applies.
+        let (b, h) = run(f, &p, &[("page", "2")], json!({})).unwrap();
+        assert_eq!(ids(&b), vec!["t3", "t4"]);
+        let link = &h[0].1;
+        assert_eq!(h[0].0, "link");
+        assert!(link.contains("<http://sim/v1/things?page=3>; rel=\"next\""), "{link}");
+        assert!(link.contains("<http://sim/v1/things?page=3>; rel=\"last\""), "{link}");
+        assert!(link.contains("<http://sim/v1/things?page=1>; rel=\"prev\""), "{link}");
+        let (_, h) = run(f, &p, &[("page", "3")], json!({})).unwrap();
+        assert!(!h[0].1.contains("next"), "{h:?}");
+        let mut p = paging(Style::Page, "/data");
+        p.total = Some("/total_count".into());
+        p.has_more = Some("/more".into());
+        let (b, h) = run(f, &p, &[("page", "1"), ("limit", "4")], json!({})).unwrap();
+        assert_eq!(
+            (ids(&b["data"]), &b["total_count"], &b["more"]),
+            (vec!["t1", "t2", "t3", "t4"], &json!(5), &json!(true))
+        );
+        assert!(h.is_empty());
+        assert!(run(f, &p, &[("page", "0")], json!({})).is_err());
+        let p = paging(Style::Offset, "/results");
+        let (b, _) = run(f, &p, &[("offset", "3"), ("limit", "5")], json!({})).unwrap();
+        assert_eq!(ids(&b["results"]), vec!["t4", "t5"]);
+    }
 }

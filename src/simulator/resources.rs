@@ -329,7 +329,7 @@ pub fn answer(sim: &Sim, call: &Call) -> Reply {
                 .collect();
             drop(all);
             match Paging::of(f) {
-                Some(p) => match pagination::page(sim, &p, &items, call, template, &key) {
+                Some(p) => match pagination::page(&sim.base_url, &p, &items, call, template, &key) {
                     Ok((body, headers)) => body_reply(call, status, body, headers),
                     Err(e) => e,
                 },

@@ -3,6 +3,8 @@
 
 mod faults;
 mod generic;
+mod mock;
+mod resources;
 mod validation;
 
 use std::sync::Arc;
