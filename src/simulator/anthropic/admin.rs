@@ -463,6 +463,7 @@ pub fn create_workspace(sim: &Sim, call: &Call) -> Reply {
         &["tags", "external_key_id", "display_color"],
     );
     merge_residency(&mut w, call);
+    merge_privacy(&mut w, call);
     store(sim).admin.workspaces.insert(id, w.clone());
     Reply::json(w)
 }
@@ -487,7 +488,36 @@ pub fn update_workspace(sim: &Sim, call: &Call) -> Reply {
         &["name", "tags", "external_key_id", "display_color"],
     );
     merge_residency(w, call);
+    merge_privacy(w, call);
     Reply::json(w.clone())
+}
+
+/// `inference_data_privacy`: the given members over the current ones (at creation over the
+/// API's defaults: human review enabled, both storages internal).
+fn merge_privacy(w: &mut Value, call: &Call) {
+    let Some(Value::Object(given)) = call.arg("inference_data_privacy") else {
+        return;
+    };
+    let current = w
+        .get("inference_data_privacy")
+        .filter(|v| v.is_object())
+        .cloned()
+        .unwrap_or_else(|| {
+            json!({
+                "human_review": {"type": "enabled"},
+                "safeguards_storage": {"type": "internal"},
+                "transcripts_storage": {"type": "internal"},
+            })
+        });
+    let mut merged = current;
+    if let Value::Object(m) = &mut merged {
+        for (k, v) in given {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    if let Value::Object(map) = w {
+        map.insert("inference_data_privacy".into(), merged);
+    }
 }
 
 pub fn archive_workspace(sim: &Sim, call: &Call) -> Reply {

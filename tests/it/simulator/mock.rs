@@ -104,24 +104,29 @@ async fn an_upload_part_without_a_file_name_is_the_file() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_upload_reads_the_body_so_the_client_gets_the_answer() {
     let sim = start(SimulatorOptions::default()).await;
-    // 8 MB: far more than the socket buffers hold, so answering without reading it would close
-    // the connection under the client's upload.
-    let form = reqwest::multipart::Form::new().part(
-        "file",
-        reqwest::multipart::Part::bytes(vec![b'x'; 8 << 20]).file_name("big.bin"),
-    );
-    let resp = req(
-        reqwest::Method::POST,
-        format!("{}/v1/files", sim.base_url),
-        "sk-wrong",
-    )
-    .multipart(form)
-    .send()
+    let addr = sim.base_url.trim_start_matches("http://").to_string();
+    // Like aiohttp: send the whole request (8 MB, far more than socket buffers hold), then read
+    // the answer. A server that answers without reading the body closes the connection under
+    // the upload, and the client sees a reset instead of the 401.
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        let body = vec![b'x'; 8 << 20];
+        let head = format!(
+            "POST /v1/files HTTP/1.1\r\nhost: sim\r\nx-api-key: sk-wrong\r\nanthropic-version: 2023-06-01\r\ncontent-type: multipart/form-data; boundary=b\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes())?;
+        s.write_all(&body)?;
+        let mut out = vec![0u8; 4096];
+        let n = s.read(&mut out)?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&out[..n]).into_owned())
+    })
     .await
+    .unwrap()
     .expect("an answer, not a connection error");
-    assert_eq!(resp.status().as_u16(), 401);
-    let b: Value = resp.json().await.unwrap();
-    assert_eq!(b["error"]["type"], "authentication_error");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("authentication_error"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -221,4 +226,44 @@ fn serve_refuses_unknown_keys_and_options_with_exit_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workspaces_keep_inference_data_privacy_member_by_member() {
+    let sim = start(SimulatorOptions::default()).await;
+    let (s, w) = post(
+        &sim,
+        "/v1/organizations/workspaces",
+        ADMIN_KEY,
+        json!({"name": "Private", "inference_data_privacy": {"human_review": {"type": "disabled"}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{w}");
+    assert_eq!(
+        w["inference_data_privacy"],
+        json!({"human_review": {"type": "disabled"}, "safeguards_storage": {"type": "internal"}, "transcripts_storage": {"type": "internal"}})
+    );
+    let id = w["id"].as_str().unwrap();
+    let (s, w) = post(
+        &sim,
+        &format!("/v1/organizations/workspaces/{id}"),
+        ADMIN_KEY,
+        json!({"inference_data_privacy": {"transcripts_storage": {"type": "external", "external_storage_id": "estrg_1"}}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{w}");
+    assert_eq!(w["inference_data_privacy"]["human_review"]["type"], "disabled");
+    assert_eq!(
+        w["inference_data_privacy"]["transcripts_storage"]["external_storage_id"],
+        "estrg_1"
+    );
+    // The schema is the SDK's: unknown members are refused.
+    let (s, _) = post(
+        &sim,
+        "/v1/organizations/workspaces",
+        ADMIN_KEY,
+        json!({"name": "X", "inference_data_privacy": {"nope": true}}),
+    )
+    .await;
+    assert_eq!(s, 400);
 }
