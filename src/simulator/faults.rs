@@ -479,10 +479,10 @@ pub fn after(sim: &Sim, step: &Step, reply: Reply, rid: &str) -> Reply {
 
 /// The family's "overloaded" answer: (status, type if it names one, message).
 fn overloaded(sim: &Sim) -> (u16, Option<String>, &'static str) {
-    let (status, kind, message) = sim
-        .family
-        .map(|f| f.overloaded())
-        .unwrap_or((503, None, "Service Unavailable"));
+    let (status, kind, message) =
+        sim.family
+            .map(|f| f.overloaded())
+            .unwrap_or((503, None, "Service Unavailable"));
     (status, kind.map(str::to_string), message)
 }
 

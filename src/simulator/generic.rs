@@ -39,12 +39,7 @@ pub fn answer(sim: &Sim, call: &Call) -> Reply {
 }
 
 /// A body in the function's response kind.
-pub fn body_reply(
-    call: &Call,
-    status: u16,
-    body: Value,
-    headers: Vec<(String, String)>,
-) -> Reply {
+pub fn body_reply(call: &Call, status: u16, body: Value, headers: Vec<(String, String)>) -> Reply {
     if status == 204 || status == 304 {
         return Reply::Raw {
             status,

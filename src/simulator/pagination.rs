@@ -60,7 +60,10 @@ impl Paging {
         let mut p = Paging {
             style: Style::Cursor,
             items: pointer(&text(&spec, "items").unwrap_or_else(|| "data".into())),
-            cursor_from: spec.pointer("/cursor/from").and_then(Value::as_str).map(pointer),
+            cursor_from: spec
+                .pointer("/cursor/from")
+                .and_then(Value::as_str)
+                .map(pointer),
             cursor_header: spec
                 .pointer("/cursor/header")
                 .and_then(Value::as_str)
@@ -123,10 +126,11 @@ impl Paging {
 fn int_value(call: &Call, name: &str) -> Result<Option<i64>, Reply> {
     match call.text(name) {
         None => Ok(None),
-        Some(s) => s
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| Reply::invalid(format!("{name}: Input should be a valid integer, got '{s}'"))),
+        Some(s) => s.parse::<i64>().map(Some).map_err(|_| {
+            Reply::invalid(format!(
+                "{name}: Input should be a valid integer, got '{s}'"
+            ))
+        }),
     }
 }
 
@@ -184,10 +188,15 @@ pub fn page(
             if let (Some(_), Some(_), Some(a), Some(b)) =
                 (&after, &before, &p.cursor_param, &p.reverse_param)
             {
-                return Err(Reply::invalid(format!("{b} and {a} cannot be used together")));
+                return Err(Reply::invalid(format!(
+                    "{b} and {a} cannot be used together"
+                )));
             }
-            let position =
-                |c: &str| items.iter().position(|v| id_text(v, id_field).as_deref() == Some(c));
+            let position = |c: &str| {
+                items
+                    .iter()
+                    .position(|v| id_text(v, id_field).as_deref() == Some(c))
+            };
             let (slice, more) = if let Some(b) = before {
                 let end = position(&b).unwrap_or(0);
                 let start = end.saturating_sub(size);
@@ -391,14 +400,23 @@ functions:
         p.reverse_from = Some("/first_id".into());
         p.reverse_param = Some("before_id".into());
         p.has_more = Some("/has_more".into());
-        let (b, h) = run(f, &p, &[("limit", "2"), ("after_id", "t2")], json!({"object": "list"})).unwrap();
+        let (b, h) = run(
+            f,
+            &p,
+            &[("limit", "2"), ("after_id", "t2")],
+            json!({"object": "list"}),
+        )
+        .unwrap();
         assert_eq!(
             b,
             json!({"object": "list", "data": [{"id": "t3"}, {"id": "t4"}], "last_id": "t4", "first_id": "t3", "has_more": true})
         );
         assert!(h.is_empty());
         let (b, _) = run(f, &p, &[("limit", "2"), ("before_id", "t3")], json!({})).unwrap();
-        assert_eq!((ids(&b["data"]), &b["has_more"]), (vec!["t1", "t2"], &json!(false)));
+        assert_eq!(
+            (ids(&b["data"]), &b["has_more"]),
+            (vec!["t1", "t2"], &json!(false))
+        );
         let both = run(f, &p, &[("before_id", "t3"), ("after_id", "t1")], json!({}));
         assert!(matches!(both, Err(Reply::Error { status: 400, .. })));
         let zero = run(f, &p, &[("limit", "0")], json!({}));
@@ -408,7 +426,10 @@ functions:
         p.cursor_from = Some("/next".into());
         p.cursor_param = Some("cursor".into());
         let (b, _) = run(f, &p, &[("limit", "3"), ("cursor", "t3")], json!({})).unwrap();
-        assert_eq!((ids(&b["items"]), &b["next"]), (vec!["t4", "t5"], &Value::Null));
+        assert_eq!(
+            (ids(&b["items"]), &b["next"]),
+            (vec!["t4", "t5"], &Value::Null)
+        );
         // A header cursor with the array at the root.
         let mut p = paging(Style::Cursor, "");
         p.cursor_header = Some("x-next".into());
@@ -429,9 +450,18 @@ functions:
         assert_eq!(ids(&b), vec!["t3", "t4"]);
         let link = &h[0].1;
         assert_eq!(h[0].0, "link");
-        assert!(link.contains("<http://sim/v1/things?page=3>; rel=\"next\""), "{link}");
-        assert!(link.contains("<http://sim/v1/things?page=3>; rel=\"last\""), "{link}");
-        assert!(link.contains("<http://sim/v1/things?page=1>; rel=\"prev\""), "{link}");
+        assert!(
+            link.contains("<http://sim/v1/things?page=3>; rel=\"next\""),
+            "{link}"
+        );
+        assert!(
+            link.contains("<http://sim/v1/things?page=3>; rel=\"last\""),
+            "{link}"
+        );
+        assert!(
+            link.contains("<http://sim/v1/things?page=1>; rel=\"prev\""),
+            "{link}"
+        );
         let (_, h) = run(f, &p, &[("page", "3")], json!({})).unwrap();
         assert!(!h[0].1.contains("next"), "{h:?}");
         let mut p = paging(Style::Page, "/data");

@@ -344,10 +344,10 @@ pub async fn build<'a>(
         betas,
         upload,
         mock: sim.opts.mock,
-        uri: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_string(), |pq| pq.as_str().to_string()),
+        uri: parts.uri.path_and_query().map_or_else(
+            || parts.uri.path().to_string(),
+            |pq| pq.as_str().to_string(),
+        ),
     })
 }
 

@@ -52,7 +52,10 @@ pub struct Collections {
 
 /// Whether the function belongs to the stateful tier.
 pub fn applies(f: &Function) -> bool {
-    f.simulator.as_ref().and_then(|s| s.resource.as_ref()).is_some()
+    f.simulator
+        .as_ref()
+        .and_then(|s| s.resource.as_ref())
+        .is_some()
 }
 
 /// The path parameter naming the item, if the function has one.
@@ -234,25 +237,16 @@ pub fn answer(sim: &Sim, call: &Call) -> Reply {
     };
     let status = f.simulator.as_ref().map_or(200, |s| s.status);
     let key = id_field(f).to_string();
-    let template = fill(
-        example(f).cloned().unwrap_or_else(|| json!({})),
-        &call.args,
-    );
+    let template = fill(example(f).cloned().unwrap_or_else(|| json!({})), &call.args);
     let here = scope(call);
     let item_id = id_param(f).and_then(|p| call.text(&p));
-    let mut all = sim
-        .collections
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut all = sim.collections.lock().unwrap_or_else(|p| p.into_inner());
     let col = all.by_resource.entry(resource.clone()).or_default();
     seed(sim, &resource, col);
     let visible = |i: &Item| i.scope.as_ref().is_none_or(|s| *s == here);
-    let position = |col: &Collection, id: &str| {
-        col.items.iter().position(|i| i.id == id && visible(i))
-    };
-    let missing = |id: &str| {
-        Reply::not_found(format!("No {resource} with {key} '{id}'"))
-    };
+    let position =
+        |col: &Collection, id: &str| col.items.iter().position(|i| i.id == id && visible(i));
+    let missing = |id: &str| Reply::not_found(format!("No {resource} with {key} '{id}'"));
     match action(f) {
         SimAction::Create => {
             let base = match &template {
@@ -329,10 +323,12 @@ pub fn answer(sim: &Sim, call: &Call) -> Reply {
                 .collect();
             drop(all);
             match Paging::of(f) {
-                Some(p) => match pagination::page(&sim.base_url, &p, &items, call, template, &key) {
-                    Ok((body, headers)) => body_reply(call, status, body, headers),
-                    Err(e) => e,
-                },
+                Some(p) => {
+                    match pagination::page(&sim.base_url, &p, &items, call, template, &key) {
+                        Ok((body, headers)) => body_reply(call, status, body, headers),
+                        Err(e) => e,
+                    }
+                }
                 None => {
                     let at = list_pointer(&template);
                     let mut body = template;
@@ -386,7 +382,10 @@ functions:
         assert_eq!(a("list_things"), SimAction::List);
         assert_eq!(a("rename_thing"), SimAction::Update);
         assert_eq!(a("drop_thing"), SimAction::Delete);
-        assert_eq!(id_param(&m.functions["get_thing"]).as_deref(), Some("thing_id"));
+        assert_eq!(
+            id_param(&m.functions["get_thing"]).as_deref(),
+            Some("thing_id")
+        );
         assert_eq!(id_param(&m.functions["list_things"]), None);
     }
 

@@ -99,7 +99,9 @@ impl Sim {
         let routes = RouteTable::build(&integration.manifest);
         for (name, f) in &integration.manifest.functions {
             if let Some(b) = f.simulator.as_ref().and_then(|s| s.behaviour.as_deref())
-                && family.and_then(|fam| behaviours::lookup_in(fam, b)).is_none()
+                && family
+                    .and_then(|fam| behaviours::lookup_in(fam, b))
+                    .is_none()
             {
                 tracing::warn!(
                     "simulator: {name} names unknown behaviour '{b}'; answering from its response example"
@@ -248,10 +250,16 @@ async fn handle(sim: Arc<Sim>, req: Request<Body>, kill: Arc<Notify>) -> Respons
     let route = match sim.routes.find(&parts.method, &path) {
         RouteMatch::Found(route, params) => (route.function.clone(), params),
         RouteMatch::WrongMethod => {
-            return early(&sim, Reply::status(
+            return early(
+                &sim,
+                Reply::status(
                     405,
                     format!("Method {} not allowed for {path}", parts.method),
-                ), body, &rid).await;
+                ),
+                body,
+                &rid,
+            )
+            .await;
         }
         RouteMatch::NotFound => {
             return early(&sim, Reply::not_found("Not Found"), body, &rid).await;

@@ -120,9 +120,14 @@ impl Reply {
             } => (
                 *status,
                 "application/json".into(),
-                error_body(sim, &error_kind(sim, *status, kind.as_deref()), message, rid)
-                    .to_string()
-                    .into_bytes(),
+                error_body(
+                    sim,
+                    &error_kind(sim, *status, kind.as_deref()),
+                    message,
+                    rid,
+                )
+                .to_string()
+                .into_bytes(),
             ),
             Reply::Raw {
                 status,

@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader};
 
 use kosmo::simulator::SimulatorOptions;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{ADMIN_KEY, API_KEY, get, post, req, send, start};
 
@@ -26,14 +26,20 @@ async fn mock_mode_answers_what_the_normal_mode_refuses() {
         ("/v1/models/model_id", API_KEY),
         ("/v1/files/file_id", API_KEY),
         ("/v1/organizations/users/user_id", ADMIN_KEY),
-        ("/v1/organizations/workspaces/workspace_id/members/user_id", ADMIN_KEY),
+        (
+            "/v1/organizations/workspaces/workspace_id/members/user_id",
+            ADMIN_KEY,
+        ),
     ] {
         let (s, b) = get(&normal, path, key).await;
         assert_eq!(s, 404, "{path}: {b}");
         assert_eq!(b["error"]["type"], "not_found_error");
         let (s, b) = get(&mock, path, key).await;
         assert_eq!(s, 200, "{path}: {b}");
-        assert!(b["id"].is_string() || b["user_id"].is_string(), "{path}: {b}");
+        assert!(
+            b["id"].is_string() || b["user_id"].is_string(),
+            "{path}: {b}"
+        );
     }
     // A batch that does not exist can be canceled and deleted.
     let (s, b) = post(
@@ -75,7 +81,12 @@ async fn mock_mode_answers_what_the_normal_mode_refuses() {
     )
     .await;
     assert_eq!(s, 400, "{b}");
-    assert!(b["error"]["message"].as_str().unwrap().contains("max_tokens"));
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens")
+    );
     assert_eq!(get(&mock, "/v1/models/model_id", "sk-wrong").await.0, 401);
     assert_eq!(get(&mock, "/v1/organizations/users", API_KEY).await.0, 403);
 }
@@ -150,7 +161,10 @@ async fn official_sdk_requests_of_its_generated_tests_pass_in_mock_mode() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "mock_mode.py failed\n{stdout}\n{stderr}");
+    assert!(
+        out.status.success(),
+        "mock_mode.py failed\n{stdout}\n{stderr}"
+    );
     assert!(stdout.contains("9 steps passed"), "{stdout}");
 }
 
@@ -193,8 +207,14 @@ async fn serve_pins_keys_by_credential_name_and_the_old_flags_are_aliases() {
         "batch_delay_ms=100",
     ]);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    assert_eq!(status_with_key(&url, "/v1/models", "sk-ant-api03-pinned").await, 200);
-    assert_eq!(status_with_key(&url, "/v1/models", "sk-ant-api03-other").await, 401);
+    assert_eq!(
+        status_with_key(&url, "/v1/models", "sk-ant-api03-pinned").await,
+        200
+    );
+    assert_eq!(
+        status_with_key(&url, "/v1/models", "sk-ant-api03-other").await,
+        401
+    );
     assert_eq!(
         status_with_key(&url, "/v1/organizations/me", "sk-ant-admin01-pinned").await,
         200
@@ -252,7 +272,10 @@ async fn workspaces_keep_inference_data_privacy_member_by_member() {
     )
     .await;
     assert_eq!(s, 200, "{w}");
-    assert_eq!(w["inference_data_privacy"]["human_review"]["type"], "disabled");
+    assert_eq!(
+        w["inference_data_privacy"]["human_review"]["type"],
+        "disabled"
+    );
     assert_eq!(
         w["inference_data_privacy"]["transcripts_storage"]["external_storage_id"],
         "estrg_1"

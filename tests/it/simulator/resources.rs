@@ -163,11 +163,7 @@ async fn tracker(mock: bool) -> (tempfile::TempDir, RunningSimulator) {
 
 async fn tracker_with(mock: bool, extra: &str) -> (tempfile::TempDir, RunningSimulator) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("tracker.yaml"),
-        format!("{TRACKER}{extra}"),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("tracker.yaml"), format!("{TRACKER}{extra}")).unwrap();
     let registry = Registry::load(&RegistryOptions {
         dirs: vec![dir.path().to_path_buf()],
         ignore_env: true,
@@ -236,7 +232,10 @@ async fn create_get_update_list_delete_share_one_collection_per_scope() {
     )
     .await;
     assert_eq!(s, 200);
-    assert_eq!((updated["state"].as_str(), updated["title"].as_str()), (Some("closed"), Some("Broken")));
+    assert_eq!(
+        (updated["state"].as_str(), updated["title"].as_str()),
+        (Some("closed"), Some("Broken"))
+    );
     let (_, _, got) = call(reqwest::Method::GET, format!("{base}/issues/{id}"), None).await;
     assert_eq!(got["state"], "closed");
     // Another project is another scope.
@@ -260,12 +259,18 @@ async fn create_get_update_list_delete_share_one_collection_per_scope() {
     assert_eq!(list["data"], json!([]));
     // Delete answers `{id, deleted: true}` without an example; then the id is gone.
     let (s, _, deleted) = call(reqwest::Method::DELETE, format!("{base}/issues/{id}"), None).await;
-    assert_eq!((s, deleted), (200, json!({"id": id.as_str(), "deleted": true})));
+    assert_eq!(
+        (s, deleted),
+        (200, json!({"id": id.as_str(), "deleted": true}))
+    );
     let (s, _, gone) = call(reqwest::Method::GET, format!("{base}/issues/{id}"), None).await;
     assert_eq!(s, 404);
     // The manifest's envelope and status types.
     assert_eq!(gone["error"]["kind"], "missing");
-    assert!(gone["error"]["text"].as_str().unwrap().contains(&id), "{gone}");
+    assert!(
+        gone["error"]["text"].as_str().unwrap().contains(&id),
+        "{gone}"
+    );
     let (s, _, _) = call(reqwest::Method::DELETE, format!("{base}/issues/{id}"), None).await;
     assert_eq!(s, 404);
 }
@@ -282,7 +287,10 @@ async fn invalid_input_is_a_400_in_the_declared_envelope() {
     .await;
     assert_eq!(s, 400);
     assert_eq!(b["error"]["kind"], "bad_input");
-    assert!(b["error"]["text"].as_str().unwrap().contains("title"), "{b}");
+    assert!(
+        b["error"]["text"].as_str().unwrap().contains("title"),
+        "{b}"
+    );
     // Nothing was stored.
     let (_, _, list) = call(reqwest::Method::GET, format!("{base}/issues"), None).await;
     assert_eq!(list["data"], json!([]));
@@ -322,7 +330,12 @@ async fn every_pagination_style_pages_through_the_collection() {
     let ids = five_issues(&base).await;
 
     // Cursor in the body: the cursor is set only while more remain.
-    let (_, _, p1) = call(reqwest::Method::GET, format!("{base}/issue-cursor?limit=2"), None).await;
+    let (_, _, p1) = call(
+        reqwest::Method::GET,
+        format!("{base}/issue-cursor?limit=2"),
+        None,
+    )
+    .await;
     assert_eq!(ids_of(&p1["data"]), ids[..2]);
     assert_eq!(p1["next_cursor"], ids[1].as_str());
     let (_, _, p3) = call(
@@ -335,7 +348,12 @@ async fn every_pagination_style_pages_through_the_collection() {
     assert_eq!(p3["next_cursor"], Value::Null);
 
     // Cursor in a header, the array at the root.
-    let (_, h, p1) = call(reqwest::Method::GET, format!("{base}/issue-feed?limit=3"), None).await;
+    let (_, h, p1) = call(
+        reqwest::Method::GET,
+        format!("{base}/issue-feed?limit=3"),
+        None,
+    )
+    .await;
     assert_eq!(ids_of(&p1), ids[..3]);
     assert_eq!(h["x-next-cursor"], ids[2].as_str());
     let (_, h, p2) = call(
@@ -371,7 +389,10 @@ async fn every_pagination_style_pages_through_the_collection() {
     .await;
     assert_eq!(ids_of(&p3), ids[4..]);
     let link = h["link"].to_str().unwrap();
-    assert!(!link.contains("rel=\"next\"") && link.contains("rel=\"prev\""), "{link}");
+    assert!(
+        !link.contains("rel=\"next\"") && link.contains("rel=\"prev\""),
+        "{link}"
+    );
     // The size parameter's default (30) applies without one.
     let (_, h, all) = call(reqwest::Method::GET, format!("{base}/issue-pages"), None).await;
     assert_eq!(ids_of(&all), ids);
@@ -388,7 +409,12 @@ async fn every_pagination_style_pages_through_the_collection() {
     assert_eq!(p["count"], 5);
 
     // A bad page size is a 400 in the envelope.
-    let (s, _, b) = call(reqwest::Method::GET, format!("{base}/issue-feed?limit=0"), None).await;
+    let (s, _, b) = call(
+        reqwest::Method::GET,
+        format!("{base}/issue-feed?limit=0"),
+        None,
+    )
+    .await;
     assert_eq!((s, b["error"]["kind"].as_str()), (400, Some("bad_input")));
 }
 
@@ -396,7 +422,12 @@ async fn every_pagination_style_pages_through_the_collection() {
 async fn mock_mode_answers_unknown_ids_from_the_examples() {
     let (_dir, sim) = tracker(true).await;
     let base = format!("{}/v1/projects/alpha", sim.base_url);
-    let (s, _, b) = call(reqwest::Method::GET, format!("{base}/issues/iss_nowhere"), None).await;
+    let (s, _, b) = call(
+        reqwest::Method::GET,
+        format!("{base}/issues/iss_nowhere"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     assert_eq!(b["id"], "iss_nowhere");
     assert_eq!(b["object"], "issue");
@@ -407,7 +438,12 @@ async fn mock_mode_answers_unknown_ids_from_the_examples() {
     )
     .await;
     assert_eq!((s, b["title"].as_str()), (200, Some("T")));
-    let (s, _, _) = call(reqwest::Method::DELETE, format!("{base}/issues/iss_nowhere"), None).await;
+    let (s, _, _) = call(
+        reqwest::Method::DELETE,
+        format!("{base}/issues/iss_nowhere"),
+        None,
+    )
+    .await;
     assert_eq!(s, 200);
     // Validation and auth still apply.
     let (s, _, _) = call(
