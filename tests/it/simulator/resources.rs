@@ -460,4 +460,17 @@ async fn mock_mode_answers_unknown_ids_from_the_examples() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 401);
+    // Error types: the status's class when only that is declared, else the status's reason.
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["error"]["kind"], "bad_input");
+    let resp = reqwest::Client::new()
+        .get(format!("{base}/issues/x"))
+        .header("authorization", "Bearer tk_1")
+        .header("x-kosmo-fault", "503")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let b: Value = resp.json().await.unwrap();
+    assert_eq!(b["error"]["kind"], "service_unavailable");
 }
