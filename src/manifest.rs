@@ -304,7 +304,8 @@ pub struct ErrorEnvelope {
     /// JSON pointer to a request id in the error body (the header wins).
     #[serde(default)]
     pub request_id_pointer: Option<String>,
-    /// Error type by HTTP status when the body names none: `"404"`, or a class `"4xx"` / `"5xx"`.
+    /// HTTP status (`"404"`) or class (`"4xx"`, `"5xx"`) -> error type, for bodies without one
+    /// (and for the errors the simulator writes).
     #[serde(default)]
     pub status_types: IndexMap<String, String>,
 }
@@ -1144,6 +1145,34 @@ pub struct SimulatorSpec {
     pub response: Option<Value>,
     #[serde(default = "SimulatorSpec::default_status")]
     pub status: u16,
+    /// Generic stateful tier: functions naming the same resource share one collection.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// What the function does to its resource; guessed from method + path when absent.
+    #[serde(default)]
+    pub action: Option<SimAction>,
+    /// The field holding an item's id (default `id`).
+    #[serde(default)]
+    pub id_field: Option<String>,
+    /// Prefix of generated ids (`iss_` -> `iss_<random>`); without one, an integer id template
+    /// gives sequential numbers and a string one random base62 ids.
+    #[serde(default)]
+    pub id_prefix: Option<String>,
+    /// The path parameter naming the item (default: the last path parameter, when the path ends
+    /// with it).
+    #[serde(default)]
+    pub id_param: Option<String>,
+}
+
+/// What a function of the generic stateful simulator tier does to its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SimAction {
+    Create,
+    Get,
+    List,
+    Update,
+    Delete,
 }
 
 impl SimulatorSpec {

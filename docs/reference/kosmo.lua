@@ -528,6 +528,7 @@ function app.integrations.anthropic.get_organization_workspace(args) end
 ---@field external_key_id? string Customer-managed encryption key configuration to use (needs CMEK enabled for the organization). Write-once: it cannot be detached or replaced later.
 ---@field tags? table String key-value tags; keys may not begin with "anthropic".
 ---@field user_profile_id? string User profile to attach; every inference request through the workspace must then name it. It cannot be replaced or removed later.
+---@field inference_data_privacy? anthropic.create_workspace.inference_data_privacy Where the workspace's retained inference data and transcript copies go, and whether Anthropic's human review applies (needs the `efs-2026-10-01` beta; not settable with an Admin API key). Members: `human_review` ({type = "enabled" | "disabled"}), `safeguards_storage` and `transcripts_storage` (each {type = "internal"} or {type = "external", external_storage_id = "estrg_..."}). On update, an omitted member is unchanged; a member cannot be null.
 ---@field payload? anthropic.create_workspace.payload The `payload` wrapper; its fields may also be given flat.
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 
@@ -538,11 +539,17 @@ function app.integrations.anthropic.get_organization_workspace(args) end
 ---@field external_key_id? string Customer-managed encryption key configuration to use (needs CMEK enabled for the organization). Write-once: it cannot be detached or replaced later.
 ---@field tags? table String key-value tags; keys may not begin with "anthropic".
 ---@field user_profile_id? string User profile to attach; every inference request through the workspace must then name it. It cannot be replaced or removed later.
+---@field inference_data_privacy? anthropic.create_workspace.inference_data_privacy Where the workspace's retained inference data and transcript copies go, and whether Anthropic's human review applies (needs the `efs-2026-10-01` beta; not settable with an Admin API key). Members: `human_review` ({type = "enabled" | "disabled"}), `safeguards_storage` and `transcripts_storage` (each {type = "internal"} or {type = "external", external_storage_id = "estrg_..."}). On update, an omitted member is unchanged; a member cannot be null.
 
 ---@class anthropic.create_workspace.data_residency
 ---@field workspace_geo? string|nil
 ---@field allowed_inference_geos? any|("global"|"us")[]|nil
 ---@field default_inference_geo? string|nil
+
+---@class anthropic.create_workspace.inference_data_privacy
+---@field human_review? table
+---@field safeguards_storage? table
+---@field transcripts_storage? table
 
 ---Create a workspace.
 ---
@@ -559,6 +566,7 @@ function app.integrations.anthropic.create_workspace(args) end
 ---@field external_key_id? string Customer-managed encryption key configuration to use (needs CMEK enabled for the organization). Write-once: it cannot be detached or replaced later.
 ---@field tags? table|nil Tags to set; a tag whose value is null is removed. Keys may not begin with "anthropic".
 ---@field user_profile_id? string User profile to attach; every inference request through the workspace must then name it. It cannot be replaced or removed later.
+---@field inference_data_privacy? anthropic.update_workspace.inference_data_privacy Where the workspace's retained inference data and transcript copies go, and whether Anthropic's human review applies (needs the `efs-2026-10-01` beta; not settable with an Admin API key). Members: `human_review` ({type = "enabled" | "disabled"}), `safeguards_storage` and `transcripts_storage` (each {type = "internal"} or {type = "external", external_storage_id = "estrg_..."}). On update, an omitted member is unchanged; a member cannot be null.
 ---@field payload? anthropic.update_workspace.payload The `payload` wrapper; its fields may also be given flat.
 ---@field betas? string[] Extra beta feature names, sent in the `anthropic-beta` header with the function's own.
 
@@ -569,10 +577,16 @@ function app.integrations.anthropic.create_workspace(args) end
 ---@field external_key_id? string Customer-managed encryption key configuration to use (needs CMEK enabled for the organization). Write-once: it cannot be detached or replaced later.
 ---@field tags? table|nil Tags to set; a tag whose value is null is removed. Keys may not begin with "anthropic".
 ---@field user_profile_id? string User profile to attach; every inference request through the workspace must then name it. It cannot be replaced or removed later.
+---@field inference_data_privacy? anthropic.update_workspace.inference_data_privacy Where the workspace's retained inference data and transcript copies go, and whether Anthropic's human review applies (needs the `efs-2026-10-01` beta; not settable with an Admin API key). Members: `human_review` ({type = "enabled" | "disabled"}), `safeguards_storage` and `transcripts_storage` (each {type = "internal"} or {type = "external", external_storage_id = "estrg_..."}). On update, an omitted member is unchanged; a member cannot be null.
 
 ---@class anthropic.update_workspace.data_residency
 ---@field allowed_inference_geos? any|("global"|"us")[]|nil
 ---@field default_inference_geo? string|nil
+
+---@class anthropic.update_workspace.inference_data_privacy
+---@field human_review? table
+---@field safeguards_storage? table
+---@field transcripts_storage? table
 
 ---Rename or reconfigure a workspace.
 ---

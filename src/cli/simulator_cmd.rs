@@ -1,5 +1,6 @@
 //! `simulator:serve`: the offline simulator as a command.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,9 +39,8 @@ Fault injection (--faults SPEC, or per request the header `x-kosmo-fault: STEP`)
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_long_help = FAULTS_HELP)]
 pub struct ServeArgs {
-    /// The integration to simulate.
-    #[arg(default_value = "anthropic")]
-    pub integration: String,
+    /// The integration to simulate (default: the first built-in one).
+    pub integration: Option<String>,
     /// Address to bind (loopback by default).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -53,19 +53,77 @@ pub struct ServeArgs {
     /// Seed for generated content (same input + same seed = same reply).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// How long a Message Batch stays in progress, in milliseconds.
-    #[arg(long, default_value_t = 2000)]
-    pub batch_delay: u64,
+    /// Mock mode: every well-formed request gets a schema-valid answer (no 404 for unknown
+    /// ids, no refusals across parameters, unknown beta names accepted); auth and schema
+    /// validation still apply. For running SDK test suites.
+    #[arg(long)]
+    pub mock: bool,
+    /// Accept only this exact value for the credential NAME (repeatable), e.g.
+    /// `--key api_key=sk-test-1` (default: any key with the right prefix).
+    #[arg(long = "key", value_name = "NAME=VALUE")]
+    pub keys: Vec<String>,
+    /// An option of the integration's simulated behaviours (repeatable), e.g.
+    /// `--set batch_delay_ms=300`; an unknown NAME lists the known ones.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub settings: Vec<String>,
+    /// Alias of `--set batch_delay_ms=MS`.
+    #[arg(long, value_name = "MS")]
+    pub batch_delay: Option<u64>,
     /// Scripted faults, e.g. `create_message=429:retry-after=1,529,ok;get_model=reset`
     /// (see --help for the grammar).
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<String>,
-    /// Accept only this exact API key (default: any key with the right prefix).
+    /// Alias of `--key api_key=KEY`.
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
-    /// Accept only this exact admin key (default: any key with the right prefix).
+    /// Alias of `--key admin_key=KEY`.
     #[arg(long, value_name = "KEY")]
     pub admin_key: Option<String>,
+}
+
+/// `NAME=VALUE` pairs of a repeatable flag; later ones win.
+fn pairs(flag: &str, values: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for v in values {
+        match v.split_once('=') {
+            Some((k, val)) if !k.trim().is_empty() => {
+                out.insert(k.trim().to_string(), val.to_string());
+            }
+            _ => return Err(format!("{flag} {v}: expected NAME=VALUE")),
+        }
+    }
+    Ok(out)
+}
+
+impl ServeArgs {
+    /// The options, with the old flags folded into the generic ones (an explicit
+    /// `--key` / `--set` of the same name wins over an alias).
+    pub fn options(&self) -> Result<SimulatorOptions, String> {
+        let mut keys = BTreeMap::new();
+        if let Some(k) = &self.api_key {
+            keys.insert("api_key".to_string(), k.clone());
+        }
+        if let Some(k) = &self.admin_key {
+            keys.insert("admin_key".to_string(), k.clone());
+        }
+        keys.extend(pairs("--key", &self.keys)?);
+        let mut settings = BTreeMap::new();
+        if let Some(ms) = self.batch_delay {
+            settings.insert("batch_delay_ms".to_string(), ms.to_string());
+        }
+        settings.extend(pairs("--set", &self.settings)?);
+        Ok(SimulatorOptions {
+            integration: self.integration.clone().unwrap_or_default(),
+            host: self.host.clone(),
+            port: self.port,
+            latency_ms: self.latency,
+            seed: self.seed,
+            faults: self.faults.clone(),
+            keys,
+            settings,
+            mock: self.mock,
+        })
+    }
 }
 
 pub async fn serve(ctx: &Context, args: ServeArgs) -> ExitCode {
@@ -76,32 +134,33 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    // A bad --faults spec is a usage error (exit 2), found before anything listens.
-    if let Some(spec) = args.faults.as_deref() {
-        let integration = match registry.require(&args.integration) {
-            Ok(i) => i,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        if let Err(m) = FaultPlan::parse(spec, integration) {
-            eprintln!("error: --faults: {m}");
+    // A bad --faults spec, --key or --set is a usage error (exit 2), found before anything
+    // listens.
+    let opts = match args.options() {
+        Ok(o) => o,
+        Err(m) => {
+            eprintln!("error: {m}");
             return ExitCode::from(2);
         }
-    }
-    let opts = SimulatorOptions {
-        integration: args.integration,
-        host: args.host,
-        port: args.port,
-        latency_ms: args.latency,
-        seed: args.seed,
-        batch_delay_ms: args.batch_delay,
-        faults: args.faults,
-        api_key: args.api_key,
-        admin_key: args.admin_key,
     };
-    let integration = opts.integration.clone();
+    let integration = opts.integration_name().to_string();
+    let integ = match registry.require(&integration) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(spec) = opts.faults.as_deref()
+        && let Err(m) = FaultPlan::parse(spec, integ)
+    {
+        eprintln!("error: --faults: {m}");
+        return ExitCode::from(2);
+    }
+    if let Err(m) = simulator::server::prepare(integ, &opts) {
+        eprintln!("error: {m}");
+        return ExitCode::from(2);
+    }
     let signals = Signals::install();
     let sim = match simulator::start(registry, opts).await {
         Ok(s) => s,

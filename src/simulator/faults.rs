@@ -54,7 +54,11 @@ pub enum Step {
     /// nothing more while the connection stays open (for idle-timeout tests).
     Hang { after: Option<usize> },
     /// A stream sends `after` events, then an `error` event of type `kind`.
-    ErrorEvent { after: Option<usize>, kind: String },
+    /// `kind` None: the behaviour family's "overloaded" type.
+    ErrorEvent {
+        after: Option<usize>,
+        kind: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Default)]
@@ -161,10 +165,16 @@ fn describe(s: &Step) -> String {
             s
         }
         Step::Hang { after } => after.map_or("hang".into(), |a| format!("hang:after={a}")),
-        Step::ErrorEvent { after, kind } => match after {
-            Some(a) => format!("error-event:after={a}:type={kind}"),
-            None => format!("error-event:type={kind}"),
-        },
+        Step::ErrorEvent { after, kind } => {
+            let mut s = "error-event".to_string();
+            if let Some(a) = after {
+                s.push_str(&format!(":after={a}"));
+            }
+            if let Some(k) = kind {
+                s.push_str(&format!(":type={k}"));
+            }
+            s
+        }
     }
 }
 
@@ -265,10 +275,7 @@ pub fn parse_step(step: &str) -> Result<Step, String> {
             }
             Step::ErrorEvent {
                 after: num("after")?.map(|n| n as usize),
-                kind: opts
-                    .get("type")
-                    .cloned()
-                    .unwrap_or_else(|| "overloaded_error".into()),
+                kind: opts.get("type").cloned(),
             }
         }
         code if code.chars().all(|c| c.is_ascii_digit()) && !code.is_empty() => {
@@ -339,24 +346,6 @@ pub fn step_for(sim: &Sim, function: &str, headers: &HeaderMap) -> Result<Option
     Ok(step.filter(|s| *s != Step::Ok))
 }
 
-/// The error type the service uses for a status.
-pub fn error_type(status: u16) -> &'static str {
-    match status {
-        400 => "invalid_request_error",
-        401 => "authentication_error",
-        402 => "billing_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        408 | 504 => "timeout_error",
-        409 => "conflict_error",
-        413 => "request_too_large",
-        429 => "rate_limit_error",
-        529 => "overloaded_error",
-        s if s >= 500 => "api_error",
-        _ => "invalid_request_error",
-    }
-}
-
 fn default_message(status: u16) -> &'static str {
     match status {
         429 => "Number of requests has exceeded your rate limit (simulated fault).",
@@ -396,7 +385,7 @@ pub fn before(sim: &Sim, step: &Step) -> Option<Reply> {
             }
             Some(Reply::Error {
                 status: *status,
-                kind: error_type(*status).into(),
+                kind: None,
                 message: message.clone().unwrap_or_else(|| default_message(*status).into()),
                 headers,
             })
@@ -458,12 +447,15 @@ pub fn after(sim: &Sim, step: &Step, reply: Reply, rid: &str) -> Reply {
         (Step::ErrorEvent { after, kind }, Reply::Sse { mut events, .. }) => {
             let keep = after.unwrap_or(events.len() / 2).min(events.len());
             events.truncate(keep);
-            let message = if kind == "overloaded_error" {
-                "Overloaded".to_string()
-            } else {
-                "Simulated mid-stream error.".to_string()
+            let (status, default_kind, overloaded) = overloaded(sim);
+            let (kind, message) = match kind {
+                Some(k) => (k.clone(), "Simulated mid-stream error.".to_string()),
+                None => (
+                    default_kind.unwrap_or_else(|| wire::status_type(sim, status)),
+                    overloaded.to_string(),
+                ),
             };
-            let mut data = wire::error_body(sim, kind, &message, rid);
+            let mut data = wire::error_body(sim, &kind, &message, rid);
             if let Some(map) = data.as_object_mut() {
                 // The stream's error event carries no request id (the response header has it).
                 map.remove("request_id");
@@ -474,9 +466,24 @@ pub fn after(sim: &Sim, step: &Step, reply: Reply, rid: &str) -> Reply {
                 tail: Tail::Complete,
             }
         }
-        (Step::ErrorEvent { kind, .. }, _) => Reply::error(529, kind, "Overloaded"),
+        (Step::ErrorEvent { kind, .. }, _) => {
+            let (status, default_kind, message) = overloaded(sim);
+            match kind.clone().or(default_kind) {
+                Some(k) => Reply::error(status, &k, message),
+                None => Reply::status(status, message),
+            }
+        }
         (_, reply) => reply,
     }
+}
+
+/// The family's "overloaded" answer: (status, type if it names one, message).
+fn overloaded(sim: &Sim) -> (u16, Option<String>, &'static str) {
+    let (status, kind, message) =
+        sim.family
+            .map(|f| f.overloaded())
+            .unwrap_or((503, None, "Service Unavailable"));
+    (status, kind.map(str::to_string), message)
 }
 
 /// `GET|POST|DELETE /_kosmo/faults` and `GET /_kosmo/health`.

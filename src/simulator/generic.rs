@@ -4,42 +4,50 @@
 //! A string value that is exactly `{name}` is replaced by the call's argument of that name (with
 //! its JSON type), so `get_thing` can echo the id it was asked for. The response kind shapes the
 //! body: `json` as is, `jsonl` one line per array item, `binary` a string's bytes, `sse` an array
-//! of `{event, data}` objects. An id-cursor paginated function pages through the example's
-//! items (`limit`, `after_id`, `before_id`), so page walks work too.
+//! of `{event, data}` objects. A paginated function pages through the example's items with its
+//! declared pagination (see [`super::pagination`]), so page walks work too.
 
 use serde_json::{Map, Value, json};
 
-use super::pagination;
+use super::pagination::{self, Paging};
 use super::request::Call;
 use super::server::Sim;
 use super::wire::{Reply, Tail};
-use crate::manifest::{PaginationStyle, ResponseKind};
+use crate::manifest::ResponseKind;
 
-pub fn answer(_sim: &Sim, call: &Call) -> Reply {
+pub fn answer(sim: &Sim, call: &Call) -> Reply {
     let spec = call.f.simulator.as_ref();
     let status = spec.map(|s| s.status).unwrap_or(200);
     let example = spec
         .and_then(|s| s.response.clone())
         .unwrap_or_else(|| Value::Object(Map::new()));
     let mut body = fill(example, &call.args);
-    if let Some(p) = &call.f.pagination
-        && p.style == PaginationStyle::Cursor
-        && p.reverse.is_some()
-        && let Some(Value::Array(items)) = body.pointer(&p.items_pointer()).cloned()
+    let mut headers = vec![];
+    if let Some(p) = Paging::of(call.f)
+        && let Some(Value::Array(items)) = body.pointer(&p.items).cloned()
     {
-        match pagination::page(&items, call, "id") {
-            Ok(Value::Object(page)) => {
-                if let Value::Object(b) = &mut body {
-                    for (k, v) in page {
-                        let k = if k == "data" { p.items_key() } else { k };
-                        b.insert(k, v);
-                    }
-                }
+        let id_field = spec.and_then(|s| s.id_field.as_deref()).unwrap_or("id");
+        match pagination::page(&sim.base_url, &p, &items, call, body, id_field) {
+            Ok((page, h)) => {
+                body = page;
+                headers = h;
             }
-            Ok(_) => {}
             Err(e) => return e,
         }
     }
+    body_reply(call, status, body, headers)
+}
+
+/// A body in the function's response kind.
+pub fn body_reply(call: &Call, status: u16, body: Value, headers: Vec<(String, String)>) -> Reply {
+    if status == 204 || status == 304 {
+        return Reply::Raw {
+            status,
+            content_type: String::new(),
+            body: Vec::new(),
+        };
+    }
+    // A streaming call gets server-sent events folded from the same answer (see `super::sse`).
     if let Some(reply) = super::sse::stream_reply(call, &body, status) {
         return reply;
     }
@@ -47,7 +55,7 @@ pub fn answer(_sim: &Sim, call: &Call) -> Reply {
         ResponseKind::Json => Reply::Json {
             status,
             body,
-            headers: vec![],
+            headers,
         },
         ResponseKind::Jsonl => {
             let rows = match body {
@@ -99,7 +107,8 @@ pub fn answer(_sim: &Sim, call: &Call) -> Reply {
     }
 }
 
-fn fill(v: Value, args: &Value) -> Value {
+/// The example with every `"{name}"` string replaced by the argument of that name.
+pub fn fill(v: Value, args: &Value) -> Value {
     match v {
         Value::String(s) => {
             let name = s.strip_prefix('{').and_then(|r| r.strip_suffix('}'));

@@ -4,9 +4,12 @@
 //! Layers, one file each: [`server`] (accept loop, connection kill switch), [`router`] (method +
 //! path template → function), [`auth`] (credentials, required headers, beta names), [`request`]
 //! (path + query + body → the executor's own input schema), [`faults`] (scripted failures),
-//! [`generic`] (answers from the manifest's `simulator.response` example) and the built-in
-//! behaviours of [`anthropic`], found by the name a function's `simulator.behaviour` gives.
-//! A manifest with no behaviours still gets a working simulator from its examples alone.
+//! [`generic`] (answers from the manifest's `simulator.response` example), [`resources`] (the
+//! stateful tier: create / get / list / update / delete of declared resources), [`pagination`]
+//! (the server side of every declared pagination style) and the behaviour families of
+//! [`behaviours`] (each in its own directory, e.g. [`anthropic`]), found by the name a
+//! function's `simulator.behaviour` gives. A manifest with no behaviours still gets a working
+//! simulator from its declarations alone. Mock mode (`mock`) answers every well-formed request.
 
 pub mod anthropic;
 pub mod auth;
@@ -15,11 +18,13 @@ pub mod faults;
 pub mod generic;
 pub mod pagination;
 pub mod request;
+pub mod resources;
 pub mod router;
 pub mod server;
 pub mod sse;
 pub mod wire;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -30,29 +35,49 @@ use crate::registry::Registry;
 /// Settings of one simulator.
 #[derive(Debug, Clone)]
 pub struct SimulatorOptions {
+    /// The integration to simulate; empty: the first built-in one.
     pub integration: String,
     pub host: String,
     pub port: u16,
     pub latency_ms: u64,
     pub seed: u64,
-    pub batch_delay_ms: u64,
     pub faults: Option<String>,
-    pub api_key: Option<String>,
-    pub admin_key: Option<String>,
+    /// Credential name -> the one value accepted for it (`--key NAME=VALUE`); credentials not
+    /// named accept any well-shaped key.
+    pub keys: BTreeMap<String, String>,
+    /// Options of the integration's behaviour family (`--set NAME=VALUE`), e.g. a delay.
+    pub settings: BTreeMap<String, String>,
+    /// Mock mode: every well-formed request gets a schema-valid answer (no 404 for unknown ids,
+    /// no refusals across parameters, unknown beta names accepted); auth and validation stay.
+    pub mock: bool,
 }
 
 impl Default for SimulatorOptions {
     fn default() -> Self {
         SimulatorOptions {
-            integration: "anthropic".into(),
+            integration: String::new(),
             host: "127.0.0.1".into(),
             port: 0,
             latency_ms: 0,
             seed: 0,
-            batch_delay_ms: 2000,
             faults: None,
-            api_key: None,
-            admin_key: None,
+            keys: BTreeMap::new(),
+            settings: BTreeMap::new(),
+            mock: false,
+        }
+    }
+}
+
+impl SimulatorOptions {
+    /// The integration these options name, or the first built-in one.
+    pub fn integration_name(&self) -> &str {
+        if self.integration.is_empty() {
+            crate::registry::BUILTIN
+                .first()
+                .map(|(file, _)| file.trim_end_matches(".yaml"))
+                .unwrap_or("")
+        } else {
+            &self.integration
         }
     }
 }
@@ -87,6 +112,8 @@ impl Drop for RunningSimulator {
 
 /// Start a simulator in-process on `opts.host:opts.port` (0 picks a free port).
 pub async fn start(registry: Arc<Registry>, opts: SimulatorOptions) -> Result<RunningSimulator> {
+    let mut opts = opts;
+    opts.integration = opts.integration_name().to_string();
     let integration = registry.require(&opts.integration)?.clone();
     let plan = faults::FaultPlan::parse(opts.faults.as_deref().unwrap_or(""), &integration)
         .map_err(|m| Error::config(format!("--faults: {m}")))?;
@@ -112,7 +139,9 @@ pub async fn start(registry: Arc<Registry>, opts: SimulatorOptions) -> Result<Ru
         tracing::warn!("simulator: listening on {local}, reachable from other machines");
     }
     let base_url = format!("http://{local}");
-    let sim = Arc::new(server::Sim::new(integration, opts, base_url.clone(), plan));
+    let sim = Arc::new(
+        server::Sim::new(integration, opts, base_url.clone(), plan).map_err(Error::config)?,
+    );
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(server::run(listener, sim, stop_rx));
     Ok(RunningSimulator {

@@ -41,6 +41,10 @@ pub struct Call<'a> {
     pub headers: HeaderMap,
     pub betas: Vec<String>,
     pub upload: Option<Upload>,
+    /// The simulator runs in mock mode: answer what is well-formed, refuse nothing else.
+    pub mock: bool,
+    /// The request's path and query, as sent (for `Link` headers).
+    pub uri: String,
 }
 
 impl Call<'_> {
@@ -234,6 +238,18 @@ pub async fn build<'a>(
                 .bytes()
                 .await
                 .map_err(|e| multipart_error(&e, limit))?;
+            // A part for a binary form parameter is the file even without a file name (the
+            // SDKs send raw bytes that way).
+            let filename = filename.or_else(|| {
+                f.params
+                    .iter()
+                    .any(|p| {
+                        p.location == Location::Form
+                            && p.wire() == name
+                            && p.schema.get("format").and_then(Value::as_str) == Some("binary")
+                    })
+                    .then(|| "upload".to_string())
+            });
             match filename {
                 Some(filename) => {
                     upload = Some(Upload {
@@ -299,10 +315,12 @@ pub async fn build<'a>(
         // The upload's roles (path / text / base64 ...) exist only on the caller's side.
         Value::Object(args)
     } else {
-        let validator = sim
-            .integration
-            .validator(lua_name)
-            .map_err(|e| Reply::error(500, "api_error", format!("simulator: {e}")))?;
+        let validator = if sim.opts.mock {
+            sim.relaxed_validator(lua_name, f)
+        } else {
+            sim.integration.validator(lua_name)
+        }
+        .map_err(|e| Reply::status(500, format!("simulator: {e}")))?;
         validator
             .check_wire(lua_name, f, &Value::Object(args))
             .map_err(|e| match e {
@@ -325,6 +343,11 @@ pub async fn build<'a>(
         headers: parts.headers.clone(),
         betas,
         upload,
+        mock: sim.opts.mock,
+        uri: parts.uri.path_and_query().map_or_else(
+            || parts.uri.path().to_string(),
+            |pq| pq.as_str().to_string(),
+        ),
     })
 }
 
@@ -333,7 +356,7 @@ pub async fn build<'a>(
 fn body_limit(sim: &Sim, f: &Function, has_form: bool) -> usize {
     let behaviour = f.simulator.as_ref().and_then(|s| s.behaviour.as_deref());
     match sim.family {
-        Some(family) => (family.body_limit)(behaviour, has_form),
+        Some(family) => family.body_limit(behaviour, has_form),
         None if has_form => 500 << 20,
         None => 256 << 20,
     }
@@ -360,11 +383,16 @@ async fn read_limited(body: Body, limit: usize) -> Result<Vec<u8>, ()> {
     if total > limit { Err(()) } else { Ok(out) }
 }
 
+/// Read and drop a request body the answer does not need (up to 4 GB), so the client sees the
+/// answer rather than a connection closed under its upload.
+pub async fn drain(body: Body) {
+    let _ = read_limited(body, 0).await;
+}
+
 /// The 413 the service (its proxy, in fact) sends for an oversized body.
 fn too_large(limit: usize) -> Reply {
-    Reply::error(
+    Reply::status(
         413,
-        "request_too_large",
         format!(
             "Request exceeds the maximum allowed number of bytes. The maximum request size for this endpoint is {} MB.",
             limit >> 20
@@ -378,6 +406,31 @@ fn multipart_error(e: &axum::extract::multipart::MultipartError, limit: usize) -
     } else {
         Reply::invalid(format!("invalid multipart body: {}", e.body_text()))
     }
+}
+
+/// The function with every `enum` of its parameters' schemas removed: the SDKs type many
+/// enumerated strings as plain strings (new values appear before the SDK knows them), and mock
+/// mode takes what the SDK's types allow.
+pub fn without_enums(f: &Function) -> Function {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.remove("enum");
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut f = f.clone();
+    for p in &mut f.params {
+        let mut schema = Value::Object(std::mem::take(&mut p.schema));
+        strip(&mut schema);
+        if let Value::Object(m) = schema {
+            p.schema = m;
+        }
+    }
+    f
 }
 
 /// `/messages/0/role: ...` → `messages.0.role: ...`, the way the service names fields.

@@ -13,6 +13,8 @@ use crate::manifest::Manifest;
 enum Segment {
     Literal(String),
     Param(String),
+    /// `{+name}` (reserved expansion): one or more segments, slashes kept.
+    Rest(String),
 }
 
 /// One routable function.
@@ -25,6 +27,14 @@ pub struct Route {
 }
 
 impl Route {
+    /// Sorting key: more literal segments first, a `{+rest}` route after fixed ones.
+    fn specificity(&self) -> (usize, bool) {
+        (
+            self.literals(),
+            !self.segments.iter().any(|s| matches!(s, Segment::Rest(_))),
+        )
+    }
+
     fn literals(&self) -> usize {
         self.segments
             .iter()
@@ -33,16 +43,33 @@ impl Route {
     }
 
     fn matches(&self, parts: &[String]) -> Option<Vec<(String, String)>> {
-        if parts.len() != self.segments.len() {
-            return None;
+        let rest_at = self
+            .segments
+            .iter()
+            .position(|s| matches!(s, Segment::Rest(_)));
+        let fixed = self.segments.len() - usize::from(rest_at.is_some());
+        match rest_at {
+            None if parts.len() != self.segments.len() => return None,
+            Some(_) if parts.len() <= fixed => return None,
+            _ => {}
         }
+        // With a `{+rest}`, it takes what the segments after it leave over.
+        let taken = parts.len() - fixed;
         let mut params = Vec::new();
-        for (seg, part) in self.segments.iter().zip(parts) {
+        let mut i = 0;
+        for seg in &self.segments {
             match seg {
-                Segment::Literal(l) if l == part => {}
+                Segment::Rest(name) => {
+                    params.push((name.clone(), parts[i..i + taken].join("/")));
+                    i += taken;
+                }
+                Segment::Literal(l) if *l == parts[i] => i += 1,
                 Segment::Literal(_) => return None,
-                Segment::Param(_) if part.is_empty() => return None,
-                Segment::Param(name) => params.push((name.clone(), part.clone())),
+                Segment::Param(_) if parts[i].is_empty() => return None,
+                Segment::Param(name) => {
+                    params.push((name.clone(), parts[i].clone()));
+                    i += 1;
+                }
             }
         }
         Some(params)
@@ -81,7 +108,10 @@ impl RouteTable {
                 .into_iter()
                 .map(
                     |s| match s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-                        Some(p) => Segment::Param(p.to_string()),
+                        Some(p) => match p.strip_prefix('+') {
+                            Some(rest) => Segment::Rest(rest.to_string()),
+                            None => Segment::Param(p.to_string()),
+                        },
                         None => Segment::Literal(s),
                     },
                 )
@@ -93,7 +123,7 @@ impl RouteTable {
             });
         }
         // Most specific first; a stable sort keeps manifest order among equals.
-        routes.sort_by_key(|r| std::cmp::Reverse(r.literals()));
+        routes.sort_by_key(|r| std::cmp::Reverse(r.specificity()));
         RouteTable { routes }
     }
 
@@ -177,6 +207,31 @@ functions:
         ));
         assert!(matches!(
             t.find(&HttpMethod::GET, "/v2/nothing"),
+            RouteMatch::NotFound
+        ));
+    }
+
+    #[test]
+    fn reserved_expansion_takes_the_rest_of_the_path() {
+        // Unlinted: `{+name}` is known to the path lint of the generalised format.
+        let m = Manifest::from_trusted_yaml(
+            "t.yaml",
+            &M.replace("/v1/things/{id}\", credential: k,\n     params: [{name: id, in: path, required: true, type: string}]}\n  list_special", "/v1/files/{+path}/raw\", credential: k,\n     params: [{name: path, in: path, required: true, type: string}]}\n  list_special"),
+        )
+        .unwrap();
+        let t = RouteTable::build(&m);
+        match t.find(&HttpMethod::GET, "/v1/files/docs/a%20b/README.md/raw") {
+            RouteMatch::Found(r, p) => {
+                assert_eq!(r.function, "get_thing");
+                assert_eq!(
+                    p,
+                    vec![("path".to_string(), "docs/a b/README.md".to_string())]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            t.find(&HttpMethod::GET, "/v1/files/raw"),
             RouteMatch::NotFound
         ));
     }

@@ -4,6 +4,7 @@
 //! to drop a connection mid-request with a TCP reset: each connection keeps a duplicate of its
 //! socket so the kill switch can set `SO_LINGER 0` before the connection is dropped.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,14 +17,15 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::SimulatorOptions;
-use super::anthropic::Store;
-use super::behaviours::{Behaviour, Family};
+use super::behaviours::{Behaviour, Family, State};
 use super::faults::{FaultPlan, Step};
 use super::request::{self, Call};
+use super::resources::Collections;
 use super::router::{RouteMatch, RouteTable};
 use super::wire::{self, Reply};
-use super::{auth, behaviours, faults, generic};
+use super::{auth, behaviours, faults, generic, resources};
 use crate::registry::Integration;
+use crate::validate::InputValidator;
 
 /// Everything one simulator knows; shared by all connections.
 pub struct Sim {
@@ -32,8 +34,58 @@ pub struct Sim {
     pub base_url: String,
     pub routes: RouteTable,
     pub faults: Mutex<FaultPlan>,
-    pub family: Option<&'static Family>,
-    pub store: Mutex<Store>,
+    /// The behaviour family the manifest names, if any.
+    pub family: Option<&'static dyn Family>,
+    /// That family's state (see [`Sim::state`]).
+    state: Option<State>,
+    /// The generic tier's collections, by resource.
+    pub collections: Mutex<Collections>,
+    /// Mock mode's validators (schemas without `enum`), by function.
+    relaxed: Mutex<HashMap<String, Arc<InputValidator>>>,
+}
+
+/// Check the options against the integration: every `--key` names one of its credentials, every
+/// `--set` an option of its behaviour family. Returns the family and its fresh state.
+pub fn prepare(
+    integration: &Integration,
+    opts: &SimulatorOptions,
+) -> Result<(Option<&'static dyn Family>, Option<State>), String> {
+    let manifest = &integration.manifest;
+    for name in opts.keys.keys() {
+        if !manifest.credentials.contains_key(name) {
+            let known: Vec<&str> = manifest.credentials.keys().map(String::as_str).collect();
+            return Err(format!(
+                "--key {name}=...: {} has no credential '{name}' (known: {})",
+                manifest.name,
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+    }
+    let family = behaviours::family_for(manifest);
+    let known: &[(&str, &str)] = family.map(|f| f.options()).unwrap_or(&[]);
+    for name in opts.settings.keys() {
+        if !known.iter().any(|(k, _)| k == name) {
+            let names: Vec<&str> = known.iter().map(|(k, _)| *k).collect();
+            return Err(format!(
+                "--set {name}=...: the {} simulator has no option '{name}' (known: {})",
+                manifest.name,
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        }
+    }
+    let state = match family {
+        Some(f) => Some(f.new_state(opts.seed, &opts.settings)?),
+        None => None,
+    };
+    Ok((family, state))
 }
 
 impl Sim {
@@ -42,33 +94,52 @@ impl Sim {
         opts: SimulatorOptions,
         base_url: String,
         faults: FaultPlan,
-    ) -> Self {
+    ) -> Result<Self, String> {
+        let (family, state) = prepare(&integration, &opts)?;
         let routes = RouteTable::build(&integration.manifest);
-        let family = behaviours::family_for(&integration.manifest);
         for (name, f) in &integration.manifest.functions {
             if let Some(b) = f.simulator.as_ref().and_then(|s| s.behaviour.as_deref())
-                && behaviours::lookup(b).is_none()
+                && family
+                    .and_then(|fam| behaviours::lookup_in(fam, b))
+                    .is_none()
             {
                 tracing::warn!(
                     "simulator: {name} names unknown behaviour '{b}'; answering from its response example"
                 );
             }
         }
-        let store = Store::seeded(opts.seed);
-        Sim {
+        Ok(Sim {
             integration,
             opts,
             base_url,
             routes,
             faults: Mutex::new(faults),
             family,
-            store: Mutex::new(store),
-        }
+            state,
+            collections: Mutex::new(Collections::default()),
+            relaxed: Mutex::new(HashMap::new()),
+        })
     }
 
-    /// The store, even if a handler panicked while holding it (the data is still usable).
-    pub fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    /// Mock mode's validator of a function: its input schema without `enum` constraints.
+    pub fn relaxed_validator(
+        &self,
+        lua_name: &str,
+        f: &crate::manifest::Function,
+    ) -> crate::error::Result<Arc<InputValidator>> {
+        let mut cache = self.relaxed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = cache.get(lua_name) {
+            return Ok(v.clone());
+        }
+        let relaxed = request::without_enums(f);
+        let v = Arc::new(InputValidator::new(&self.integration.manifest, &relaxed)?);
+        cache.insert(lua_name.to_string(), v.clone());
+        Ok(v)
+    }
+
+    /// The behaviour family's state, as the type the family made it.
+    pub fn state<T: 'static>(&self) -> Option<&T> {
+        self.state.as_ref()?.downcast_ref::<T>()
     }
 
     /// The absolute URL of the function with this behaviour, its placeholders filled in order.
@@ -179,22 +250,19 @@ async fn handle(sim: Arc<Sim>, req: Request<Body>, kill: Arc<Notify>) -> Respons
     let route = match sim.routes.find(&parts.method, &path) {
         RouteMatch::Found(route, params) => (route.function.clone(), params),
         RouteMatch::WrongMethod => {
-            return wire::respond(
+            return early(
                 &sim,
-                Reply::error(
+                Reply::status(
                     405,
-                    "invalid_request_error",
                     format!("Method {} not allowed for {path}", parts.method),
                 ),
+                body,
                 &rid,
-            );
+            )
+            .await;
         }
         RouteMatch::NotFound => {
-            return wire::respond(
-                &sim,
-                Reply::error(404, "not_found_error", "Not Found"),
-                &rid,
-            );
+            return early(&sim, Reply::not_found("Not Found"), body, &rid).await;
         }
     };
     let (function, path_params) = route;
@@ -202,11 +270,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Body>, kill: Arc<Notify>) -> Respons
     let step = match faults::step_for(&sim, &function, &parts.headers) {
         Ok(step) => step,
         Err(message) => {
-            return wire::respond(
-                &sim,
-                Reply::error(400, "invalid_request_error", message),
-                &rid,
-            );
+            return early(&sim, Reply::invalid(message), body, &rid).await;
         }
     };
     match &step {
@@ -218,22 +282,18 @@ async fn handle(sim: Arc<Sim>, req: Request<Body>, kill: Arc<Notify>) -> Respons
         Some(Step::Stall { ms: Some(ms) }) => tokio::time::sleep(Duration::from_millis(*ms)).await,
         Some(s) => {
             if let Some(reply) = faults::before(&sim, s) {
-                return wire::respond(&sim, reply, &rid);
+                return early(&sim, reply, body, &rid).await;
             }
         }
         None => {}
     }
     let Some((lua_name, f)) = sim.integration.function(&function) else {
-        return wire::respond(
-            &sim,
-            Reply::error(404, "not_found_error", "Not Found"),
-            &rid,
-        );
+        return early(&sim, Reply::not_found("Not Found"), body, &rid).await;
     };
     let checked = auth::check(&sim, f, &parts.headers);
     let betas = match checked {
         Ok(betas) => betas,
-        Err(reply) => return wire::respond(&sim, reply, &rid),
+        Err(reply) => return early(&sim, reply, body, &rid).await,
     };
     let call = match request::build(&sim, lua_name, f, path_params, &parts, body, betas).await {
         Ok(call) => call,
@@ -247,6 +307,14 @@ async fn handle(sim: Arc<Sim>, req: Request<Body>, kill: Arc<Notify>) -> Respons
     wire::respond(&sim, reply, &rid)
 }
 
+/// An answer before the request body was read: read what the client is still sending (an
+/// upload, say) first. A response while the body is unread ends with a closed connection, and
+/// the client would see a connection error instead of the answer (a 401, a 429).
+async fn early(sim: &Sim, reply: Reply, body: Body, rid: &str) -> Response<Body> {
+    request::drain(body).await;
+    wire::respond(sim, reply, rid)
+}
+
 async fn body_text(body: Body) -> Option<String> {
     axum::body::to_bytes(body, 1 << 20)
         .await
@@ -254,15 +322,30 @@ async fn body_text(body: Body) -> Option<String> {
         .map(|b| String::from_utf8_lossy(&b).into_owned())
 }
 
+/// The function's behaviour (from the manifest's family), else its declared resource, else its
+/// example. In mock mode a behaviour's refusal of a well-formed request (an unknown id, a state
+/// or a combination it does not allow) becomes the function's example answer instead.
 fn dispatch(sim: &Sim, call: &Call) -> Reply {
     let named = call
         .f
         .simulator
         .as_ref()
         .and_then(|s| s.behaviour.as_deref())
-        .and_then(behaviours::lookup);
+        .and_then(|b| behaviours::lookup_in(sim.family?, b));
     match named {
-        Some(Behaviour(handler)) => handler(sim, call),
+        Some(Behaviour(handler)) => {
+            let reply = handler(sim, call);
+            if sim.opts.mock && is_refusal(&reply) {
+                generic::answer(sim, call)
+            } else {
+                reply
+            }
+        }
+        None if resources::applies(call.f) => resources::answer(sim, call),
         None => generic::answer(sim, call),
     }
+}
+
+fn is_refusal(reply: &Reply) -> bool {
+    matches!(reply, Reply::Error { status, .. } if matches!(status, 400 | 404 | 409 | 422))
 }

@@ -17,9 +17,11 @@ pub enum Reply {
         body: Value,
         headers: Vec<(String, String)>,
     },
+    /// An error in the manifest's envelope; without a `kind`, the type comes from
+    /// `errors.status_types`.
     Error {
         status: u16,
-        kind: String,
+        kind: Option<String>,
         message: String,
         headers: Vec<(String, String)>,
     },
@@ -63,21 +65,43 @@ impl Reply {
         }
     }
 
+    /// An error of an explicit type (behaviours that know their service's words).
     pub fn error(status: u16, kind: &str, message: impl Into<String>) -> Reply {
         Reply::Error {
             status,
-            kind: kind.into(),
+            kind: Some(kind.into()),
+            message: message.into(),
+            headers: vec![],
+        }
+    }
+
+    /// An error whose type is the one the manifest declares for `status`.
+    pub fn status(status: u16, message: impl Into<String>) -> Reply {
+        Reply::Error {
+            status,
+            kind: None,
             message: message.into(),
             headers: vec![],
         }
     }
 
     pub fn invalid(message: impl Into<String>) -> Reply {
-        Reply::error(400, "invalid_request_error", message)
+        Reply::status(400, message)
     }
 
     pub fn not_found(message: impl Into<String>) -> Reply {
-        Reply::error(404, "not_found_error", message)
+        Reply::status(404, message)
+    }
+
+    /// The HTTP status this reply answers with.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            Reply::Json { status, .. }
+            | Reply::Error { status, .. }
+            | Reply::Raw { status, .. }
+            | Reply::Broken { status, .. } => *status,
+            Reply::Sse { .. } => 200,
+        }
     }
 
     /// The bytes and content type this reply would send (used by faults that mangle it).
@@ -96,7 +120,14 @@ impl Reply {
             } => (
                 *status,
                 "application/json".into(),
-                error_body(sim, kind, message, rid).to_string().into_bytes(),
+                error_body(
+                    sim,
+                    &error_kind(sim, *status, kind.as_deref()),
+                    message,
+                    rid,
+                )
+                .to_string()
+                .into_bytes(),
             ),
             Reply::Raw {
                 status,
@@ -114,21 +145,59 @@ impl Reply {
     }
 }
 
-/// The error body: the manifest says where type and message go; a behaviour family may add the
-/// rest of its service's envelope (Anthropic: `type: "error"` and `request_id`).
-pub fn error_body(sim: &Sim, kind: &str, message: &str, rid: &str) -> Value {
-    if let Some(family) = sim.family {
-        return (family.error_body)(kind, message, rid);
+/// The error type the manifest declares for a status (`errors.status_types`: the exact status,
+/// then its class `4xx` / `5xx`); without a declaration, the status's reason in snake case
+/// (`not_found`, `internal_server_error`).
+pub fn status_type(sim: &Sim, status: u16) -> String {
+    let types = &sim.integration.manifest.errors.status_types;
+    let class = format!("{}xx", status / 100);
+    if let Some(t) = types.get(&status.to_string()).or_else(|| types.get(&class)) {
+        return t.clone();
     }
+    StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .map(|r| {
+            r.to_ascii_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        })
+        .unwrap_or_else(|| "error".into())
+}
+
+fn error_kind(sim: &Sim, status: u16, kind: Option<&str>) -> String {
+    kind.map_or_else(|| status_type(sim, status), str::to_string)
+}
+
+/// The error body: type and message written at the manifest's `errors` pointers; a behaviour
+/// family may add the rest of its service's envelope.
+pub fn error_body(sim: &Sim, kind: &str, message: &str, rid: &str) -> Value {
     let errors = &sim.integration.manifest.errors;
     let mut root = Value::Object(Map::new());
     set_pointer(&mut root, &errors.type_pointer, json!(kind));
     set_pointer(&mut root, &errors.message_pointer, json!(message));
+    if let Some(family) = sim.family {
+        family.decorate_error(&mut root, rid);
+    }
     root
 }
 
-fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
-    let keys: Vec<&str> = pointer.split('/').filter(|k| !k.is_empty()).collect();
+/// Write `value` at an RFC 6901 pointer, creating objects on the way (`""` replaces the root).
+pub fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
+    // A bare word (`data`) means `/data`, as in the manifest's older keys.
+    let pointer = if pointer.is_empty() || pointer.starts_with('/') {
+        pointer.to_string()
+    } else {
+        format!("/{pointer}")
+    };
+    let keys: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|k| k.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    if keys.is_empty() {
+        *root = value;
+        return;
+    }
     let mut cur = root;
     for (i, k) in keys.iter().enumerate() {
         if !cur.is_object() {
@@ -136,11 +205,11 @@ fn set_pointer(root: &mut Value, pointer: &str, value: Value) {
         }
         let Value::Object(map) = cur else { return };
         if i + 1 == keys.len() {
-            map.insert((*k).to_string(), value);
+            map.insert(k.clone(), value);
             return;
         }
         cur = map
-            .entry((*k).to_string())
+            .entry(k.clone())
             .or_insert_with(|| Value::Object(Map::new()));
     }
 }
@@ -198,6 +267,7 @@ pub fn respond(sim: &Sim, reply: Reply, rid: &str) -> Response<Body> {
             headers,
         } => {
             extra.extend(headers);
+            let kind = error_kind(sim, status, kind.as_deref());
             let body = error_body(sim, &kind, &message, rid).to_string();
             (status, "application/json".to_string(), Body::from(body))
         }
@@ -237,10 +307,12 @@ pub fn respond(sim: &Sim, reply: Reply, rid: &str) -> Response<Body> {
             headers.insert(k, v);
         }
     };
-    put("content-type", &content_type);
+    if !content_type.is_empty() {
+        put("content-type", &content_type);
+    }
     put(&sim.integration.manifest.errors.request_id_header, rid);
     if let Some(family) = sim.family {
-        for (k, v) in (family.headers)(sim) {
+        for (k, v) in family.headers(sim) {
             put(&k, &v);
         }
     }

@@ -4,6 +4,7 @@
 mod acceptance;
 mod acceptance2;
 mod acceptance3;
+mod architecture;
 mod cli;
 mod configure;
 mod docs;

@@ -3,6 +3,8 @@
 
 mod faults;
 mod generic;
+mod mock;
+mod resources;
 mod validation;
 
 use std::sync::Arc;
@@ -22,7 +24,7 @@ pub async fn start(opts: SimulatorOptions) -> RunningSimulator {
 
 pub async fn start_default() -> RunningSimulator {
     start(SimulatorOptions {
-        batch_delay_ms: 300,
+        settings: [("batch_delay_ms".to_string(), "300".to_string())].into(),
         ..Default::default()
     })
     .await
@@ -194,8 +196,11 @@ async fn auth_version_and_beta_errors() {
 #[tokio::test(flavor = "multi_thread")]
 async fn pinned_keys_accept_only_their_value() {
     let sim = start(SimulatorOptions {
-        api_key: Some("sk-ant-api03-pinned".into()),
-        admin_key: Some("sk-ant-admin01-pinned".into()),
+        keys: [
+            ("api_key".to_string(), "sk-ant-api03-pinned".to_string()),
+            ("admin_key".to_string(), "sk-ant-admin01-pinned".to_string()),
+        ]
+        .into(),
         ..Default::default()
     })
     .await;

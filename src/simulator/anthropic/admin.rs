@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 
 use super::derived_id;
-use crate::simulator::pagination;
+use super::{pagination, store};
 use crate::simulator::request::Call;
 use crate::simulator::server::Sim;
 use crate::simulator::wire::{self, Reply};
@@ -306,7 +306,7 @@ fn merge_residency(w: &mut Value, call: &Call) {
 }
 
 pub fn get_organization(sim: &Sim, _call: &Call) -> Reply {
-    let store = sim.store();
+    let store = store(sim);
     Reply::json(
         json!({"id": store.admin.org_id, "type": "organization", "name": store.admin.org_name}),
     )
@@ -315,8 +315,7 @@ pub fn get_organization(sim: &Sim, _call: &Call) -> Reply {
 pub fn list_users(sim: &Sim, call: &Call) -> Reply {
     let emails = filter_values(call, &["email"]);
     let roles = filter_values(call, &["roles", "role"]);
-    let items: Vec<Value> = sim
-        .store()
+    let items: Vec<Value> = store(sim)
         .admin
         .users
         .values()
@@ -340,7 +339,7 @@ fn user_missing(id: &str) -> Reply {
 
 pub fn get_user(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    match sim.store().admin.users.get(id) {
+    match store(sim).admin.users.get(id) {
         Some(u) => Reply::json(u.clone()),
         None => user_missing(id),
     }
@@ -354,7 +353,7 @@ pub fn update_user(sim: &Sim, call: &Call) -> Reply {
             "role: the '{role}' role cannot be assigned through the Admin API"
         ));
     }
-    let mut store = sim.store();
+    let mut store = store(sim);
     match store.admin.users.get_mut(id) {
         Some(u) => {
             if !role.is_empty() {
@@ -368,7 +367,7 @@ pub fn update_user(sim: &Sim, call: &Call) -> Reply {
 
 pub fn remove_user(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0).to_string();
-    let mut store = sim.store();
+    let mut store = store(sim);
     if store.admin.users.shift_remove(&id).is_none() {
         return user_missing(&id);
     }
@@ -386,8 +385,7 @@ pub fn list_workspaces(sim: &Sim, call: &Call) -> Reply {
             .get("include_archived")
             .is_some_and(|v| v.iter().any(|s| s == "true"));
     let ids = filter_values(call, &["ids"]);
-    let items: Vec<Value> = sim
-        .store()
+    let items: Vec<Value> = store(sim)
         .admin
         .workspaces
         .values()
@@ -438,7 +436,7 @@ fn workspace_missing(id: &str) -> Reply {
 
 pub fn get_workspace(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    match sim.store().admin.workspaces.get(id) {
+    match store(sim).admin.workspaces.get(id) {
         Some(w) => Reply::json(w.clone()),
         None => workspace_missing(id),
     }
@@ -465,13 +463,14 @@ pub fn create_workspace(sim: &Sim, call: &Call) -> Reply {
         &["tags", "external_key_id", "display_color"],
     );
     merge_residency(&mut w, call);
-    sim.store().admin.workspaces.insert(id, w.clone());
+    merge_privacy(&mut w, call);
+    store(sim).admin.workspaces.insert(id, w.clone());
     Reply::json(w)
 }
 
 pub fn update_workspace(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    let mut store = sim.store();
+    let mut store = store(sim);
     let Some(w) = store.admin.workspaces.get_mut(id) else {
         return workspace_missing(id);
     };
@@ -489,12 +488,41 @@ pub fn update_workspace(sim: &Sim, call: &Call) -> Reply {
         &["name", "tags", "external_key_id", "display_color"],
     );
     merge_residency(w, call);
+    merge_privacy(w, call);
     Reply::json(w.clone())
+}
+
+/// `inference_data_privacy`: the given members over the current ones (at creation over the
+/// API's defaults: human review enabled, both storages internal).
+fn merge_privacy(w: &mut Value, call: &Call) {
+    let Some(Value::Object(given)) = call.arg("inference_data_privacy") else {
+        return;
+    };
+    let current = w
+        .get("inference_data_privacy")
+        .filter(|v| v.is_object())
+        .cloned()
+        .unwrap_or_else(|| {
+            json!({
+                "human_review": {"type": "enabled"},
+                "safeguards_storage": {"type": "internal"},
+                "transcripts_storage": {"type": "internal"},
+            })
+        });
+    let mut merged = current;
+    if let Value::Object(m) = &mut merged {
+        for (k, v) in given {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    if let Value::Object(map) = w {
+        map.insert("inference_data_privacy".into(), merged);
+    }
 }
 
 pub fn archive_workspace(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    let mut store = sim.store();
+    let mut store = store(sim);
     let Some(w) = store.admin.workspaces.get_mut(id) else {
         return workspace_missing(id);
     };
@@ -507,7 +535,7 @@ pub fn archive_workspace(sim: &Sim, call: &Call) -> Reply {
 
 pub fn list_members(sim: &Sim, call: &Call) -> Reply {
     let ws = call.path_value(0);
-    let store = sim.store();
+    let store = store(sim);
     if !store.admin.workspaces.contains_key(ws) {
         return workspace_missing(ws);
     }
@@ -533,7 +561,7 @@ pub fn add_member(sim: &Sim, call: &Call) -> Reply {
         .str_arg("workspace_role")
         .unwrap_or("workspace_user")
         .to_string();
-    let mut store = sim.store();
+    let mut store = store(sim);
     if !store.admin.workspaces.contains_key(&ws) {
         return workspace_missing(&ws);
     }
@@ -562,7 +590,7 @@ fn member_key(call: &Call) -> (String, String) {
 
 pub fn get_member(sim: &Sim, call: &Call) -> Reply {
     let key = member_key(call);
-    match sim.store().admin.members.get(&key) {
+    match store(sim).admin.members.get(&key) {
         Some(m) => Reply::json(m.clone()),
         None => member_missing(&key.0, &key.1),
     }
@@ -570,7 +598,7 @@ pub fn get_member(sim: &Sim, call: &Call) -> Reply {
 
 pub fn update_member(sim: &Sim, call: &Call) -> Reply {
     let key = member_key(call);
-    let mut store = sim.store();
+    let mut store = store(sim);
     match store.admin.members.get_mut(&key) {
         Some(m) => {
             merge(m, &call.args, &["workspace_role"]);
@@ -582,7 +610,7 @@ pub fn update_member(sim: &Sim, call: &Call) -> Reply {
 
 pub fn remove_member(sim: &Sim, call: &Call) -> Reply {
     let key = member_key(call);
-    match sim.store().admin.members.shift_remove(&key) {
+    match store(sim).admin.members.shift_remove(&key) {
         Some(_) => Reply::json(
             json!({"type": "workspace_member_deleted", "workspace_id": key.0, "user_id": key.1}),
         ),
@@ -594,8 +622,7 @@ pub fn list_api_keys(sim: &Sim, call: &Call) -> Reply {
     let status = filter_values(call, &["status"]);
     let ws = filter_values(call, &["workspace_id"]);
     let creator = filter_values(call, &["created_by_user_id"]);
-    let items: Vec<Value> = sim
-        .store()
+    let items: Vec<Value> = store(sim)
         .admin
         .api_keys
         .values()
@@ -613,7 +640,7 @@ fn key_missing(id: &str) -> Reply {
 
 pub fn get_api_key(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    match sim.store().admin.api_keys.get(id) {
+    match store(sim).admin.api_keys.get(id) {
         Some(k) => Reply::json(k.clone()),
         None => key_missing(id),
     }
@@ -621,7 +648,7 @@ pub fn get_api_key(sim: &Sim, call: &Call) -> Reply {
 
 pub fn update_api_key(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    let mut store = sim.store();
+    let mut store = store(sim);
     match store.admin.api_keys.get_mut(id) {
         Some(k) => {
             merge(k, &call.args, &["name", "status"]);
@@ -660,7 +687,7 @@ pub fn create_invite(sim: &Sim, call: &Call) -> Reply {
         call.arg("rbac_group_ids").cloned().unwrap_or(json!([])),
     );
     let inv = Value::Object(inv);
-    sim.store().admin.invites.insert(id, inv.clone());
+    store(sim).admin.invites.insert(id, inv.clone());
     Reply::json(inv)
 }
 
@@ -668,8 +695,7 @@ pub fn list_invites(sim: &Sim, call: &Call) -> Reply {
     let emails = filter_values(call, &["email"]);
     let roles = filter_values(call, &["roles", "role"]);
     let statuses = filter_values(call, &["statuses", "status"]);
-    let items: Vec<Value> = sim
-        .store()
+    let items: Vec<Value> = store(sim)
         .admin
         .invites
         .values()
@@ -694,7 +720,7 @@ fn invite_missing(id: &str) -> Reply {
 
 pub fn get_invite(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    match sim.store().admin.invites.get(id) {
+    match store(sim).admin.invites.get(id) {
         Some(i) => Reply::json(i.clone()),
         None => invite_missing(id),
     }
@@ -702,7 +728,7 @@ pub fn get_invite(sim: &Sim, call: &Call) -> Reply {
 
 pub fn delete_invite(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    match sim.store().admin.invites.shift_remove(id) {
+    match store(sim).admin.invites.shift_remove(id) {
         Some(_) => Reply::json(json!({"id": id, "type": "invite_deleted"})),
         None => invite_missing(id),
     }

@@ -15,7 +15,7 @@ use indexmap::IndexMap;
 use serde_json::{Value, json};
 
 use super::messages;
-use crate::simulator::pagination;
+use super::{pagination, store};
 use crate::simulator::request::Call;
 use crate::simulator::server::Sim;
 use crate::simulator::wire::{self, Reply};
@@ -312,25 +312,25 @@ pub fn create(sim: &Sim, call: &Call) -> Reply {
             outcome,
         });
     }
+    let delay = store(sim).batch_delay;
     let batch = Batch {
         id: wire::ordered_id("msgbatch_"),
         created: SystemTime::now(),
-        delay: Duration::from_millis(sim.opts.batch_delay_ms),
+        delay,
         cancel_at: None,
-        cancel_delay: Duration::from_millis(sim.opts.batch_delay_ms) / 2,
+        cancel_delay: delay / 2,
         items,
         results: None,
     };
     let now = batch.created;
     let body = batch.json(sim, now);
-    sim.store().batches.by_id.insert(batch.id.clone(), batch);
+    store(sim).batches.by_id.insert(batch.id.clone(), batch);
     Reply::json(body)
 }
 
 pub fn list(sim: &Sim, call: &Call) -> Reply {
     let now = SystemTime::now();
-    let all: Vec<Value> = sim
-        .store()
+    let all: Vec<Value> = store(sim)
         .batches
         .by_id
         .values()
@@ -350,7 +350,7 @@ fn missing(id: &str) -> Reply {
 pub fn get(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     let now = SystemTime::now();
-    match sim.store().batches.by_id.get(id) {
+    match store(sim).batches.by_id.get(id) {
         Some(b) => Reply::json(b.json(sim, now)),
         None => missing(id),
     }
@@ -359,7 +359,8 @@ pub fn get(sim: &Sim, call: &Call) -> Reply {
 pub fn cancel(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     let now = SystemTime::now();
-    let mut store = sim.store();
+    let mut store = store(sim);
+    let delay = store.batch_delay;
     let Some(b) = store.batches.by_id.get_mut(id) else {
         return missing(id);
     };
@@ -370,7 +371,7 @@ pub fn cancel(sim: &Sim, call: &Call) -> Reply {
         Status::Canceling => Reply::json(b.json(sim, now)),
         Status::InProgress => {
             b.cancel_at = Some(now);
-            b.cancel_delay = Duration::from_millis(sim.opts.batch_delay_ms) / 2;
+            b.cancel_delay = delay / 2;
             Reply::json(b.json(sim, now))
         }
     }
@@ -379,7 +380,7 @@ pub fn cancel(sim: &Sim, call: &Call) -> Reply {
 pub fn delete(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     let now = SystemTime::now();
-    let mut store = sim.store();
+    let mut store = store(sim);
     let Some(b) = store.batches.by_id.get(id) else {
         return missing(id);
     };
@@ -396,7 +397,7 @@ pub fn results(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
     let now = SystemTime::now();
     let seed = sim.opts.seed;
-    let mut store = sim.store();
+    let mut store = store(sim);
     let Some(b) = store.batches.by_id.get_mut(id) else {
         return missing(id);
     };

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use indexmap::IndexMap;
 use serde_json::{Value, json};
 
-use crate::simulator::pagination;
+use super::{pagination, store};
 use crate::simulator::request::Call;
 use crate::simulator::server::Sim;
 use crate::simulator::wire::{self, Reply};
@@ -123,14 +123,13 @@ pub fn upload(sim: &Sim, call: &Call) -> Reply {
         bytes: up.bytes.clone(),
     };
     let body = file.json();
-    sim.store().files.insert(file);
+    store(sim).files.insert(file);
     Reply::json(body)
 }
 
 pub fn list(sim: &Sim, call: &Call) -> Reply {
     let ids = super::admin::filter_values(call, &["ids"]);
-    let all: Vec<Value> = sim
-        .store()
+    let all: Vec<Value> = store(sim)
         .files
         .by_id
         .values()
@@ -154,7 +153,7 @@ pub fn list(sim: &Sim, call: &Call) -> Reply {
 
 pub fn get(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    match sim.store().files.by_id.get(id) {
+    match store(sim).files.by_id.get(id) {
         Some(f) => Reply::json(f.json()),
         None => missing(id),
     }
@@ -162,7 +161,7 @@ pub fn get(sim: &Sim, call: &Call) -> Reply {
 
 pub fn delete(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    match sim.store().files.by_id.shift_remove(id) {
+    match store(sim).files.by_id.shift_remove(id) {
         Some(_) => Reply::json(json!({"id": id, "type": "file_deleted"})),
         None => missing(id),
     }
@@ -170,7 +169,7 @@ pub fn delete(sim: &Sim, call: &Call) -> Reply {
 
 pub fn download(sim: &Sim, call: &Call) -> Reply {
     let id = call.path_value(0);
-    let store = sim.store();
+    let store = store(sim);
     let Some(f) = store.files.by_id.get(id) else {
         return missing(id);
     };

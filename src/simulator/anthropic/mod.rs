@@ -3,25 +3,32 @@
 //! envelope and headers Anthropic puts on every response.
 //!
 //! Behaviour names are `anthropic.<function name>`; the manifest picks them per function.
+//! [`Anthropic`] is this service's [`Family`]: the generic engine reaches everything here only
+//! through that trait.
 
 pub mod admin;
 pub mod batches;
 pub mod files;
 pub mod messages;
 pub mod models;
+pub mod pagination;
 pub mod reports;
 
-use std::time::SystemTime;
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use super::behaviours::{AuthStyle, Behaviour, Family};
+use super::behaviours::{AuthStyle, Behaviour, Family, State};
 use super::server::Sim;
 use super::wire;
 
 /// State that changes while the server runs; kept for its whole life.
 pub struct Store {
     pub seed: u64,
+    /// How long a Message Batch stays in progress (`--set batch_delay_ms=N`).
+    pub batch_delay: Duration,
     pub batches: batches::Batches,
     pub files: files::Files,
     pub admin: admin::Admin,
@@ -31,6 +38,7 @@ impl Store {
     pub fn seeded(seed: u64) -> Self {
         Store {
             seed,
+            batch_delay: Duration::from_millis(DEFAULT_BATCH_DELAY_MS),
             batches: batches::Batches::seeded(),
             files: files::Files::seeded(),
             admin: admin::Admin::seeded(seed),
@@ -38,20 +46,84 @@ impl Store {
     }
 }
 
-pub static FAMILY: Family = Family {
-    prefix: "anthropic",
-    behaviours: BEHAVIOURS,
-    error_body,
-    headers,
-    auth: AuthStyle {
-        key_headers: &["x-api-key"],
-        missing: "x-api-key header is required",
-        invalid: "invalid x-api-key",
-        forbidden: "Your API key does not have permission to use the specified resource.",
-        unknown_beta: "Unexpected value(s) `{names}` for the `{header}` header. Please consult our documentation at platform.claude.com/docs or try again without the header.",
-    },
-    body_limit,
+const DEFAULT_BATCH_DELAY_MS: u64 = 2000;
+
+/// The server's store, even if a handler panicked while holding it (the data is still usable).
+pub fn store(sim: &Sim) -> MutexGuard<'_, Store> {
+    // Behaviours of this family only ever run with this family's state (the engine looks them
+    // up in the family that made the state), so the downcast always succeeds.
+    #[allow(clippy::expect_used)]
+    let m = sim
+        .state::<Mutex<Store>>()
+        .expect("anthropic behaviours run with the anthropic store");
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The Anthropic family (behaviour names `anthropic.*`).
+pub struct Anthropic;
+
+static AUTH: AuthStyle = AuthStyle {
+    key_headers: &["x-api-key"],
+    missing: "x-api-key header is required",
+    invalid: "invalid x-api-key",
+    forbidden: "Your API key does not have permission to use the specified resource.",
+    unknown_beta: "Unexpected value(s) `{names}` for the `{header}` header. Please consult our documentation at platform.claude.com/docs or try again without the header.",
 };
+
+impl Family for Anthropic {
+    fn prefix(&self) -> &'static str {
+        "anthropic"
+    }
+
+    fn behaviours(&self) -> &'static [(&'static str, Behaviour)] {
+        BEHAVIOURS
+    }
+
+    fn options(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            "batch_delay_ms",
+            "how long a Message Batch stays in progress, in milliseconds (default 2000)",
+        )]
+    }
+
+    fn new_state(&self, seed: u64, settings: &BTreeMap<String, String>) -> Result<State, String> {
+        let mut store = Store::seeded(seed);
+        if let Some(v) = settings.get("batch_delay_ms") {
+            let ms: u64 = v.trim().parse().map_err(|_| {
+                format!("batch_delay_ms must be a number of milliseconds (got '{v}')")
+            })?;
+            store.batch_delay = Duration::from_millis(ms);
+        }
+        Ok(Box::new(Mutex::new(store)))
+    }
+
+    /// `{"type": "error", "error": {...}, "request_id": ...}`.
+    fn decorate_error(&self, body: &mut Value, rid: &str) {
+        if let Value::Object(map) = body {
+            let mut out = serde_json::Map::new();
+            out.insert("type".into(), json!("error"));
+            out.append(map);
+            out.insert("request_id".into(), json!(rid));
+            *map = out;
+        }
+    }
+
+    fn headers(&self, sim: &Sim) -> Vec<(String, String)> {
+        headers(sim)
+    }
+
+    fn auth(&self) -> &AuthStyle {
+        &AUTH
+    }
+
+    fn body_limit(&self, behaviour: Option<&str>, multipart: bool) -> usize {
+        body_limit(behaviour, multipart)
+    }
+
+    fn overloaded(&self) -> (u16, Option<&'static str>, &'static str) {
+        (529, Some("overloaded_error"), "Overloaded")
+    }
+}
 
 /// The API's request size limits: Message Batches 256 MB, the Files API 500 MB, everything
 /// else (Messages, token counting, admin) 32 MB.
@@ -142,14 +214,10 @@ const BEHAVIOURS: &[(&str, Behaviour)] = &[
     ("anthropic.get_cost_report", Behaviour(reports::cost)),
 ];
 
-fn error_body(kind: &str, message: &str, rid: &str) -> Value {
-    json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": rid})
-}
-
 /// Rate-limit headers as the API sends them: fixed generous limits, reset a minute ahead.
 fn headers(sim: &Sim) -> Vec<(String, String)> {
     let reset = wire::rfc3339(SystemTime::now() + wire::secs(60));
-    let org = sim.store().admin.org_id.clone();
+    let org = store(sim).admin.org_id.clone();
     let mut h = vec![("anthropic-organization-id".to_string(), org)];
     for (kind, limit) in [
         ("requests", 4000u64),

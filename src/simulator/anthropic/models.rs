@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::simulator::pagination;
+use super::pagination;
 use crate::simulator::request::Call;
 use crate::simulator::server::Sim;
 use crate::simulator::wire::Reply;

@@ -20,6 +20,7 @@ credentials:
 errors:
   type_pointer: /code
   message_pointer: /detail
+  status_types: {400: invalid_request_error, 401: authentication_error, "5xx": api_error}
 groups: [{id: pets, title: Pets}]
 functions:
   get_pet:
