@@ -713,6 +713,10 @@ pub struct Pagination {
     /// `style: cursor`: when the caller starts with `reverse.param`, walk backwards with it.
     #[serde(default)]
     pub reverse: Option<CursorSpec>,
+    /// `style: link`: a JSON pointer to the next page's URL in the body (`/next`), instead of
+    /// the `Link` header.
+    #[serde(default)]
+    pub next_url: Option<String>,
     /// JSON pointer to a boolean; `false` ends the walk.
     #[serde(default)]
     pub has_more: Option<String>,
@@ -1278,6 +1282,12 @@ fn lint_pagination(at: &str, p: &Pagination, problems: &mut Vec<(String, String)
             )),
         },
         other => {
+            if p.next_url.is_some() && other != PaginationStyle::Link {
+                problems.push((
+                    format!("{at}/next_url"),
+                    "'next_url' belongs to 'style: link'".into(),
+                ));
+            }
             if p.cursor.is_some() || p.reverse.is_some() {
                 problems.push((
                     at.to_string(),

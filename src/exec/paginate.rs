@@ -322,7 +322,11 @@ impl Walker {
                 self.offset = self.offset.saturating_add(items.len() as u64);
                 Some((spec.offset_param.clone(), self.offset.to_string()))
             }
-            PaginationStyle::Link => match link_next(headers) {
+            PaginationStyle::Link => match spec
+                .next_url
+                .as_deref()
+                .map_or_else(|| link_next(headers), |p| cursor_text(body.pointer(p)))
+            {
                 Some(uri) => {
                     self.follow_link(t, &uri)?;
                     return Ok(self.first_visit(t, uri));

@@ -141,6 +141,16 @@ functions:
     params:
       - {name: per_page, in: query, type: integer}
       - {name: page, in: query, type: integer}
+  list_next:
+    group: g
+    class: read
+    summary: Next URL in the body (Django REST style).
+    method: GET
+    path: /api/things
+    credential: qkey
+    pagination: {style: link, items: /results, next_url: /next}
+    params:
+      - {name: page, in: query, type: integer}
   put_blob:
     group: g
     class: write
@@ -720,6 +730,48 @@ async fn page_numbers_stop_on_a_short_page() {
         .unwrap();
     assert_eq!(out.value, json!({"items": [1, 2, 3, 4, 5]}));
     assert_eq!(srv.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn next_url_from_the_body_without_the_credential_twice() {
+    let srv = MockServer::start().await;
+    let base = srv.uri();
+    Mock::given(method("GET"))
+        .and(path("/api/things"))
+        .and(query_param_is_missing("page"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "count": 3, "results": [1, 2],
+            // Some APIs echo every query parameter, the key included.
+            "next": format!("{base}/api/things?api_key={QUERY_KEY}&page=2")
+        })))
+        .mount(&srv)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/things"))
+        .and(query_param("page", "2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"count": 3, "results": [3], "next": null})),
+        )
+        .mount(&srv)
+        .await;
+    let ex = exec(&base, true);
+    let out = call(&ex, "list_next", json!({"fetch_all": true}))
+        .await
+        .unwrap();
+    assert_eq!(out.value, json!({"results": [1, 2, 3]}));
+    let reqs = srv.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    let keys: Vec<String> = reqs[1]
+        .url
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        ["page", "api_key"],
+        "the key once, from the credential"
+    );
 }
 
 #[tokio::test]
