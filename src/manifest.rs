@@ -953,7 +953,10 @@ impl Manifest {
                             .into(),
                     )),
                 }
-                if f.credential.is_none() && !self.credentials.is_empty() {
+                if f.credential.is_none()
+                    && !self.credentials.is_empty()
+                    && f.auth != AuthMode::None
+                {
                     problems.push((
                         at.clone(),
                         "a function of an integration with credentials must name its 'credential'"
