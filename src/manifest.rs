@@ -242,13 +242,15 @@ pub enum ResetFormat {
     DeltaSeconds,
 }
 
-/// A response with `status` whose `header` equals `equals` is a rate limit.
+/// A response with `status` whose `header` equals `equals` (or, without `equals`, is present)
+/// is a rate limit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitedRule {
     pub status: u16,
     pub header: String,
-    pub equals: String,
+    #[serde(default)]
+    pub equals: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
