@@ -1019,3 +1019,23 @@ return {got = got, status = r.status, cursor = r.headers["x-next-cursor"], echo 
         "{paths:?}"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_cursor_stops_the_walk_and_says_more_may_exist() {
+    let srv = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-next-cursor", "same")
+                .set_body_json(json!({"events": [1]})),
+        )
+        .mount(&srv)
+        .await;
+    let ex = exec(&srv.uri(), true);
+    let out = call(&ex, "list_events", json!({"fetch_all": true}))
+        .await
+        .unwrap();
+    assert_eq!(out.value, json!({"events": [1, 1], "has_more": true}));
+    assert_eq!(srv.received_requests().await.unwrap().len(), 2);
+}
