@@ -1220,6 +1220,18 @@ impl Manifest {
                 "a GET function sends no body; remove 'body'".into(),
             ));
         }
+        if matches!(body, Some(BodyKind::Json | BodyKind::Raw)) {
+            for p in f.params.iter().filter(|p| p.location == Location::Form) {
+                problems.push((
+                    format!("{at}/params"),
+                    format!(
+                        "'{}' is 'in: form' but the function's body is '{}'; use 'in: body', or 'body: form' / 'body: multipart'",
+                        p.name,
+                        if body == Some(BodyKind::Json) { "json" } else { "raw" }
+                    ),
+                ));
+            }
+        }
         if body == Some(BodyKind::Form) {
             for p in f.params.iter().filter(|p| p.upload.is_some()) {
                 problems.push((

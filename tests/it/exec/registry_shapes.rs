@@ -852,6 +852,11 @@ fn the_lint_knows_the_engine_keys() {
             "status_types",
         ),
         (
+            "      - {name: data, in: body, raw: true, required: true}",
+            "      - {name: data, in: body, raw: true, required: true}\n      - {name: f, in: form, type: string}",
+            "'f' is 'in: form' but the function's body is 'raw'",
+        ),
+        (
             "stop: [short_page], size_param: per_page}",
             "stop: [short_page]}",
             "'short_page' needs 'size_param'",
