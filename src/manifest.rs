@@ -1233,7 +1233,12 @@ impl Manifest {
             }
         }
         if body == Some(BodyKind::Form) {
-            for p in f.params.iter().filter(|p| p.upload.is_some()) {
+            let is_file = |p: &&Param| {
+                p.upload.is_some()
+                    || p.schema.get("format").and_then(Value::as_str) == Some("binary")
+                    || p.schema.contains_key("x-kosmo-file")
+            };
+            for p in f.params.iter().filter(is_file) {
                 problems.push((
                     format!("{at}/params"),
                     format!(
