@@ -685,7 +685,7 @@ pub struct CursorSpec {
     pub header: Option<String>,
     /// JSON pointer inside the page's last item (`/id`, Stripe's `starting_after`); with
     /// `from` too, it is also the cursor a result cut by `max_items` resumes from.
-    #[serde(default)]
+    #[serde(default, alias = "from_last_item")]
     pub item: Option<String>,
     /// The query parameter that carries it.
     pub param: String,
