@@ -16,6 +16,7 @@ pub mod error;
 pub mod exec;
 pub mod lua;
 pub mod manifest;
+pub mod manifest_check;
 pub mod mcp;
 pub mod permissions;
 pub mod registry;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+pub use crate::manifest_check::Problem;
 
 /// The JSON Schema every manifest must satisfy.
 pub const MANIFEST_SCHEMA: &str = include_str!("../manifests/manifest.schema.json");
@@ -627,26 +628,334 @@ pub enum UploadRole {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamSpec {
-    /// The boolean argument that asks for a stream (`stream`).
+    /// The boolean argument that asks for a stream (`stream`). Empty: the function always
+    /// streams (`response: sse`).
+    #[serde(default)]
     pub param: String,
-    /// How events are folded into the final value (`anthropic_message`).
-    pub assemble: String,
-    /// Event types that end the stream successfully.
+    /// How events are folded into the final value: a builtin name (`events`, `last`) or rules.
+    #[serde(default = "Assemble::default_events")]
+    pub assemble: Assemble,
+    /// How the wire names events, ends the stream and reports errors.
     #[serde(default)]
-    pub end_events: Vec<String>,
-    /// Event type that carries an error.
-    #[serde(default)]
+    pub dialect: StreamDialect,
+    /// Event types that end the stream successfully (old place; `dialect.end_events` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_events: Option<Vec<String>>,
+    /// Event type that carries an error (old place; `dialect.error_event` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_event: Option<String>,
-    /// Events that only keep the connection alive: not passed to callbacks, and not progress
-    /// for the stream idle timeout (so a stream of nothing but pings still times out).
-    #[serde(default = "StreamSpec::default_keepalive_events")]
-    pub keepalive_events: Vec<String>,
+    /// Keep-alive events (old place; `dialect.keepalive_events` wins).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_events: Option<Vec<String>>,
+    /// How the simulator writes a JSON answer as events (templates); derived when absent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub simulate: Vec<SimulatedEvent>,
 }
 
 impl StreamSpec {
     pub fn default_keepalive_events() -> Vec<String> {
         vec!["ping".into()]
     }
+
+    /// Events that only keep the connection alive: not passed to callbacks, and not progress
+    /// for the stream idle timeout (so a stream of nothing but pings still times out).
+    pub fn keepalive(&self) -> Vec<String> {
+        self.dialect
+            .keepalive_events
+            .clone()
+            .or_else(|| self.keepalive_events.clone())
+            .unwrap_or_else(Self::default_keepalive_events)
+    }
+
+    /// Event names that end the stream successfully.
+    pub fn ends(&self) -> Vec<String> {
+        self.dialect
+            .end_events
+            .clone()
+            .or_else(|| self.end_events.clone())
+            .unwrap_or_default()
+    }
+
+    /// The event name that carries an error (default `error`).
+    pub fn error_name(&self) -> String {
+        self.dialect
+            .error_event
+            .clone()
+            .or_else(|| self.error_event.clone())
+            .unwrap_or_else(|| "error".into())
+    }
+}
+
+/// The wire dialect of a stream.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamDialect {
+    /// Where an event's name comes from.
+    #[serde(default)]
+    pub event_from: EventFrom,
+    /// Pointer into the data naming the event when the name is taken from the data (`/type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub type_pointer: Option<String>,
+    /// Data text that ends the stream successfully (`[DONE]`); it is not JSON and not an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<String>,
+    /// An event whose data has a non-null value at this pointer is an error (`/error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_pointer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_events: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_events: Option<Vec<String>>,
+}
+
+impl StreamDialect {
+    pub fn type_pointer(&self) -> &str {
+        self.type_pointer.as_deref().unwrap_or("/type")
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventFrom {
+    /// The `event:` line, else the data's `type_pointer`, else `message`.
+    #[default]
+    EventLine,
+    /// The data's `type_pointer` (else `message`); `event:` lines are ignored.
+    Data,
+}
+
+/// `assemble:` — a builtin name or rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Assemble {
+    /// `events` (`{events: [data, ...]}`) or `last` (the last event's data).
+    Named(String),
+    Rules(AssembleSpec),
+}
+
+impl Assemble {
+    pub const BUILTINS: [&'static str; 2] = ["events", "last"];
+
+    pub fn default_events() -> Assemble {
+        Assemble::Named("events".into())
+    }
+}
+
+/// Assembly declared as data: an initial value, rules applied to each event, finishing steps.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssembleSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<AssembleStart>,
+    #[serde(default)]
+    pub rules: Vec<AssembleRule>,
+    #[serde(default)]
+    pub finish: Vec<FinishStep>,
+}
+
+/// The initial value: a pointer into the event named `on` (or into the first event).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssembleStart {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<String>,
+    #[serde(default)]
+    pub take: String,
+    /// Pointers removed from the taken value (rules rebuild them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop: Vec<String>,
+}
+
+/// One event name or several.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EventNames {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl EventNames {
+    pub fn contains(&self, name: &str) -> bool {
+        match self {
+            EventNames::One(n) => n == name,
+            EventNames::Many(ns) => ns.iter().any(|n| n == name),
+        }
+    }
+
+    pub fn first(&self) -> Option<&str> {
+        match self {
+            EventNames::One(n) => Some(n),
+            EventNames::Many(ns) => ns.first().map(String::as_str),
+        }
+    }
+}
+
+/// A rule: on matching events, write the value at `value` (a pointer into the event) to the
+/// target pointer template with exactly one of `set`, `append`, `merge`, `push`, `accumulate`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssembleRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<EventNames>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<RuleWhen>,
+    /// Apply the rule once per item of the array at this pointer (pointers then start at the item).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub each: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub append: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accumulate: Option<String>,
+    /// Pointer into the event (or `each` item) for the value; `""` is all of it.
+    #[serde(default)]
+    pub value: String,
+    /// A missing value is an error instead of skipping the rule.
+    #[serde(default)]
+    pub required: bool,
+    /// `merge` only: null members of the value are not copied.
+    #[serde(default)]
+    pub skip_nulls: bool,
+}
+
+/// Which write a rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleOp {
+    Set,
+    Append,
+    Merge,
+    Push,
+    Accumulate,
+}
+
+impl RuleOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleOp::Set => "set",
+            RuleOp::Append => "append",
+            RuleOp::Merge => "merge",
+            RuleOp::Push => "push",
+            RuleOp::Accumulate => "accumulate",
+        }
+    }
+}
+
+impl AssembleRule {
+    /// Every `(op, target)` the rule declares (a valid rule has exactly one).
+    pub fn ops(&self) -> Vec<(RuleOp, &str)> {
+        [
+            (RuleOp::Set, &self.set),
+            (RuleOp::Append, &self.append),
+            (RuleOp::Merge, &self.merge),
+            (RuleOp::Push, &self.push),
+            (RuleOp::Accumulate, &self.accumulate),
+        ]
+        .into_iter()
+        .filter_map(|(op, t)| t.as_deref().map(|t| (op, t)))
+        .collect()
+    }
+}
+
+/// A condition on the event (or `each` item): the value at `pointer` equals `equals`, or, with
+/// no `equals`, is present and not null.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleWhen {
+    pub pointer: String,
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub equals: Option<Value>,
+}
+
+/// A finishing step on the assembled value; paths may use `*` for "every member".
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinishStep {
+    /// Parse the collected JSON text at each match (empty text is `{}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parse_json: Option<String>,
+    /// With `parse_json`: store the parsed value in this sibling field and remove the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub into: Option<String>,
+    /// Remove each match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove: Option<String>,
+    /// Drop the null items of each matched array.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<String>,
+    /// Set each match to `to`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<String>,
+    /// Set each match to `to` where it is missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
+    /// The constant for `set` / `default` (`null` included).
+    #[serde(
+        default,
+        deserialize_with = "present_value",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub to: Option<Value>,
+}
+
+/// Placeholders `"{...}"` in a simulator template whose inside is not a JSON pointer.
+fn template_pointers(v: &Value, bad: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}'))
+                && !inner.is_empty()
+                && !inner.starts_with('/')
+            {
+                bad.push(inner.to_string());
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| template_pointers(i, bad)),
+        Value::Object(m) => m.values().for_each(|i| template_pointers(i, bad)),
+        _ => {}
+    }
+}
+
+/// A key that is present is `Some`, even when its value is `null`.
+fn present_value<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl FinishStep {
+    /// `(step name, path)` for each step the entry declares (a valid entry has exactly one).
+    pub fn steps(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("parse_json", &self.parse_json),
+            ("remove", &self.remove),
+            ("compact", &self.compact),
+            ("set", &self.set),
+            ("default", &self.default),
+        ]
+        .into_iter()
+        .filter_map(|(n, p)| p.as_deref().map(|p| (n, p)))
+        .collect()
+    }
+}
+
+/// A simulator event template: `data` with every string `"{/pointer}"` replaced by the answer's
+/// value at that pointer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedEvent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    pub data: Value,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -850,27 +1159,105 @@ impl SimulatorSpec {
 }
 
 impl Manifest {
-    /// Parse, schema-check and lint a manifest. `file` names it in errors.
+    /// Parse, schema-check and lint a manifest. `file` names it in errors; every problem is in
+    /// the error (the first names the location, the others follow on their own lines).
     pub fn from_yaml(file: &str, text: &str) -> Result<Manifest> {
-        let raw: Value = parse_yaml(file, text)?;
-        check_schema(file, &raw)?;
-        let manifest: Manifest = serde_json::from_value(raw).map_err(|e| Error::Manifest {
-            file: file.into(),
-            location: "document".into(),
-            message: e.to_string(),
-        })?;
-        let mut problems = manifest.lint().into_iter();
-        if let Some((location, mut message)) = problems.next() {
-            for (loc, msg) in problems {
-                message.push_str(&format!("\n{file}: {loc}: {msg}"));
-            }
-            return Err(Error::Manifest {
-                file: file.into(),
-                location,
-                message,
-            });
+        match Manifest::check(file, text) {
+            (Some(m), problems) if problems.is_empty() => Ok(m),
+            (_, problems) => Err(crate::manifest_check::into_error(file, &problems)),
         }
-        Ok(manifest)
+    }
+
+    /// Every problem of a manifest: YAML syntax, duplicate keys, the JSON Schema (all of its
+    /// errors, unknown keys with a did-you-mean), kosmo's types, the lint, and each function's
+    /// input schema compiling. Each problem carries its line and column. The manifest is
+    /// returned whenever it could be read into kosmo's types, even with lint problems.
+    pub fn check(file: &str, text: &str) -> (Option<Manifest>, Vec<Problem>) {
+        use crate::manifest_check::{PositionIndex, rule, schema_problems};
+        if let Err(e) = check_flow_depth(file, text) {
+            return (None, vec![problem_of_error(file, e, rule::YAML)]);
+        }
+        let raw: Value = match parse_yaml(file, text) {
+            Ok(v) => v,
+            Err(e) => {
+                // Nothing after a syntax error can be read; duplicate keys before it can.
+                let index = PositionIndex::build(text);
+                let mut problems = duplicate_problems(file, &index);
+                problems.push(problem_of_error(file, e, rule::YAML));
+                sort_problems(&mut problems);
+                return (None, problems);
+            }
+        };
+        let index = PositionIndex::build(text);
+        let mut problems = duplicate_problems(file, &index);
+        match manifest_validator() {
+            Ok(validator) => {
+                problems.extend(schema_problems(
+                    file,
+                    manifest_schema(),
+                    validator,
+                    &raw,
+                    &index,
+                ));
+            }
+            Err(e) => problems
+                .push(Problem::new("manifests/manifest.schema.json", "", e).rule(rule::SCHEMA)),
+        }
+        // Unknown keys are reported already: read the rest, so the lint still sees the file.
+        let mut raw = raw;
+        for p in problems.iter().filter(|p| p.rule == rule::UNKNOWN_KEY) {
+            crate::manifest_check::remove_pointer(&mut raw, &p.pointer);
+        }
+        let manifest: Manifest = match serde_json::from_value(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                // The schema usually said it already, and better; otherwise locate serde's
+                // complaint by reading the text straight into the types.
+                if problems.is_empty() {
+                    let pos = serde_yaml::from_str::<Manifest>(text)
+                        .err()
+                        .and_then(|ye| ye.location())
+                        .map(|l| crate::manifest_check::Pos {
+                            line: l.line(),
+                            column: l.column(),
+                        });
+                    let pointer = pos.and_then(|p| index.pointer_at(p)).unwrap_or_default();
+                    problems.push(
+                        Problem::new(file, pointer, strip_location(&e.to_string()))
+                            .rule(rule::TYPE)
+                            .at(pos),
+                    );
+                }
+                sort_problems(&mut problems);
+                return (None, problems);
+            }
+        };
+        for (pointer, message) in manifest.lint() {
+            let pos = index.position(&pointer);
+            problems.push(Problem::new(file, pointer, message).at(pos));
+        }
+        for (name, f) in &manifest.functions {
+            if let Err(e) = crate::validate::InputValidator::new(&manifest, f) {
+                let pointer = format!("/functions/{}", crate::manifest_check::escape_segment(name));
+                let pos = index.position(&pointer);
+                let why = match e {
+                    Error::Manifest { message, .. } => message,
+                    other => other.to_string(),
+                };
+                problems.push(
+                    Problem::new(
+                        file,
+                        pointer,
+                        format!("input schema does not compile: {why}"),
+                    )
+                    .rule(rule::INPUT_SCHEMA)
+                    .at(pos),
+                );
+            }
+        }
+        crate::manifest_check::drop_cascades(&mut problems);
+        sort_problems(&mut problems);
+        (Some(manifest), problems)
     }
 
     /// Parse a manifest that is known to pass every check: the built-ins, which the test suite
@@ -1027,6 +1414,7 @@ impl Manifest {
                 }
             }
             if let Some(s) = &f.stream
+                && !s.param.is_empty()
                 && !f.params.iter().any(|p| p.name == s.param)
             {
                 problems.push((
@@ -1069,7 +1457,94 @@ impl Manifest {
                 }
             }
         }
+        self.lint_streams(&mut problems);
         problems
+    }
+
+    /// Stream declarations: a known assembler, well-formed rules and pointers, each dialect key
+    /// in one place, and a way to ask for the stream.
+    fn lint_streams(&self, problems: &mut Vec<(String, String)>) {
+        for (name, f) in &self.functions {
+            let Some(s) = &f.stream else { continue };
+            let at = format!("/functions/{name}/stream");
+            if s.param.is_empty() && f.response != ResponseKind::Sse {
+                problems.push((
+                    at.clone(),
+                    "a stream needs 'param' (the boolean argument that asks for it) unless the function has 'response: sse'".into(),
+                ));
+            }
+            match &s.assemble {
+                Assemble::Named(n) if !Assemble::BUILTINS.contains(&n.as_str()) => {
+                    problems.push((
+                        format!("{at}/assemble"),
+                        format!(
+                            "unknown assembler '{n}' (builtins: {}; anything else is declared as rules: start, rules, finish)",
+                            Assemble::BUILTINS.join(", ")
+                        ),
+                    ));
+                }
+                Assemble::Named(_) => {}
+                Assemble::Rules(spec) => {
+                    for (sub, msg) in crate::exec::sse::check_spec(spec) {
+                        problems.push((format!("{at}/assemble{sub}"), msg));
+                    }
+                }
+            }
+            let d = &s.dialect;
+            for (key, old, new) in [
+                ("end_events", s.end_events.is_some(), d.end_events.is_some()),
+                (
+                    "error_event",
+                    s.error_event.is_some(),
+                    d.error_event.is_some(),
+                ),
+                (
+                    "keepalive_events",
+                    s.keepalive_events.is_some(),
+                    d.keepalive_events.is_some(),
+                ),
+            ] {
+                if old && new {
+                    problems.push((
+                        format!("{at}/{key}"),
+                        format!(
+                            "'{key}' is given both here and in 'dialect': keep the one in 'dialect'"
+                        ),
+                    ));
+                }
+            }
+            for (key, p) in [
+                ("type_pointer", d.type_pointer.as_deref()),
+                ("error_pointer", d.error_pointer.as_deref()),
+            ] {
+                if let Some(p) = p
+                    && !p.starts_with('/')
+                {
+                    problems.push((
+                        format!("{at}/dialect/{key}"),
+                        format!("'{p}' is not a JSON pointer (it starts with '/')"),
+                    ));
+                }
+            }
+            if d.done.as_deref().is_some_and(|t| t.trim().is_empty()) {
+                problems.push((
+                    format!("{at}/dialect/done"),
+                    "the done sentinel cannot be blank".into(),
+                ));
+            }
+            for (i, t) in s.simulate.iter().enumerate() {
+                let mut bad = Vec::new();
+                template_pointers(&t.data, &mut bad);
+                for p in bad {
+                    problems.push((
+                        format!("{at}/simulate/{i}/data"),
+                        format!(
+                            "'{{{p}}}' is not a JSON pointer placeholder (write \"{{/field}}\")"
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     fn lint_path(&self, at: &str, f: &Function, path: &str, problems: &mut Vec<(String, String)>) {
@@ -1409,6 +1884,12 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// The manifest JSON Schema as a value (to list the keys allowed where an unknown one is found).
+fn manifest_schema() -> &'static Value {
+    static S: OnceLock<Value> = OnceLock::new();
+    S.get_or_init(|| serde_json::from_str(MANIFEST_SCHEMA).unwrap_or(Value::Null))
+}
+
 fn manifest_validator() -> std::result::Result<&'static jsonschema::Validator, String> {
     static V: OnceLock<std::result::Result<jsonschema::Validator, String>> = OnceLock::new();
     V.get_or_init(|| {
@@ -1419,31 +1900,50 @@ fn manifest_validator() -> std::result::Result<&'static jsonschema::Validator, S
     .map_err(Clone::clone)
 }
 
-fn check_schema(file: &str, raw: &Value) -> Result<()> {
-    let validator = manifest_validator().map_err(|e| Error::Manifest {
-        file: "manifests/manifest.schema.json".into(),
-        location: "document".into(),
-        message: e,
-    })?;
-    let mut errors = validator.iter_errors(raw).map(|e| {
-        (
-            display_pointer(&e.instance_path().to_string()),
-            e.to_string(),
-        )
-    });
-    if let Some((location, message)) = errors.next() {
-        let more = errors.count();
-        return Err(Error::Manifest {
-            file: file.into(),
-            location,
-            message: if more > 0 {
-                format!("{message} (and {more} more problem(s))")
-            } else {
-                message
-            },
-        });
+/// In file order; problems without a place keep their order, after those with one.
+fn sort_problems(problems: &mut [Problem]) {
+    problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+}
+
+/// A located problem from an error of the YAML pass (`line L column C` in its location).
+fn problem_of_error(file: &str, e: Error, rule: &'static str) -> Problem {
+    match e {
+        Error::Manifest {
+            location, message, ..
+        } => {
+            let pos = parse_line_column(&location);
+            Problem::new(file, "", message).rule(rule).at(pos)
+        }
+        other => Problem::new(file, "", other.to_string()).rule(rule),
     }
-    Ok(())
+}
+
+fn parse_line_column(location: &str) -> Option<crate::manifest_check::Pos> {
+    let rest = location.strip_prefix("line ")?;
+    let (line, col) = rest.split_once(" column ")?;
+    Some(crate::manifest_check::Pos {
+        line: line.trim().parse().ok()?,
+        column: col.trim().parse().ok()?,
+    })
+}
+
+fn duplicate_problems(file: &str, index: &crate::manifest_check::PositionIndex) -> Vec<Problem> {
+    index
+        .duplicates
+        .iter()
+        .map(|(pointer, key, at, first)| {
+            Problem::new(
+                file,
+                pointer.clone(),
+                format!(
+                    "duplicate key `{key}` (first at line {} column {}, again at line {} column {}): keep one",
+                    first.line, first.column, at.line, at.column
+                ),
+            )
+            .rule(crate::manifest_check::rule::DUPLICATE_KEY)
+            .at(Some(*at))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1543,12 +2043,52 @@ functions:
             msg.contains("'get_thing' is already used by function 'get_thing'"),
             "{msg}"
         );
-        assert!(msg.starts_with("x.yaml: /functions/other: "), "{msg}");
+        assert!(
+            msg.starts_with("x.yaml: line 20 column 3: /functions/other: "),
+            "{msg}"
+        );
         let text = MINI.replace("credential: token", "credential: nope");
         let msg = Manifest::from_yaml("x.yaml", &text)
             .unwrap_err()
             .to_string();
         assert!(msg.contains("unknown credential type 'nope'"), "{msg}");
+    }
+
+    #[test]
+    fn check_reports_each_mistake_once_with_a_suggestion() {
+        // One misspelt type would otherwise also fail the lint's meta-schema check and the
+        // input schema compile: only the first, precise problem is reported.
+        let text = MINI.replace("type: string}", "type: strng}");
+        let (m, problems) = Manifest::check("x.yaml", &text);
+        assert!(m.is_some());
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        let p = &problems[0];
+        assert_eq!(p.pointer, "/functions/get_thing/params/0/type");
+        assert_eq!((p.line, p.rule), (Some(19), "schema"));
+        assert!(
+            p.message.ends_with("did you mean `string`?"),
+            "{}",
+            p.message
+        );
+        // Independent mistakes are all reported, in file order.
+        let text = MINI
+            .replace("class: read", "class: write")
+            .replace("category: testing", "category: testing\ncolour: blue");
+        let (_, problems) = Manifest::check("x.yaml", &text);
+        let lines: Vec<Option<usize>> = problems.iter().map(|p| p.line).collect();
+        assert_eq!(lines, vec![Some(6), Some(14)], "{problems:#?}");
+        assert_eq!(problems[0].rule, "unknown_key");
+        assert_eq!(problems[1].rule, "lint");
+    }
+
+    #[test]
+    fn a_syntax_error_is_reported_with_the_duplicates_before_it() {
+        let text = "name: a\nname: b\nlabel: [unclosed\n";
+        let (m, problems) = Manifest::check("x.yaml", text);
+        assert!(m.is_none());
+        let rules: Vec<&str> = problems.iter().map(|p| p.rule).collect();
+        assert_eq!(rules, vec!["duplicate_key", "yaml_syntax"], "{problems:#?}");
+        assert_eq!(problems[0].line, Some(2));
     }
 
     #[test]

@@ -12,7 +12,8 @@ use indexmap::IndexMap;
 use serde_json::Value;
 
 use crate::error::{Error, Result, closest};
-use crate::manifest::{Function, Manifest};
+use crate::manifest::{Function, Manifest, Problem};
+use crate::manifest_check::rule;
 use crate::validate::InputValidator;
 
 /// Manifests that ship inside the binary: (file name, YAML).
@@ -156,6 +157,18 @@ pub struct RegistryOptions {
 #[derive(Debug, Default)]
 pub struct Registry {
     integrations: IndexMap<String, Arc<Integration>>,
+    /// One line per user manifest that was skipped, and why (shown on stderr and in the Lua
+    /// envelope's `meta.warnings`).
+    warnings: Vec<String>,
+}
+
+/// What loading the configured manifest directories found wrong: every problem of every
+/// skipped file.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    /// The files that were read, in order.
+    pub files: Vec<PathBuf>,
+    pub problems: Vec<Problem>,
 }
 
 impl Registry {
@@ -172,54 +185,93 @@ impl Registry {
 
     /// Every problem of the built-in manifests under the full checks (schema, lint, and each
     /// function's input schema compiling).
-    pub fn check_builtin() -> Vec<Error> {
-        let mut errors = Vec::new();
-        for (file, text) in BUILTIN {
-            match Manifest::from_yaml(&format!("manifests/{file}"), text) {
-                Ok(m) => {
-                    let integ = Integration::new(m, Source::Builtin);
-                    for name in integ.manifest.functions.keys() {
-                        if let Err(e) = integ.validator(name) {
-                            errors.push(e);
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        errors
+    pub fn check_builtin() -> Vec<Problem> {
+        BUILTIN
+            .iter()
+            .flat_map(|(file, text)| Manifest::check(&format!("manifests/{file}"), text).1)
+            .collect()
     }
 
-    /// Built-ins plus every `*.yaml` / `*.yml` in the configured directories.
+    /// Built-ins plus every `*.yaml` / `*.yml` in the configured directories. A user manifest
+    /// with problems is skipped: a warning on stderr names it (and is kept for
+    /// [`Registry::warnings`]), and every other integration loads as usual.
     pub fn load(opts: &RegistryOptions) -> Result<Registry> {
-        let mut reg = Registry::builtin()?;
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        if let Some(path) = std::env::var_os("KOSMO_MANIFEST_PATH").filter(|_| !opts.ignore_env) {
-            dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+        let (reg, _) = Registry::load_with_report(opts)?;
+        for w in &reg.warnings {
+            eprintln!("warning: {w}");
         }
-        dirs.extend(opts.dirs.iter().cloned());
-        for dir in dirs {
+        Ok(reg)
+    }
+
+    /// [`Registry::load`] without printing, with every problem of the skipped files and
+    /// directories (a directory that cannot be read is skipped too).
+    pub fn load_with_report(opts: &RegistryOptions) -> Result<(Registry, LoadReport)> {
+        let mut reg = Registry::builtin()?;
+        let mut report = LoadReport::default();
+        for dir in manifest_dirs(opts) {
             // Within one directory two files may not claim one name: which would win is an
-            // accident of file names. Across directories the later one wins, on purpose.
-            let mut seen: std::collections::HashMap<String, PathBuf> = Default::default();
-            for path in manifest_files(&dir)? {
-                let integ = load_file(&path)?;
-                if let Some(first) = seen.insert(integ.name().to_string(), path.clone()) {
-                    return Err(Error::Manifest {
-                        file: path.display().to_string(),
-                        location: "/name".into(),
-                        message: format!(
-                            "integration '{}' is already declared by {} in the same directory",
-                            integ.name(),
-                            first.display()
-                        ),
-                    });
+            // accident of file names, so neither does. Across directories the later one wins,
+            // on purpose.
+            let mut loaded: Vec<(PathBuf, Integration)> = Vec::new();
+            let files = match manifest_files(&dir) {
+                Ok(files) => files,
+                Err(e) => {
+                    // A stale directory on the path must not break the other integrations either.
+                    reg.warnings
+                        .push(format!("skipped manifest directory {}: {e}", dir.display()));
+                    report.problems.push(
+                        Problem::new(&dir.display().to_string(), "", e.to_string()).rule(rule::IO),
+                    );
+                    continue;
+                }
+            };
+            for path in files {
+                report.files.push(path.clone());
+                match check_file(&path) {
+                    (Some(integ), problems) if problems.is_empty() => {
+                        loaded.push((path, integ));
+                    }
+                    (_, problems) => {
+                        reg.warnings.push(skip_warning(&path, &problems));
+                        report.problems.extend(problems);
+                    }
+                }
+            }
+            let mut claims: HashMap<String, Vec<PathBuf>> = HashMap::new();
+            for (path, integ) in &loaded {
+                claims
+                    .entry(integ.name().to_string())
+                    .or_default()
+                    .push(path.clone());
+            }
+            for (path, integ) in loaded {
+                let owners = claims.get(integ.name()).map_or(&[][..], Vec::as_slice);
+                if owners.len() > 1 {
+                    let others: Vec<String> = owners
+                        .iter()
+                        .filter(|p| **p != path)
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    let message = format!(
+                        "integration '{}' is also declared by {} in the same directory; neither is loaded",
+                        integ.name(),
+                        others.join(", ")
+                    );
+                    reg.warnings
+                        .push(format!("skipped manifest {}: {message}", path.display()));
+                    report.problems.push(name_problem(&path, message));
+                    continue;
                 }
                 reg.insert(integ);
             }
         }
         reg.integrations.sort_keys();
-        Ok(reg)
+        Ok((reg, report))
+    }
+
+    /// Why user manifests were skipped, one line each.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn insert(&mut self, integration: Integration) {
@@ -283,11 +335,86 @@ pub fn manifest_files(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The manifest directories in load order: `KOSMO_MANIFEST_PATH`, then `--manifests`.
+pub fn manifest_dirs(opts: &RegistryOptions) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(path) = std::env::var_os("KOSMO_MANIFEST_PATH").filter(|_| !opts.ignore_env) {
+        dirs.extend(std::env::split_paths(&path).filter(|p| !p.as_os_str().is_empty()));
+    }
+    dirs.extend(opts.dirs.iter().cloned());
+    dirs
+}
+
 /// Load and check one manifest file.
 pub fn load_file(path: &Path) -> Result<Integration> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let m = Manifest::from_yaml(&path.display().to_string(), &text)?;
-    Ok(Integration::new(m, Source::File(path.to_path_buf())))
+    match check_file(path) {
+        (Some(integ), problems) if problems.is_empty() => Ok(integ),
+        (_, problems) => Err(crate::manifest_check::into_error(
+            &path.display().to_string(),
+            &problems,
+        )),
+    }
+}
+
+/// Read and check one manifest file: the integration when it could be read, and every
+/// problem (an unreadable file is one problem).
+pub fn check_file(path: &Path) -> (Option<Integration>, Vec<Problem>) {
+    let file = path.display().to_string();
+    let text = match std::fs::read(path) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count();
+                let problem = Problem::new(&file, "", "the file is not valid UTF-8")
+                    .rule(rule::YAML)
+                    .at(Some(crate::manifest_check::Pos { line, column: 1 }));
+                return (None, vec![problem]);
+            }
+        },
+        Err(e) => {
+            let problem = Problem::new(&file, "", Error::io(path, e).to_string()).rule(rule::IO);
+            return (None, vec![problem]);
+        }
+    };
+    let (m, problems) = Manifest::check(&file, &text);
+    (
+        m.map(|m| Integration::new(m, Source::File(path.to_path_buf()))),
+        problems,
+    )
+}
+
+/// A problem about the integration name of a file (`/name`, located when the file reads).
+pub fn name_problem(path: &Path, message: String) -> Problem {
+    let file = path.display().to_string();
+    let pos = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| crate::manifest_check::PositionIndex::build(&t).position("/name"));
+    Problem::new(&file, "/name", message)
+        .rule(rule::DUPLICATE_NAME)
+        .at(pos)
+}
+
+/// The one-line warning for a skipped manifest: its first problem and how many more.
+fn skip_warning(path: &Path, problems: &[Problem]) -> String {
+    let first = problems
+        .first()
+        .map(|p| match p.location() {
+            l if l.is_empty() => p.message.clone(),
+            l => format!("{l}: {}", p.message),
+        })
+        .unwrap_or_else(|| "refused".into());
+    let more = match problems.len() {
+        0 | 1 => String::new(),
+        n => format!(" (and {} more problem(s))", n - 1),
+    };
+    format!(
+        "skipped manifest {}: {first}{more}; run `kosmo manifests:check {}` for every problem",
+        path.display(),
+        path.display()
+    )
 }
 
 #[cfg(test)]
@@ -301,6 +428,40 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert!(errors.is_empty(), "{errors:#?}");
+    }
+
+    #[test]
+    fn a_bad_manifest_is_skipped_with_its_problems_and_the_rest_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "name: echo\nlabel: Echo\nsummary: S.\ncategory: testing\nbase_url: http://127.0.0.1:9\ncredentials: {}\nfunctions:\n  ping: {group: g, class: read, summary: Ping., method: GET, path: /ping}\n";
+        std::fs::write(dir.path().join("echo.yaml"), good).unwrap();
+        std::fs::write(
+            dir.path().join("bad.yaml"),
+            good.replace("name: echo", "name: bad\nnmae: x"),
+        )
+        .unwrap();
+        let opts = RegistryOptions {
+            dirs: vec![dir.path().to_path_buf()],
+            ignore_env: true,
+        };
+        let (reg, report) = Registry::load_with_report(&opts).unwrap();
+        assert!(reg.get("echo").is_some());
+        assert!(reg.get("anthropic").is_some());
+        assert!(reg.get("bad").is_none());
+        assert_eq!(report.files.len(), 2);
+        assert_eq!(report.problems.len(), 1, "{:#?}", report.problems);
+        let p = &report.problems[0];
+        assert_eq!(
+            (p.pointer.as_str(), p.line, p.column),
+            ("/nmae", Some(2), Some(1))
+        );
+        assert!(p.message.contains("did you mean `name`?"), "{}", p.message);
+        assert_eq!(reg.warnings().len(), 1);
+        assert!(
+            reg.warnings()[0].contains("bad.yaml: line 2 column 1: /nmae"),
+            "{:?}",
+            reg.warnings()
+        );
     }
 
     #[test]

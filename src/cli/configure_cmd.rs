@@ -29,6 +29,10 @@ pub struct ConfigureArgs {
     /// A value of `-` is read from stdin.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Read a field's value from standard input (one line), so a secret stays out of shell
+    /// history and the process list: `--set-stdin api_key`. Same as `--set KEY=-`.
+    #[arg(long = "set-stdin", value_name = "KEY")]
+    pub set_stdin: Option<String>,
     /// Remove a field (repeatable).
     #[arg(long = "unset", value_name = "KEY")]
     pub unset: Vec<String>,
@@ -183,17 +187,26 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
     }
     let mut sets: Vec<(String, String)> = Vec::new();
     let mut stdin_used = false;
-    for item in &args.set {
+    let from_stdin = args.set_stdin.as_ref().map(|k| format!("{k}=-"));
+    for item in args.set.iter().chain(from_stdin.iter()) {
+        // The argument may be a mistyped secret (`api_key:sk-ant-...`): never echo it.
         let (k, v) = item.split_once('=').ok_or_else(|| {
             usage(format!(
-                "--set takes KEY=VALUE, got '{}'",
-                item.split('=').next().unwrap_or("")
+                "--set takes KEY=VALUE, and this argument has no '=' (its text is not shown, \
+                 as it may hold a secret); known keys: {}",
+                valid_keys(manifest)
             ))
         })?;
         let k = k.trim();
         if field_kind(manifest, k).is_none() {
+            // A key that looks like a secret is not repeated either.
+            let shown = if k.len() > 40 || k.contains(char::is_whitespace) {
+                "(not shown)".to_string()
+            } else {
+                format!("'{k}'")
+            };
             return Err(usage(format!(
-                "unknown field '{k}' (known: {})",
+                "unknown field {shown} (known: {})",
                 valid_keys(manifest)
             )));
         }
@@ -240,6 +253,9 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
 
     let dir = config_dir();
     let cred_path = dir.join(CREDENTIALS_FILE);
+    // Concurrent runs (ten accounts configured at once by a provisioning script) would each read
+    // the old file and the last rename would win; the lock makes each read-modify-write whole.
+    let _lock = lock_config_dir(&dir)?;
     let mut file = read_credential_file(&cred_path)?;
     if !sets.is_empty() || !args.unset.is_empty() || (args.read.is_none() && args.write.is_none()) {
         let accounts = file.entry(manifest.name.clone()).or_default();
@@ -357,4 +373,25 @@ fn ensure_object<'a>(
             keys.join(".")
         ))),
     }
+}
+
+/// An exclusive advisory lock on `<dir>/.lock`, held until the returned file is dropped. The
+/// lock file is created 0600 in a 0700 directory; it stays behind, empty, and is reused.
+fn lock_config_dir(dir: &std::path::Path) -> Result<std::fs::File> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(".lock");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let file = opts.open(&path).map_err(|e| Error::io(&path, e))?;
+    file.lock().map_err(|e| Error::io(&path, e))?;
+    Ok(file)
 }

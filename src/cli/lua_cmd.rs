@@ -193,6 +193,7 @@ fn meta_of(args: &LuaArgs) -> Meta {
         dry_run: args.dry_run,
         read_only: args.read_only,
         offline: args.offline,
+        warnings: Vec::new(),
     }
 }
 

@@ -15,6 +15,7 @@ pub mod configure_cmd;
 pub mod docs_cmd;
 pub mod integrations;
 pub mod lua_cmd;
+pub mod manifests_cmd;
 pub mod simulator_cmd;
 
 /// `println!` that survives a closed stdout (`kosmo ... | head`): the reader has gone, so the
@@ -42,6 +43,10 @@ pub struct Cli {
     #[arg(long = "manifests", value_name = "DIR", global = true)]
     pub manifests: Vec<PathBuf>,
 
+    /// Colour in diagnostics and help: auto (a terminal, and NO_COLOR unset), always or never.
+    #[arg(long, value_name = "WHEN", global = true, default_value = "auto")]
+    pub color: ColorChoice,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -56,7 +61,10 @@ pub enum Command {
     IntegrationsSchema(integrations::SchemaArgs),
     /// Check manifest files (or the loaded manifests) and report every problem.
     #[command(name = "manifests:check")]
-    ManifestsCheck(integrations::CheckArgs),
+    ManifestsCheck(manifests_cmd::CheckArgs),
+    /// Run every example of manifest files against the built-in simulator, one verdict each.
+    #[command(name = "manifests:test")]
+    ManifestsTest(manifests_cmd::TestArgs),
     /// Configure a named account (secrets, base URL) and permissions.
     #[command(name = "integrations:configure")]
     IntegrationsConfigure(configure_cmd::ConfigureArgs),
@@ -75,6 +83,38 @@ pub enum Command {
     /// Serve an offline simulator of an integration on loopback.
     #[command(name = "simulator:serve")]
     SimulatorServe(simulator_cmd::ServeArgs),
+    /// Print a shell completion script: `kosmo completions bash > /etc/bash_completion.d/kosmo`.
+    #[command(
+        name = "completions",
+        after_help = "Examples:\n  kosmo completions bash > ~/.local/share/bash-completion/completions/kosmo\n  kosmo completions zsh > ~/.zfunc/_kosmo\n  kosmo completions fish > ~/.config/fish/completions/kosmo.fish"
+    )]
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether stderr gets ANSI colours: `never` and `NO_COLOR` (any non-empty value, per
+    /// no-color.org) win over a terminal; `always` wins over both.
+    fn stderr_colors(self) -> bool {
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
 }
 
 /// What every command gets: the global options.
@@ -95,15 +135,35 @@ impl Context {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    init_tracing();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
-        }
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let color = early_color(&argv);
+    let cmd = {
+        use clap::CommandFactory;
+        Cli::command().color(match color {
+            ColorChoice::Always => clap::ColorChoice::Always,
+            ColorChoice::Never => clap::ColorChoice::Never,
+            ColorChoice::Auto if !color.stderr_colors() => clap::ColorChoice::Never,
+            ColorChoice::Auto => clap::ColorChoice::Auto,
+        })
     };
+    init_tracing(color.stderr_colors());
+    let cli = match cmd
+        .try_get_matches_from(&argv)
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e, &argv),
+    };
+    if let Command::Completions { shell } = cli.command {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        // Into a buffer first: clap_complete panics on a write error (`| head` closes the pipe).
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "kosmo", &mut script);
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(&script);
+        return ExitCode::SUCCESS;
+    }
     let ctx = Context {
         manifest_dirs: cli.manifests,
     };
@@ -122,24 +182,85 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::IntegrationsList(a) => integrations::list(&ctx, a),
             Command::IntegrationsSchema(a) => integrations::schema(&ctx, a),
-            Command::ManifestsCheck(a) => integrations::check(&ctx, a),
+            Command::ManifestsCheck(a) => manifests_cmd::check(&ctx, a),
+            Command::ManifestsTest(a) => manifests_cmd::test(&ctx, a).await,
             Command::IntegrationsConfigure(a) => configure_cmd::run(&ctx, a),
             Command::IntegrationsLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::Integrations).await,
             Command::McpLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::McpOnly).await,
             Command::IntegrationsDocs(a) => docs_cmd::show(&ctx, a),
             Command::DocsGenerate(a) => docs_cmd::generate(&ctx, a),
             Command::SimulatorServe(a) => simulator_cmd::serve(&ctx, a).await,
+            Command::Completions { .. } => ExitCode::SUCCESS,
         }
     })
 }
 
-fn init_tracing() {
+/// `--color` as given, read before clap runs so that clap's own errors honour it too; an
+/// invalid value is left for clap to report.
+fn early_color(argv: &[std::ffi::OsString]) -> ColorChoice {
+    let mut choice = ColorChoice::Auto;
+    let mut it = argv.iter().skip(1).map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            break;
+        }
+        let value = match a.strip_prefix("--color") {
+            Some("") => it.next().map(|v| v.into_owned()),
+            Some(rest) => rest.strip_prefix('=').map(str::to_string),
+            None => None,
+        };
+        match value.as_deref() {
+            Some("always") => choice = ColorChoice::Always,
+            Some("never") => choice = ColorChoice::Never,
+            Some("auto") => choice = ColorChoice::Auto,
+            _ => {}
+        }
+    }
+    choice
+}
+
+/// A usage error (unknown flag, extra argument, bad value). With `--json` anywhere on the
+/// command line it is a JSON envelope on stdout, so a caller that parses stdout always gets
+/// JSON; `--help` and `--version` print as usual.
+fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    let wants_json = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
+    if wants_json {
+        let message = e
+            .render()
+            .to_string()
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n");
+        print_json(&serde_json::json!({
+            "success": false,
+            "error": {
+                "code": "usage_error",
+                "message": message.strip_prefix("error: ").unwrap_or(&message),
+            },
+        }));
+    } else {
+        let _ = e.print();
+    }
+    ExitCode::from(EXIT_USAGE)
+}
+
+fn init_tracing(ansi: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KOSMO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
 }

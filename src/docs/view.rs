@@ -384,10 +384,15 @@ pub fn function(m: &Manifest, name: &str, f: &Function) -> FunctionView {
             r#type: "function".into(),
             required: false,
             default: None,
-            description: format!(
-                "Called with each event as it arrives when `{} = true`; the call still returns the final result.",
-                s.param
-            ),
+            description: if s.param.is_empty() {
+                "Called with each event as it arrives; the call still returns the final result."
+                    .into()
+            } else {
+                format!(
+                    "Called with each event as it arrives when `{} = true`; the call still returns the final result.",
+                    s.param
+                )
+            },
             kind: "option".into(),
             depth: 0,
         });
@@ -937,7 +942,11 @@ fn lua_classes(
             name: "on_event".into(),
             r#type: "fun(event: table)".into(),
             optional: true,
-            description: format!("Called with each event when `{} = true`.", s.param),
+            description: if s.param.is_empty() {
+                "Called with each event.".into()
+            } else {
+                format!("Called with each event when `{} = true`.", s.param)
+            },
         });
     }
     let mut out = vec![args];

@@ -249,6 +249,7 @@ impl Executor {
                 return Ok(target.output(dry_run::render(&prepared), None, None));
             }
             let streaming = match &f.stream {
+                Some(s) if s.param.is_empty() => f.response == ResponseKind::Sse,
                 Some(s) => args.get(&s.param) == Some(&Value::Bool(true)),
                 None => f.response == ResponseKind::Sse,
             };
@@ -592,19 +593,9 @@ impl Executor {
         p: &Prepared,
         mut on_event: Option<EventSink<'_>>,
     ) -> Result<CallOutput> {
-        let spec = t.f.stream.as_ref();
-        let assemble = spec.map(|s| s.assemble.as_str()).unwrap_or("events");
-        let end_events: &[String] = spec.map(|s| s.end_events.as_slice()).unwrap_or(&[]);
-        let error_event = spec
-            .and_then(|s| s.error_event.as_deref())
-            .unwrap_or("error");
         // Keep-alive events are not passed to `on_event` and are not progress for the idle
         // timeout. (SSE comment lines are keep-alives too; the parser drops them.)
-        let keepalive: Vec<String> = spec
-            .map_or_else(crate::manifest::StreamSpec::default_keepalive_events, |s| {
-                s.keepalive_events.clone()
-            });
-        let mut assembler = sse::assembler(assemble, end_events)?;
+        let mut fold = sse::StreamFold::new(t.f.stream.as_ref())?;
         let Sent::Open(resp) = self.send(t, p, Mode::Open).await? else {
             return Err(Error::config("internal: a stream got a buffered body"));
         };
@@ -629,18 +620,20 @@ impl Executor {
         }
         let idle = self.config.stream_idle_timeout;
         let mut body = resp.bytes_stream();
-        let mut parser = sse::SseParser::default();
         let mut deadline = tokio::time::Instant::now() + idle;
         let stream_err = |message: String| Error::Transport {
             kind: TransportKind::Stream,
             message,
         };
-        let mut handle = |ev: sse::Event, deadline: &mut tokio::time::Instant| -> Result<()> {
-            if keepalive.contains(&ev.name) {
+        let mut handle = |fold: &mut sse::StreamFold,
+                          ev: sse::Event,
+                          deadline: &mut tokio::time::Instant|
+         -> Result<()> {
+            if fold.is_keepalive(&ev) {
                 return Ok(());
             }
             *deadline = tokio::time::Instant::now() + idle;
-            if ev.name == error_event {
+            if fold.is_error(&ev) {
                 // An error event with no type is still an error: the server's own fault.
                 return Err(response::error_from_value(
                     t.manifest(),
@@ -662,7 +655,7 @@ impl Executor {
             if let Some(sink) = on_event.as_mut() {
                 sink(&ev.data)?;
             }
-            assembler.event(&ev)
+            fold.fold(&ev)
         };
         loop {
             match tokio::time::timeout_at(deadline, body.next()).await {
@@ -683,24 +676,28 @@ impl Executor {
                     return Err(stream_err(err.to_string()));
                 }
                 Ok(Some(Ok(chunk))) => {
-                    for ev in parser.push(&chunk)? {
-                        handle(ev, &mut deadline)?;
+                    for ev in fold.push(&chunk)? {
+                        handle(&mut fold, ev, &mut deadline)?;
+                    }
+                    if fold.is_done() {
+                        // The dialect's end sentinel: nothing after it belongs to the result.
+                        break;
                     }
                 }
             }
         }
-        if let Some(ev) = parser.finish()? {
-            handle(ev, &mut deadline)?;
+        if let Some(ev) = fold.flush()? {
+            handle(&mut fold, ev, &mut deadline)?;
         }
-        if !assembler.finished() {
-            let expected = assembler.end_events().join(" / ");
+        if !fold.finished() {
+            let expected = fold.expected_end();
             return Err(stream_err(format!(
                 "{} {}: the stream ended before {expected}; the result would be incomplete",
                 p.method.as_str(),
                 p.display_url()
             )));
         }
-        let mut out = t.output(assembler.finish()?, Some(status), rid);
+        let mut out = t.output(fold.finish()?, Some(status), rid);
         out.headers = resp_headers;
         Ok(out)
     }

@@ -4,19 +4,23 @@
 //! `error` is null or `{code, message, ...}`; `result` is the list of the chunk's return values
 //! (`return 42` → `[42]`, no return → `[]`, null when the run failed); each `integration_calls`
 //! entry is `{path, function, account, class, status, duration_ms, http_status, request_id,
-//! error}`; `meta` is `{permission_bypassed, dry_run, read_only, offline}`. Exit codes: 0 on
+//! error}`; `meta` is `{permission_bypassed, dry_run, read_only, offline, warnings}`, where
+//! `warnings` lists user manifests that were skipped (and why) when the run loaded the registry. Exit codes: 0 on
 //! success, 1 on failure, 2 on usage errors, 130 / 143 / 129 when SIGINT / SIGTERM / SIGHUP stopped the run.
 
 use serde_json::{Value as Json, json};
 
 /// What the envelope's `meta` records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
     /// `--force` was in effect: `ask` and `deny` did not stop calls.
     pub permission_bypassed: bool,
     pub dry_run: bool,
     pub read_only: bool,
     pub offline: bool,
+    /// One line per user manifest that was skipped because it has problems (empty when the
+    /// run never loaded the registry).
+    pub warnings: Vec<String>,
 }
 
 impl Meta {
@@ -26,6 +30,7 @@ impl Meta {
             "dry_run": self.dry_run,
             "read_only": self.read_only,
             "offline": self.offline,
+            "warnings": self.warnings,
         })
     }
 }
@@ -147,5 +152,14 @@ mod tests {
         assert_eq!(usage.exit_code(), 2);
         assert_eq!(usage.to_json()["error"]["code"], "usage_error");
         assert_eq!(usage.to_json()["result"], Json::Null);
+        assert_eq!(usage.to_json()["meta"]["warnings"], json!([]));
+        let warned = Meta {
+            warnings: vec!["skipped manifest x.yaml: line 1 column 1: /: bad".into()],
+            ..Meta::default()
+        };
+        assert_eq!(
+            warned.to_json()["warnings"],
+            json!(["skipped manifest x.yaml: line 1 column 1: /: bad"])
+        );
     }
 }

@@ -394,6 +394,10 @@ impl Shared {
             dry_run: self.options.dry_run,
             read_only: self.options.read_only,
             offline: self.options.offline,
+            warnings: match self.services.registry.get() {
+                Some(Ok(reg)) => reg.warnings().to_vec(),
+                _ => Vec::new(),
+            },
         }
     }
 

@@ -40,6 +40,9 @@ pub fn answer(_sim: &Sim, call: &Call) -> Reply {
             Err(e) => return e,
         }
     }
+    if let Some(reply) = super::sse::stream_reply(call, &body, status) {
+        return reply;
+    }
     match call.f.response {
         ResponseKind::Json => Reply::Json {
             status,

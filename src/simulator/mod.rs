@@ -17,6 +17,7 @@ pub mod pagination;
 pub mod request;
 pub mod router;
 pub mod server;
+pub mod sse;
 pub mod wire;
 
 use std::sync::Arc;

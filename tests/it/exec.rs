@@ -7,6 +7,7 @@ mod oracle;
 mod qa;
 mod registry_shapes;
 mod server;
+mod streams;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -52,7 +53,20 @@ functions:
     passthrough: true
     wrappers: [payload]
     betas: [beta-a]
-    stream: {param: stream, assemble: anthropic_message}
+    stream:
+      param: stream
+      dialect: {end_events: [message_stop]}
+      assemble:
+        start: {on: message_start, take: /message}
+        rules:
+          - {on: content_block_start, set: "/content/{/index}", value: /content_block, required: true}
+          - {on: content_block_delta, when: {pointer: /delta/type, equals: text_delta}, append: "/content/{/index}/text", value: /delta/text}
+          - {on: content_block_delta, when: {pointer: /delta/type, equals: input_json_delta}, append: "/content/{/index}/_partial_json", value: /delta/partial_json}
+          - {on: message_delta, merge: "", value: /delta}
+          - {on: message_delta, merge: /usage, value: /usage, skip_nulls: true}
+        finish:
+          - {parse_json: "/content/*/_partial_json", into: input}
+          - {compact: /content}
     params:
       - {name: name, in: body, required: true, type: string}
       - {name: max_tokens, in: body, type: integer, default: 4096, send_default: true}

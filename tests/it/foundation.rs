@@ -107,10 +107,16 @@ fn unknown_function_fails_with_suggestions() {
         .args(["integrations:schema", "anthropic.create_mesage"])
         .assert()
         .code(1)
+        .stdout(predicate::str::is_empty())
+        .stderr(predicate::str::contains("create_message"));
+    kosmo(dir.path())
+        .args(["integrations:schema", "anthropic.create_mesage", "--json"])
+        .assert()
+        .code(1)
         .stdout(predicate::str::contains("unknown_function"))
         .stdout(predicate::str::contains("create_message"));
     kosmo(dir.path())
-        .args(["integrations:schema", "nope.create_message"])
+        .args(["integrations:schema", "nope.create_message", "--json"])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("unknown_integration"));
@@ -248,7 +254,7 @@ fn broken_cases() -> Vec<(&'static str, String, &'static str)> {
         (
             "not a mapping",
             "- just\n- a list\n".to_string(),
-            "echo.yaml: /",
+            "echo.yaml: line 1 column 1: /: ",
         ),
         ("empty file", String::new(), "echo.yaml"),
     ]
@@ -277,16 +283,27 @@ fn bad_manifests_are_refused_with_file_and_location() {
             "{what}: expected {expected:?} in {stderr}"
         );
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
-        // Loading it as a user manifest fails the same way instead of being ignored.
+        // Loaded as a user manifest it is skipped with a warning that names it, and the
+        // other integrations keep working.
         let out = kosmo(dir.path())
             .env("KOSMO_MANIFEST_PATH", manifests.path())
             .args(["integrations:list", "--json"])
             .output()
             .unwrap();
-        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert_eq!(out.status.code(), Some(0), "{what}");
+        let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(listed["providers"]["anthropic"].is_object(), "{what}");
+        assert!(listed["providers"]["echo"].is_null(), "{what}");
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("manifest_error"),
-            "{what}"
+            listed["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("echo.yaml")),
+            "{what}: {listed}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("warning: skipped manifest") && stderr.contains("echo.yaml"),
+            "{what}: {stderr}"
         );
     }
 }

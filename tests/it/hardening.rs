@@ -142,16 +142,22 @@ fn two_manifests_with_one_name_in_a_directory_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("b.yaml: /name: integration 'anthropic' is also declared by"),
+        stderr.contains("b.yaml: line ")
+            && stderr.contains(": /name: integration 'anthropic' is also declared by"),
         "{stderr}"
     );
+    // Loaded from the path, neither file wins by the accident of its name: both are skipped
+    // with a warning, and the built-in stays.
     let out = kosmo(cfg.path())
         .env("KOSMO_MANIFEST_PATH", dir.path())
         .args(["integrations:list", "--json"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("in the same directory"));
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in the same directory"), "{stderr}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["providers"]["anthropic"]["source"], "built-in");
     let empty = tempfile::tempdir().unwrap();
     let out = kosmo(cfg.path())
         .arg("manifests:check")

@@ -4,10 +4,13 @@
 mod acceptance;
 mod acceptance2;
 mod acceptance3;
+mod cli;
+mod configure;
 mod docs;
 mod exec;
 mod foundation;
 mod hardening;
 mod lua;
+mod manifests;
 mod simulator;
 mod support;

@@ -1,0 +1,82 @@
+//! Command-line conventions: shell completions, colour control, usage errors under `--json`.
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::support::kosmo;
+
+#[test]
+fn completions_for_every_shell_name_the_commands() {
+    let dir = TempDir::new().unwrap();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = kosmo(dir.path())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        for command in ["integrations:lua", "manifests:check", "simulator:serve"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let out = kosmo(dir.path())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn usage_errors_are_json_envelopes_under_json() {
+    let dir = TempDir::new().unwrap();
+    for args in [
+        &["integrations:lua", "--bogus", "--json"][..],
+        &["integrations:list", "extra", "--json"][..],
+        &[
+            "integrations:lua",
+            "--json",
+            "--timeout",
+            "soon",
+            "--eval",
+            "return 1",
+        ][..],
+    ] {
+        let out = kosmo(dir.path()).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let env: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {out:?}"));
+        assert_eq!(env["success"], false);
+        assert_eq!(env["error"]["code"], "usage_error");
+        assert!(!env["error"]["message"].as_str().unwrap().is_empty());
+    }
+    // Without --json the error is for a person, on stderr; stdout stays empty.
+    let out = kosmo(dir.path())
+        .args(["integrations:lua", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+}
+
+#[test]
+fn color_is_opt_in_and_no_color_is_honoured() {
+    let dir = TempDir::new().unwrap();
+    let stderr = |color: Option<&str>, no_color: bool| {
+        let mut cmd = kosmo(dir.path());
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        } else {
+            cmd.env_remove("NO_COLOR");
+        }
+        if let Some(c) = color {
+            cmd.args(["--color", c]);
+        }
+        let out = cmd.args(["integrations:lua", "--bogus"]).output().unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(stderr(Some("always"), false).contains('\u{1b}'));
+    assert!(!stderr(Some("never"), false).contains('\u{1b}'));
+    assert!(!stderr(None, true).contains('\u{1b}'));
+    assert!(!stderr(None, false).contains('\u{1b}'), "not a terminal");
+}
