@@ -243,13 +243,15 @@ pub enum ResetFormat {
     DeltaSeconds,
 }
 
-/// A response with `status` whose `header` equals `equals` is a rate limit.
+/// A response with `status` whose `header` equals `equals` (or, without `equals`, is present)
+/// is a rate limit.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitedRule {
     pub status: u16,
     pub header: String,
-    pub equals: String,
+    #[serde(default)]
+    pub equals: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -993,7 +995,7 @@ pub struct CursorSpec {
     pub header: Option<String>,
     /// JSON pointer inside the page's last item (`/id`, Stripe's `starting_after`); with
     /// `from` too, it is also the cursor a result cut by `max_items` resumes from.
-    #[serde(default)]
+    #[serde(default, alias = "from_last_item")]
     pub item: Option<String>,
     /// The query parameter that carries it.
     pub param: String,
@@ -1023,6 +1025,10 @@ pub struct Pagination {
     /// `style: cursor`: when the caller starts with `reverse.param`, walk backwards with it.
     #[serde(default)]
     pub reverse: Option<CursorSpec>,
+    /// `style: link`: a JSON pointer to the next page's URL in the body (`/next`), instead of
+    /// the `Link` header.
+    #[serde(default)]
+    pub next_url: Option<String>,
     /// JSON pointer to a boolean; `false` ends the walk.
     #[serde(default)]
     pub has_more: Option<String>,
@@ -1365,7 +1371,10 @@ impl Manifest {
                             .into(),
                     )),
                 }
-                if f.credential.is_none() && !self.credentials.is_empty() {
+                if f.credential.is_none()
+                    && !self.credentials.is_empty()
+                    && f.auth != AuthMode::None
+                {
                     problems.push((
                         at.clone(),
                         "a function of an integration with credentials must name its 'credential'"
@@ -1715,8 +1724,25 @@ impl Manifest {
                 "a GET function sends no body; remove 'body'".into(),
             ));
         }
+        if matches!(body, Some(BodyKind::Json | BodyKind::Raw)) {
+            for p in f.params.iter().filter(|p| p.location == Location::Form) {
+                problems.push((
+                    format!("{at}/params"),
+                    format!(
+                        "'{}' is 'in: form' but the function's body is '{}'; use 'in: body', or 'body: form' / 'body: multipart'",
+                        p.name,
+                        if body == Some(BodyKind::Json) { "json" } else { "raw" }
+                    ),
+                ));
+            }
+        }
         if body == Some(BodyKind::Form) {
-            for p in f.params.iter().filter(|p| p.upload.is_some()) {
+            let is_file = |p: &&Param| {
+                p.upload.is_some()
+                    || p.schema.get("format").and_then(Value::as_str) == Some("binary")
+                    || p.schema.contains_key("x-kosmo-file")
+            };
+            for p in f.params.iter().filter(is_file) {
                 problems.push((
                     format!("{at}/params"),
                     format!(
@@ -1782,6 +1808,12 @@ fn lint_pagination(at: &str, p: &Pagination, problems: &mut Vec<(String, String)
             )),
         },
         other => {
+            if p.next_url.is_some() && other != PaginationStyle::Link {
+                problems.push((
+                    format!("{at}/next_url"),
+                    "'next_url' belongs to 'style: link'".into(),
+                ));
+            }
             if p.cursor.is_some() || p.reverse.is_some() {
                 problems.push((
                     at.to_string(),

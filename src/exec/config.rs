@@ -31,10 +31,14 @@ impl ExecConfig {
             };
         };
         let secs = |k: &str, v: &Value| -> std::result::Result<Duration, String> {
+            // At most a year: `Duration::from_secs_f64` panics on huge values, and no
+            // transport wait needs more.
             v.as_f64()
-                .filter(|s| s.is_finite() && *s > 0.0)
-                .map(Duration::from_secs_f64)
-                .ok_or_else(|| format!("{k}: expected a positive number of seconds"))
+                .filter(|s| s.is_finite() && *s > 0.0 && *s <= 365.0 * 24.0 * 3600.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| {
+                    format!("{k}: expected a positive number of seconds (at most a year)")
+                })
         };
         for (k, v) in m {
             match k.as_str() {
@@ -79,6 +83,14 @@ mod tests {
                 .unwrap_err()
                 .contains("timeout")
         );
+        // Huge values are refused, not a panic.
+        for huge in [1e20, 1e300] {
+            assert!(
+                ExecConfig::from_value(&serde_json::json!({"timeout": huge}))
+                    .unwrap_err()
+                    .contains("at most a year")
+            );
+        }
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(ExecConfig::load(dir.path()).unwrap().max_retries, 2);
     }

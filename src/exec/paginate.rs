@@ -115,6 +115,8 @@ pub struct Walker {
     capped: bool,
     /// Whether more items remained after the last page fetched.
     more: bool,
+    /// The last page named a next page (a cursor, a link, a page number).
+    next_found: bool,
     /// The credential query parameter, never copied from a `next` link.
     auth_query: Option<String>,
 }
@@ -160,6 +162,7 @@ impl Walker {
             done: false,
             capped: false,
             more: false,
+            next_found: false,
             auth_query,
         }
     }
@@ -233,10 +236,14 @@ impl Walker {
             }
         };
         self.collected += items.len() as u64;
+        self.next_found = false;
         let next = self.advance(t, &value, &items, &headers)?;
-        self.more = next.is_some()
-            || (self.spec.has_more.as_deref())
-                .is_some_and(|hm| value.pointer(hm) == Some(&Value::Bool(true)));
+        // More remain when the list says so (`has_more`), else when it named a next page (even
+        // one the loop guard refused to fetch).
+        self.more = match self.spec.has_more.as_deref() {
+            Some(hm) => value.pointer(hm) == Some(&Value::Bool(true)),
+            None => self.next_found,
+        };
         match next {
             Some(c) if self.pages >= self.max_pages => {
                 self.next_cursor = Some(c);
@@ -322,8 +329,13 @@ impl Walker {
                 self.offset = self.offset.saturating_add(items.len() as u64);
                 Some((spec.offset_param.clone(), self.offset.to_string()))
             }
-            PaginationStyle::Link => match link_next(headers) {
+            PaginationStyle::Link => match spec
+                .next_url
+                .as_deref()
+                .map_or_else(|| link_next(headers), |p| cursor_text(body.pointer(p)))
+            {
                 Some(uri) => {
+                    self.next_found = true;
                     self.follow_link(t, &uri)?;
                     return Ok(self.first_visit(t, uri));
                 }
@@ -333,6 +345,7 @@ impl Walker {
         let Some((param, cursor)) = next else {
             return Ok(None);
         };
+        self.next_found = true;
         if !self.seen.insert(format!("{param}={cursor}")) {
             tracing::warn!(
                 "{}: the server repeated cursor {cursor}; stopping to avoid a loop",

@@ -919,7 +919,10 @@ functions:
         let Body::Form(pairs) = &p.body else {
             panic!("{:?}", p.body)
         };
-        let got: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let got: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
             got,
             [
@@ -954,9 +957,8 @@ functions:
         use base64::Engine;
         let m = Manifest::from_yaml("t.yaml", ENGINE).unwrap();
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
-        let auth = |name: &str, secret: &str| {
-            Auth::new(&m.credentials[name], Some(Secret::new(secret)))
-        };
+        let auth =
+            |name: &str, secret: &str| Auth::new(&m.credentials[name], Some(Secret::new(secret)));
         assert_eq!(
             auth("basic", "sk_1").value(),
             Some(format!("Basic {}", b64("sk_1:")))
@@ -971,15 +973,20 @@ functions:
         let q = auth("q", "qsecret");
         assert_eq!(q.value(), None);
         assert_eq!(q.query_pair(), Some(("key".into(), "qsecret".into())));
-        assert_eq!(
-            auth("b", "tok").value(),
-            Some("Bearer tok".to_string())
-        );
+        assert_eq!(auth("b", "tok").value(), Some("Bearer tok".to_string()));
         assert_eq!(auth("b", "tok").header, "authorization");
         // A dry run shows the query credential redacted, never the value.
         let raw = &m.functions["raw"];
         let args = serde_json::json!({"data": "x"});
-        let p = build(&m, "raw", raw, args.as_object().unwrap(), "http://h", Some(q)).unwrap();
+        let p = build(
+            &m,
+            "raw",
+            raw,
+            args.as_object().unwrap(),
+            "http://h",
+            Some(q),
+        )
+        .unwrap();
         let shown = crate::exec::dry_run::render(&p);
         assert_eq!(shown["query"]["key"], "[redacted]");
         assert!(!shown.to_string().contains("qsecret"));

@@ -50,7 +50,7 @@ pub fn is_rate_limited(spec: &RetrySpec, status: u16, headers: &HeaderMap) -> bo
                 && headers
                     .get(r.header.as_str())
                     .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.trim() == r.equals)
+                    .is_some_and(|v| r.equals.as_deref().is_none_or(|e| v.trim() == e))
         })
 }
 
@@ -270,7 +270,7 @@ mod tests {
             rate_limited: vec![RateLimitedRule {
                 status: 403,
                 header: "x-ratelimit-remaining".into(),
-                equals: "0".into(),
+                equals: Some("0".into()),
             }],
             ..RetrySpec::default()
         };
@@ -289,6 +289,19 @@ mod tests {
         other.insert("x-ratelimit-remaining", HeaderValue::from_static("12"));
         assert!(!is_rate_limited(&spec, 403, &other));
         assert!(!retry_response(&spec, 403, &other, None, true));
+        // Without `equals`, the header's presence is enough (a secondary limit's retry-after).
+        let present = RetrySpec {
+            rate_limited: vec![RateLimitedRule {
+                status: 403,
+                header: "retry-after".into(),
+                equals: None,
+            }],
+            ..RetrySpec::default()
+        };
+        let mut h2 = HeaderMap::new();
+        assert!(!is_rate_limited(&present, 403, &h2));
+        h2.insert("retry-after", HeaderValue::from_static("5"));
+        assert!(is_rate_limited(&present, 403, &h2));
         // A reset in the past is no wait; one far away is clamped, not a panic.
         h.insert("x-ratelimit-reset", HeaderValue::from_static("1"));
         assert_eq!(server_wait(&spec, &h, true), Some(0.0));

@@ -1,4 +1,5 @@
-//! `app.integrations.*`, `rows(...)` and `parallel(...)`.
+//! `app.integrations.*`, `rows(...)`, `pages(...)`, `items(...)`, `last_response()` and
+//! `parallel(...)`.
 //!
 //! `app`, `app.integrations` and each integration/account namespace are userdata, so scripts
 //! cannot `rawset` into them or swap their metatables. An unknown integration is `nil` (scripts
@@ -20,6 +21,11 @@
 //! `for row in rows(app.integrations.anthropic.get_message_batch_results, {id = b.id}) do end`;
 //! `f` may be any `app.integrations` function (any account) or a name like
 //! `"anthropic.get_message_batch_results"` / `"anthropic.work.get_message_batch_results"`.
+//!
+//! `pages(f, args)` / `items(f, args)` walk a paginated function lazily (one request per page,
+//! each permitted once at the start, then counted and recorded like a call); `last_response()`
+//! answers `{status, headers, request_id, function, account}` of the calling coroutine's most
+//! recent call (kept per Lua thread in a weak table, so `parallel` branches see their own).
 //!
 //! `parallel(f1, f2, ...)` runs each function in its own coroutine, at most 8 at a time
 //! (`Limits::parallel`), and returns their first results in order. Every branch runs to the end;

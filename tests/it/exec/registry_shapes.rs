@@ -141,6 +141,16 @@ functions:
     params:
       - {name: per_page, in: query, type: integer}
       - {name: page, in: query, type: integer}
+  list_next:
+    group: g
+    class: read
+    summary: Next URL in the body (Django REST style).
+    method: GET
+    path: /api/things
+    credential: qkey
+    pagination: {style: link, items: /results, next_url: /next}
+    params:
+      - {name: page, in: query, type: integer}
   put_blob:
     group: g
     class: write
@@ -723,6 +733,48 @@ async fn page_numbers_stop_on_a_short_page() {
 }
 
 #[tokio::test]
+async fn next_url_from_the_body_without_the_credential_twice() {
+    let srv = MockServer::start().await;
+    let base = srv.uri();
+    Mock::given(method("GET"))
+        .and(path("/api/things"))
+        .and(query_param_is_missing("page"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "count": 3, "results": [1, 2],
+            // Some APIs echo every query parameter, the key included.
+            "next": format!("{base}/api/things?api_key={QUERY_KEY}&page=2")
+        })))
+        .mount(&srv)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/things"))
+        .and(query_param("page", "2"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"count": 3, "results": [3], "next": null})),
+        )
+        .mount(&srv)
+        .await;
+    let ex = exec(&base, true);
+    let out = call(&ex, "list_next", json!({"fetch_all": true}))
+        .await
+        .unwrap();
+    assert_eq!(out.value, json!({"results": [1, 2, 3]}));
+    let reqs = srv.received_requests().await.unwrap();
+    assert_eq!(reqs.len(), 2);
+    let keys: Vec<String> = reqs[1]
+        .url
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(
+        keys,
+        ["page", "api_key"],
+        "the key once, from the credential"
+    );
+}
+
+#[tokio::test]
 async fn raw_bodies_and_multipart_object_fields() {
     let srv = MockServer::start().await;
     Mock::given(method("PUT"))
@@ -798,6 +850,11 @@ fn the_lint_knows_the_engine_keys() {
             "  status_types: {404: not_found,",
             "  status_types: {40: not_found,",
             "status_types",
+        ),
+        (
+            "      - {name: data, in: body, raw: true, required: true}",
+            "      - {name: data, in: body, raw: true, required: true}\n      - {name: f, in: form, type: string}",
+            "'f' is 'in: form' but the function's body is 'raw'",
         ),
         (
             "stop: [short_page], size_param: per_page}",
@@ -966,4 +1023,24 @@ return {got = got, status = r.status, cursor = r.headers["x-next-cursor"], echo 
         3,
         "{paths:?}"
     );
+}
+
+#[tokio::test]
+async fn a_repeated_cursor_stops_the_walk_and_says_more_may_exist() {
+    let srv = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/events"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-next-cursor", "same")
+                .set_body_json(json!({"events": [1]})),
+        )
+        .mount(&srv)
+        .await;
+    let ex = exec(&srv.uri(), true);
+    let out = call(&ex, "list_events", json!({"fetch_all": true}))
+        .await
+        .unwrap();
+    assert_eq!(out.value, json!({"events": [1, 1], "has_more": true}));
+    assert_eq!(srv.received_requests().await.unwrap().len(), 2);
 }
