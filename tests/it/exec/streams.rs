@@ -373,11 +373,93 @@ fn a_bad_stream_declaration_is_a_check_error() {
     }
 }
 
-/// The built-in message manifest declares its assembly as rules; folding a full stream with it
-/// gives exactly what the old hand-written assembler did (thinking + signature, text with a
-/// citation, tool input from JSON fragments, an empty tool input, nulls in usage not copied).
-#[test]
-fn builtin_message_stream_rules_give_the_same_message_as_before() {
+/// A full message stream: thinking + signature, text with a citation, tool input from JSON
+/// fragments, an empty tool input, a ping, an unknown event, nulls in the final usage.
+fn message_stream() -> String {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let block_delta = |i: u64, d: Value| {
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": i, "delta": d}),
+        )
+    };
+    [
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1",
+            "type": "message", "role": "assistant", "content": [], "model": "m",
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ),
+        block_delta(0, json!({"type": "thinking_delta", "thinking": "hm"})),
+        block_delta(0, json!({"type": "thinking_delta", "thinking": "m"})),
+        block_delta(0, json!({"type": "signature_delta", "signature": "sig"})),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        ev("ping", json!({"type": "ping"})),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+        block_delta(1, json!({"type": "text_delta", "text": "Hé"})),
+        block_delta(
+            1,
+            json!({"type": "citations_delta", "citation": {"type": "char_location",
+            "cited_text": "x", "document_index": 0, "start_char_index": 0, "end_char_index": 1}}),
+        ),
+        block_delta(1, json!({"type": "text_delta", "text": "llo"})),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 2,
+            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {}}}),
+        ),
+        block_delta(
+            2,
+            json!({"type": "input_json_delta", "partial_json": "{\"city\": \"Pa"}),
+        ),
+        block_delta(
+            2,
+            json!({"type": "input_json_delta", "partial_json": "ris\"}"}),
+        ),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 2}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 3,
+            "content_block": {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}}),
+        ),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 3}),
+        ),
+        ev("brand_new_event", json!({"type": "brand_new_event"})),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+            "usage": {"output_tokens": 15, "cache_read_input_tokens": null}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]
+    .concat()
+}
+
+/// The message stream folded with the built-in manifest's declaration, in `size`-byte chunks.
+fn fold_message_stream(size: usize) -> Value {
     use kosmo::exec::sse::StreamFold;
     use kosmo::manifest::Manifest;
     let m = Manifest::from_yaml(
@@ -393,73 +475,91 @@ fn builtin_message_stream_rules_give_the_same_message_as_before() {
         .values()
         .find_map(|f| f.stream.clone())
         .expect("a streaming function");
-    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let block_delta = |i: u64, d: Value| {
-        ev(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": i, "delta": d}),
-        )
-    };
-    let stream = [
-        ev("message_start", json!({"type": "message_start", "message": {"id": "msg_1",
-            "type": "message", "role": "assistant", "content": [], "model": "m",
-            "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 25, "output_tokens": 1}}})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "thinking", "thinking": "", "signature": ""}})),
-        block_delta(0, json!({"type": "thinking_delta", "thinking": "hm"})),
-        block_delta(0, json!({"type": "thinking_delta", "thinking": "m"})),
-        block_delta(0, json!({"type": "signature_delta", "signature": "sig"})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ev("ping", json!({"type": "ping"})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 1,
-            "content_block": {"type": "text", "text": ""}})),
-        block_delta(1, json!({"type": "text_delta", "text": "Hé"})),
-        block_delta(1, json!({"type": "citations_delta", "citation": {"type": "char_location", "cited_text": "x"}})),
-        block_delta(1, json!({"type": "text_delta", "text": "llo"})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 2,
-            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {}}})),
-        block_delta(2, json!({"type": "input_json_delta", "partial_json": "{\"city\": \"Pa"})),
-        block_delta(2, json!({"type": "input_json_delta", "partial_json": "ris\"}"})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 2})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 3,
-            "content_block": {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 3})),
-        ev("message_delta", json!({"type": "message_delta",
-            "delta": {"stop_reason": "tool_use", "stop_sequence": null},
-            "usage": {"output_tokens": 15, "cache_read_input_tokens": null}})),
-        ev("message_stop", json!({"type": "message_stop"})),
-    ]
-    .concat();
+    let stream = message_stream();
+    let mut f = StreamFold::new(Some(&spec)).unwrap();
+    let mut names = Vec::new();
+    for piece in stream.as_bytes().chunks(size) {
+        for e in f.push(piece).unwrap() {
+            if f.is_keepalive(&e) {
+                continue;
+            }
+            names.push(e.name.clone());
+            f.fold(&e).unwrap();
+        }
+    }
+    assert!(f.flush().unwrap().is_none());
+    assert!(f.finished(), "message_stop ends it");
+    assert!(!names.contains(&"ping".to_string()));
+    f.finish().unwrap()
+}
+
+/// The built-in message manifest declares its assembly as rules; folding a full stream with it
+/// gives exactly what the old hand-written assembler did.
+#[test]
+fn builtin_message_stream_rules_give_the_same_message_as_before() {
     let want = json!({"id": "msg_1", "type": "message", "role": "assistant",
         "content": [
             {"type": "thinking", "thinking": "hmm", "signature": "sig"},
-            {"type": "text", "text": "Héllo", "citations": [{"type": "char_location", "cited_text": "x"}]},
+            {"type": "text", "text": "Héllo", "citations": [{"type": "char_location",
+                "cited_text": "x", "document_index": 0, "start_char_index": 0, "end_char_index": 1}]},
             {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {"city": "Paris"}},
             {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}],
         "model": "m", "stop_reason": "tool_use", "stop_sequence": null,
         "usage": {"input_tokens": 25, "output_tokens": 15}});
-    for size in [1, 3, 17, stream.len()] {
-        let mut f = StreamFold::new(Some(&spec)).unwrap();
-        let mut names = Vec::new();
-        for piece in stream.as_bytes().chunks(size) {
-            for e in f.push(piece).unwrap() {
-                if f.is_keepalive(&e) {
-                    continue;
-                }
-                names.push(e.name.clone());
-                f.fold(&e).unwrap();
-            }
-        }
-        assert!(f.flush().unwrap().is_none());
-        assert!(f.finished(), "message_stop ends it");
-        assert!(!names.contains(&"ping".to_string()));
-        let got = f.finish().unwrap();
+    for size in [1, 3, 17, message_stream().len()] {
+        let got = fold_message_stream(size);
         assert_eq!(got, want, "chunk size {size}");
         // Same key order as before too: printed results are unchanged.
         assert_eq!(got.to_string(), want.to_string());
     }
+}
+
+/// The official Python SDK's own accumulator is the oracle for the message rules: the same
+/// events give the same message (compared without nulls: the SDK's models add null fields).
+#[test]
+fn message_assembly_matches_the_official_sdk_accumulator() {
+    let Some(python) = crate::support::sdk_python() else {
+        return;
+    };
+    const ACCUMULATE: &str = r#"
+import json, sys
+from anthropic.lib.streaming._messages import accumulate_event
+snap, bufs = None, {}
+for line in sys.stdin:
+    line = line.strip()
+    if line.startswith("data: "):
+        data = json.loads(line[6:])
+        if data.get("type") not in ("ping", "brand_new_event"):
+            snap = accumulate_event(event=data, current_snapshot=snap, json_bufs=bufs)
+print(json.dumps(snap.model_dump(mode="json")))
+"#;
+    let sdk = run_python(&python, ACCUMULATE, &message_stream());
+    assert_eq!(without_nulls(fold_message_stream(64)), without_nulls(sdk));
+}
+
+/// Run a Python snippet with `input` on stdin; its stdout is JSON.
+fn run_python(python: &Path, code: &str, input: &str) -> Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", code])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The runnable example of docs/manifest-format.md ("Streams"): it checks, streams offline, and
@@ -638,24 +738,7 @@ print(json.dumps(state.get_final_completion().model_dump(mode="json")))
 "#;
     let mut text = chunks().concat();
     text.push_str("data: [DONE]\n\n");
-    let out = std::process::Command::new(python)
-        .args(["-c", ACCUMULATE])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut sdk: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut sdk = run_python(&python, ACCUMULATE, &text);
     for choice in sdk["choices"].as_array_mut().unwrap() {
         let msg = choice["message"].as_object_mut().unwrap();
         msg.remove("parsed");
