@@ -714,6 +714,9 @@ pub fn set_pointer(root: &mut Value, pointer: &str, v: Value) {
     }
 }
 
+/// How far past an array's end a write may land (the gap is padded with nulls).
+const MAX_ARRAY_GAP: usize = 10_000;
+
 /// The slot at `keys`: with `create`, missing containers are made (an array when the next key
 /// is a number) and arrays are padded with nulls; without, every container above the last key
 /// must exist (the last key itself may be missing, and is then created as null).
@@ -746,7 +749,8 @@ fn slot<'a>(root: &'a mut Value, keys: &[String], create: bool) -> Option<&'a mu
                     key.parse::<usize>().ok()?
                 };
                 if idx >= list.len() {
-                    if !may_create {
+                    // A server-sent index far beyond the end is refused, not allocated.
+                    if !may_create || idx - list.len() > MAX_ARRAY_GAP {
                         return None;
                     }
                     list.resize(idx + 1, Value::Null);
@@ -1293,6 +1297,19 @@ assemble:
             "\"index\":[0],\"content_block\"",
         );
         assert!(fold_in_chunks(MESSAGE_SPEC, &text, 64).is_err());
+    }
+
+    #[test]
+    fn a_huge_index_is_a_bad_stream_not_an_allocation() {
+        for index in ["1000000000000", "18446744073709551615"] {
+            let text = STREAM.replace(
+                "\"index\":1,\"content_block\"",
+                &format!("\"index\":{index},\"content_block\""),
+            );
+            assert!(text != STREAM);
+            let err = fold_in_chunks(MESSAGE_SPEC, &text, 64).unwrap_err().to_string();
+            assert!(err.contains("cannot set"), "{err}");
+        }
     }
 
     #[test]
