@@ -1307,7 +1307,9 @@ assemble:
                 &format!("\"index\":{index},\"content_block\""),
             );
             assert!(text != STREAM);
-            let err = fold_in_chunks(MESSAGE_SPEC, &text, 64).unwrap_err().to_string();
+            let err = fold_in_chunks(MESSAGE_SPEC, &text, 64)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains("cannot set"), "{err}");
         }
     }

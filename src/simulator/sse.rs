@@ -71,12 +71,132 @@ fn stream_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Valu
     let mut first = None;
     for events in candidates {
         let events = complete(spec, events);
-        if !spec.simulate.is_empty() || folds_back(spec, &render(spec, &events), answer) {
+        if !spec.simulate.is_empty() {
             return events;
+        }
+        if folds_back(spec, &render(spec, &events), answer) {
+            return split_text(spec, answer, events);
         }
         first.get_or_insert(events);
     }
     first.unwrap_or_else(|| complete(spec, vec![(None, answer.clone())]))
+}
+
+/// The most pieces a streamed text is cut into.
+const MAX_PIECES: usize = 8;
+
+/// Make a stream look like one: the longest multi-word text is sent in word-sized pieces, each
+/// piece in an event of its own, if the declared rules fold the pieces back into the answer
+/// (they do for `append` / `accumulate` targets). Otherwise `events` as they are.
+fn split_text(
+    spec: &StreamSpec,
+    answer: &Value,
+    events: Vec<(Option<String>, Value)>,
+) -> Vec<(Option<String>, Value)> {
+    let mut best: Option<(usize, String, String)> = None;
+    for (i, (_, data)) in events.iter().enumerate() {
+        let mut leaves = Vec::new();
+        string_leaves(data, String::new(), &mut leaves);
+        for (at, text) in leaves {
+            if text.trim().contains(char::is_whitespace)
+                && best.as_ref().is_none_or(|(_, _, t)| text.len() > t.len())
+            {
+                best = Some((i, at, text));
+            }
+        }
+    }
+    let Some((i, at, text)) = best else {
+        return events;
+    };
+    let pieces = pieces(&text);
+    if pieces.len() < 2 {
+        return events;
+    }
+    let (name, data) = events[i].clone();
+    for keep_top_level in [true, false] {
+        let mut first = data.clone();
+        set_pointer(&mut first, &at, json!(pieces[0]));
+        let mut rest = Vec::new();
+        for piece in &pieces[1..] {
+            let mut ev = strip_strings(&data, &at, "", keep_top_level).unwrap_or(Value::Null);
+            set_pointer(&mut ev, &at, json!(piece));
+            rest.push((name.clone(), ev));
+        }
+        let mut candidate = events[..i].to_vec();
+        candidate.push((name.clone(), first));
+        candidate.extend(rest);
+        candidate.extend(events[i + 1..].iter().cloned());
+        if folds_back(spec, &render(spec, &candidate), answer) {
+            return candidate;
+        }
+    }
+    events
+}
+
+/// Every string in `v` with its pointer.
+fn string_leaves(v: &Value, at: String, out: &mut Vec<(String, String)>) {
+    let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
+    match v {
+        Value::String(s) => out.push((at, s.clone())),
+        Value::Array(items) => {
+            for (i, c) in items.iter().enumerate() {
+                string_leaves(c, format!("{at}/{i}"), out);
+            }
+        }
+        Value::Object(m) => {
+            for (k, c) in m {
+                string_leaves(c, format!("{at}/{}", esc(k)), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `text` cut after whitespace into at most [`MAX_PIECES`] pieces that concatenate back to it.
+fn pieces(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut after_space = false;
+    for c in text.chars() {
+        if after_space && !c.is_whitespace() {
+            words.push(std::mem::take(&mut cur));
+        }
+        after_space = c.is_whitespace();
+        cur.push(c);
+    }
+    words.push(cur);
+    let per = words.len().div_ceil(MAX_PIECES).max(1);
+    words.chunks(per).map(|c| c.concat()).collect()
+}
+
+/// `v` without its strings (except the one at `keep`, and top-level ones if asked), and without
+/// the objects and arrays that leaves empty; numbers, booleans and nulls stay.
+fn strip_strings(v: &Value, keep: &str, at: &str, keep_top_level: bool) -> Option<Value> {
+    let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
+    match v {
+        Value::String(_) => {
+            (at == keep || (keep_top_level && at.matches('/').count() == 1)).then(|| v.clone())
+        }
+        Value::Array(items) => {
+            let kept: Vec<Value> = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| strip_strings(c, keep, &format!("{at}/{i}"), keep_top_level))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        Value::Object(m) => {
+            let kept: Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, c)| {
+                    strip_strings(c, keep, &format!("{at}/{}", esc(k)), keep_top_level)
+                        .map(|c| (k.clone(), c))
+                })
+                .collect();
+            (!kept.is_empty() || at.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
 }
 
 /// Candidate event sequences for the declared assembler, most plausible first.
@@ -388,7 +508,7 @@ assemble:
     fn completion() -> Value {
         json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": "Hi",
+                {"index": 0, "message": {"role": "assistant", "content": "Hi there, how are you today?",
                     "tool_calls": [{"id": "t", "type": "function",
                         "function": {"name": "f", "arguments": "{}"}}]},
                  "logprobs": null, "finish_reason": "stop"},
@@ -405,6 +525,10 @@ assemble:
         assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
         assert!(!text.contains("event:"), "{text}");
         assert!(text.contains("\"delta\""), "derived from the rules: {text}");
+        assert!(
+            text.matches("data: ").count() > 2,
+            "the text comes in pieces: {text}"
+        );
         assert_eq!(fold(&s, &bytes), completion());
     }
 
