@@ -1067,6 +1067,29 @@ impl Manifest {
                     for (sub, msg) in crate::exec::sse::check_spec(spec) {
                         problems.push((format!("{at}/assemble{sub}"), msg));
                     }
+                    // Keep-alive and error events never reach the assembler.
+                    let (keepalive, error) = (s.keepalive(), s.error_name());
+                    let unreachable = |n: &str| keepalive.iter().any(|k| k == n) || n == error;
+                    let mut named: Vec<(String, &str)> = Vec::new();
+                    if let Some(on) = spec.start.as_ref().and_then(|st| st.on.as_deref()) {
+                        named.push(("/start/on".into(), on));
+                    }
+                    for (i, r) in spec.rules.iter().enumerate() {
+                        match &r.on {
+                            Some(EventNames::One(n)) => named.push((format!("/rules/{i}/on"), n)),
+                            Some(EventNames::Many(ns)) => named
+                                .extend(ns.iter().map(|n| (format!("/rules/{i}/on"), n.as_str()))),
+                            None => {}
+                        }
+                    }
+                    for (sub, n) in named {
+                        if unreachable(n) {
+                            problems.push((
+                                format!("{at}/assemble{sub}"),
+                                format!("'{n}' is a keep-alive or error event: it never reaches the assembler"),
+                            ));
+                        }
+                    }
                 }
             }
             let d = &s.dialect;

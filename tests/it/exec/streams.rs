@@ -685,6 +685,11 @@ fn lint_reports_dialect_keys_in_two_places_a_missing_param_and_bad_pointers() {
             "/functions/narrate/stream/assemble/rules/0/skip_nulls",
             "only applies to merge",
         ),
+        (
+            CHATTY.replace("{on: line, push: /lines", "{on: ping, push: /lines"),
+            "/functions/narrate/stream/assemble/rules/0/on",
+            "never reaches the assembler",
+        ),
     ];
     for (yaml, at, needle) in cases {
         let err = Manifest::from_yaml("chatty.yaml", &yaml)
