@@ -361,7 +361,8 @@ impl RuleAssembler {
                 false
             }
             Some(s) => match &s.on {
-                Some(on) => on == &ev.name,
+                // The first event of that name; later ones go through the rules only.
+                Some(on) => on == &ev.name && self.value.is_none(),
                 None => self.value.is_none(),
             },
         };
@@ -393,6 +394,11 @@ impl RuleAssembler {
                     continue;
                 }
                 let Some(value) = self.value.as_mut() else {
+                    // A rule for every event waits for the start; one named for this event
+                    // cannot have come before it.
+                    if rule.on.is_none() {
+                        continue;
+                    }
                     let first = start
                         .and_then(|s| s.on.as_deref())
                         .unwrap_or("the first event");
@@ -1057,7 +1063,7 @@ assemble:
 param: stream
 dialect: {event_from: data, type_pointer: /object, done: "[DONE]", error_pointer: /error}
 assemble:
-  start: {take: "", drop: [/choices, /obfuscation]}
+  start: {on: chat.completion.chunk, take: "", drop: [/choices, /obfuscation]}
   rules:
     - {each: /choices, set: "/choices/{/index}/index", value: /index}
     - {each: /choices, accumulate: "/choices/{/index}/message", value: /delta}
@@ -1160,6 +1166,17 @@ assemble:
                 "{seen:?}"
             );
         }
+    }
+
+    #[test]
+    fn events_before_the_named_start_are_ignored_by_rules_for_every_event() {
+        // A content-filter style event with an empty object name, before the first chunk.
+        let text = format!(
+            "data: {{\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"x\"}}}}]}}\n\n{CHUNKS}"
+        );
+        let (with, _) = fold_in_chunks(CHUNK_SPEC, &text, 64).unwrap();
+        let (without, _) = fold_in_chunks(CHUNK_SPEC, CHUNKS, 64).unwrap();
+        assert_eq!(with, without);
     }
 
     #[test]

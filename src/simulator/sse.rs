@@ -257,7 +257,13 @@ fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)
         if op == RuleOp::Push {
             continue;
         }
-        let name = rule.on.as_ref().and_then(|o| o.first()).map(str::to_string);
+        // A rule for every event: its events are named like the start event.
+        let name = rule
+            .on
+            .as_ref()
+            .and_then(|o| o.first())
+            .or_else(|| r.start.as_ref().and_then(|st| st.on.as_deref()))
+            .map(str::to_string);
         let when = rule
             .when
             .as_ref()
@@ -420,11 +426,14 @@ fn complete(
     {
         events.push((Some(end.clone()), Value::Object(Map::new())));
     }
+    // The name goes into the data too: where the dialect reads it (`event_from: data`), and
+    // where it is missing (`type` beside the `event:` line, as services usually send it).
     let tp = spec.dialect.type_pointer();
+    let from_data = spec.dialect.event_from == EventFrom::Data;
     for (name, data) in &mut events {
         if let Some(n) = name
             && data.is_object()
-            && data.pointer(tp).is_none()
+            && (from_data || data.pointer(tp).is_none())
         {
             set_pointer(data, tp, json!(n));
         }
@@ -492,7 +501,7 @@ mod tests {
 param: stream
 dialect: {event_from: data, type_pointer: /object, done: "[DONE]", error_pointer: /error}
 assemble:
-  start: {take: "", drop: [/choices]}
+  start: {on: chat.completion.chunk, take: "", drop: [/choices]}
   rules:
     - {each: /choices, set: "/choices/{/index}/index", value: /index}
     - {each: /choices, accumulate: "/choices/{/index}/message", value: /delta}

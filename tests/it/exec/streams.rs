@@ -34,7 +34,7 @@ functions:
       param: stream
       dialect: {event_from: data, type_pointer: /object, done: "[DONE]", error_pointer: /error}
       assemble:
-        start: {take: "", drop: [/choices, /obfuscation]}
+        start: {on: chat.completion.chunk, take: "", drop: [/choices, /obfuscation]}
         rules:
           - {each: /choices, set: "/choices/{/index}/index", value: /index}
           - {each: /choices, accumulate: "/choices/{/index}/message", value: /delta}
