@@ -113,18 +113,21 @@ fn split_text(
         return events;
     }
     let (name, data) = events[i].clone();
+    let Some((last, early)) = pieces.split_last() else {
+        return events;
+    };
+    // The early pieces alone (the envelope kept), then the whole event with the last piece:
+    // what ends a message (a finish reason, tool calls) comes at the end, as on the wire.
     for keep_top_level in [true, false] {
-        let mut first = data.clone();
-        set_pointer(&mut first, &at, json!(pieces[0]));
-        let mut rest = Vec::new();
-        for piece in &pieces[1..] {
+        let mut candidate = events[..i].to_vec();
+        for piece in early {
             let mut ev = strip_strings(&data, &at, "", keep_top_level).unwrap_or(Value::Null);
             set_pointer(&mut ev, &at, json!(piece));
-            rest.push((name.clone(), ev));
+            candidate.push((name.clone(), ev));
         }
-        let mut candidate = events[..i].to_vec();
-        candidate.push((name.clone(), first));
-        candidate.extend(rest);
+        let mut full = data.clone();
+        set_pointer(&mut full, &at, json!(last));
+        candidate.push((name.clone(), full));
         candidate.extend(events[i + 1..].iter().cloned());
         if folds_back(spec, &render(spec, &candidate), answer) {
             return candidate;
@@ -193,7 +196,9 @@ fn strip_strings(v: &Value, keep: &str, at: &str, keep_top_level: bool) -> Optio
                         .map(|c| (k.clone(), c))
                 })
                 .collect();
-            (!kept.is_empty() || at.is_empty()).then_some(Value::Object(kept))
+            // An item left with nothing but its `index` says nothing: drop it.
+            let empty = kept.keys().all(|k| k == "index");
+            (!empty || at.is_empty()).then_some(Value::Object(kept))
         }
         other => Some(other.clone()),
     }
@@ -224,27 +229,35 @@ fn derived(spec: &StreamSpec, answer: &Value) -> Vec<Vec<(Option<String>, Value)
                 set_pointer(&mut data, start.map_or("", |s| s.take.as_str()), taken);
                 (on.clone(), data)
             };
-            let mut by_rules = Vec::new();
-            if start.is_some() {
-                by_rules.push(snapshot(true));
-            }
-            by_rules.extend(rule_events(spec, answer));
-            // All of it in one event, when the rules allow (a chunk that carries everything).
-            let mut one = (on.clone(), Value::Null);
-            for (name, data) in &by_rules {
-                if name.is_some() && one.0.is_some() && name != &one.0 {
-                    continue;
+            let mut out = Vec::new();
+            // Deltas for `accumulate` in the wire's usual form first: list items carrying their
+            // `index` (when a finish step removes it again), then as the answer has them.
+            for indexed in [true, false] {
+                let mut by_rules = Vec::new();
+                if start.is_some() {
+                    by_rules.push(snapshot(true));
                 }
-                one.0 = one.0.or_else(|| name.clone());
-                merge_into(&mut one.1, data.clone());
+                by_rules.extend(rule_events(spec, answer, indexed));
+                // All of it in one event, when the rules allow (a chunk that carries everything).
+                let mut one = (on.clone(), Value::Null);
+                for (name, data) in &by_rules {
+                    if name.is_some() && one.0.is_some() && name != &one.0 {
+                        continue;
+                    }
+                    one.0 = one.0.or_else(|| name.clone());
+                    merge_into(&mut one.1, data.clone());
+                }
+                out.push(vec![one]);
+                out.push(by_rules);
             }
-            vec![vec![one], by_rules, vec![snapshot(false)]]
+            out.push(vec![snapshot(false)]);
+            out
         }
     }
 }
 
 /// One event per rule match (an `each` rule's matches share one event per rule group).
-fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)> {
+fn rule_events(spec: &StreamSpec, answer: &Value, indexed: bool) -> Vec<(Option<String>, Value)> {
     let Assemble::Rules(r) = &spec.assemble else {
         return Vec::new();
     };
@@ -282,6 +295,11 @@ fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)
             let entry = groups
                 .entry(key)
                 .or_insert_with(|| (name.clone(), Value::Object(Map::new())));
+            let value = if indexed && op == RuleOp::Accumulate {
+                with_indexes(value)
+            } else {
+                value
+            };
             let mut item = Value::Object(Map::new());
             set_pointer(&mut item, &rule.value, value);
             for (p, b) in bindings {
@@ -302,6 +320,31 @@ fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)
         }
     }
     groups.into_values().collect()
+}
+
+/// Objects in lists get their position as `index` (how deltas address list items).
+fn with_indexes(v: Value) -> Value {
+    match v {
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match with_indexes(item) {
+                    Value::Object(mut m) => {
+                        if !m.contains_key("index") {
+                            m.insert("index".into(), json!(i));
+                        }
+                        Value::Object(m)
+                    }
+                    other => other,
+                })
+                .collect(),
+        ),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, with_indexes(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// Every place `template` (with `{/pointer}` segments as wildcards) matches in `v`: the

@@ -767,3 +767,85 @@ print(json.dumps(state.get_final_completion().model_dump(mode="json")))
     let ours = f.finish().unwrap();
     assert_eq!(without_nulls(ours), without_nulls(sdk));
 }
+
+/// The official `openai` SDK reads the simulator's derived chunk stream like a real one: its
+/// stream helper sees the text in pieces and its accumulated completion is the plain answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_sdk_reads_the_simulated_chunk_stream() {
+    use kosmo::registry::{Registry, RegistryOptions};
+    use kosmo::simulator::{self, SimulatorOptions};
+    use std::sync::Arc;
+    let Some(python) = crate::support::sdk_python() else {
+        return;
+    };
+    let has_openai = std::process::Command::new(&python)
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_openai {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the openai SDK oracle is required under CI"
+        );
+        eprintln!("SKIP: the official openai SDK is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chatty.yaml"), CHATTY).unwrap();
+    let registry = Registry::load(&RegistryOptions {
+        dirs: vec![dir.path().to_path_buf()],
+        ignore_env: true,
+    })
+    .unwrap();
+    let sim = simulator::start(
+        Arc::new(registry),
+        SimulatorOptions {
+            integration: "chatty".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    const CLIENT: &str = r#"
+import json, sys
+from openai import OpenAI
+c = OpenAI(base_url=sys.argv[1] + "/v1", api_key="ck-test", max_retries=0)
+msgs = [{"role": "user", "content": "weather?"}]
+with c.chat.completions.stream(model="m", messages=msgs) as s:
+    deltas = [e.delta for e in s if e.type == "content.delta"]
+    final = s.get_final_completion().model_dump(mode="json")
+plain = c.chat.completions.create(model="m", messages=msgs).model_dump(mode="json")
+print(json.dumps({"deltas": deltas, "final": final, "plain": plain}))
+"#;
+    let out = tokio::process::Command::new(&python)
+        .args(["-c", CLIENT, &sim.base_url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deltas: Vec<String> = serde_json::from_value(got["deltas"].clone()).unwrap();
+    assert!(deltas.len() > 1, "{got}");
+    assert_eq!(deltas.concat(), "Checking the weather.");
+    for choice in got["final"]["choices"].as_array_mut().unwrap() {
+        let msg = choice["message"].as_object_mut().unwrap();
+        msg.remove("parsed");
+        for call in msg["tool_calls"].as_array_mut().unwrap() {
+            let call = call.as_object_mut().unwrap();
+            call.remove("index");
+            call["function"]
+                .as_object_mut()
+                .unwrap()
+                .remove("parsed_arguments");
+        }
+    }
+    assert_eq!(
+        without_nulls(got["final"].clone()),
+        without_nulls(got["plain"].clone())
+    );
+}
