@@ -321,6 +321,13 @@ fn offline_the_simulator_streams_any_streaming_function_from_its_declaration() {
         .map(|(_, piece)| if piece == "-" { "" } else { piece })
         .collect();
     assert_eq!(text, "Checking the weather.", "{o}");
+    // Named as the dialect reads names: chunks, as on the wire.
+    assert!(
+        seen.iter().all(|s| s
+            .as_str()
+            .is_some_and(|s| s.starts_with("chat.completion.chunk:"))),
+        "{o}"
+    );
 }
 
 #[test]
