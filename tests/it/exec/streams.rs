@@ -856,3 +856,45 @@ print(json.dumps({"deltas": deltas, "final": final, "plain": plain}))
         without_nulls(got["plain"].clone())
     );
 }
+
+/// A simulated stream with named events and no sentinel is the simulator's own event reply, so
+/// scripted stream faults apply to it like to the built-in streams.
+#[tokio::test(flavor = "multi_thread")]
+async fn scripted_stream_faults_apply_to_derived_streams() {
+    use kosmo::registry::{Registry, RegistryOptions};
+    use kosmo::simulator::{self, SimulatorOptions};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chatty.yaml"), CHATTY).unwrap();
+    let registry = Registry::load(&RegistryOptions {
+        dirs: vec![dir.path().to_path_buf()],
+        ignore_env: true,
+    })
+    .unwrap();
+    let sim = simulator::start(
+        Arc::new(registry),
+        SimulatorOptions {
+            integration: "chatty".into(),
+            faults: Some("narrate=eof:after=1".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let get = || async {
+        reqwest::Client::new()
+            .get(format!("{}/v1/narrate", sim.base_url))
+            .header("authorization", "Bearer ck-test")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap_or_default()
+    };
+    let cut = get().await;
+    assert!(cut.contains("event: story_start"), "{cut}");
+    assert!(!cut.contains("story_end"), "the fault ends it early: {cut}");
+    let whole = get().await;
+    assert!(whole.contains("event: story_end"), "{whole}");
+}
