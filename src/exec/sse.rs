@@ -11,7 +11,8 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
 use crate::manifest::{
-    Assemble, AssembleRule, AssembleSpec, EventFrom, FinishStep, RuleOp, StreamSpec,
+    Assemble, AssembleRule, AssembleSpec, EventFrom, FinishStep, RuleOp, Seg, StreamSpec,
+    check_spec, parse_pattern, parse_template, unescape,
 };
 
 /// One parsed event: its name (per the dialect) and its JSON data.
@@ -361,7 +362,8 @@ impl RuleAssembler {
                 false
             }
             Some(s) => match &s.on {
-                Some(on) => on == &ev.name,
+                // The first event of that name; later ones go through the rules only.
+                Some(on) => on == &ev.name && self.value.is_none(),
                 None => self.value.is_none(),
             },
         };
@@ -393,6 +395,11 @@ impl RuleAssembler {
                     continue;
                 }
                 let Some(value) = self.value.as_mut() else {
+                    // A rule for every event waits for the start; one named for this event
+                    // cannot have come before it.
+                    if rule.on.is_none() {
+                        continue;
+                    }
                     let first = start
                         .and_then(|s| s.on.as_deref())
                         .unwrap_or("the first event");
@@ -433,192 +440,6 @@ fn matches_when(rule: &AssembleRule, item: &Value) -> bool {
             (None, _) => false,
         },
     }
-}
-
-/// One segment of a target template: a literal key or `{/pointer}` into the event.
-#[derive(Debug, Clone, PartialEq)]
-enum Seg {
-    Key(String),
-    Ptr(String),
-}
-
-/// Parse a target template such as `/content/{/index}/text`. `""` is the root.
-fn parse_template(t: &str) -> std::result::Result<Vec<Seg>, String> {
-    if t.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(rest) = t.strip_prefix('/') else {
-        return Err(format!("'{t}' must be \"\" or start with '/'"));
-    };
-    let mut segs = Vec::new();
-    let mut cur = String::new();
-    let mut depth = 0;
-    for c in rest.chars() {
-        match c {
-            '{' => {
-                depth += 1;
-                cur.push(c);
-            }
-            '}' => {
-                depth -= 1;
-                cur.push(c);
-            }
-            '/' if depth == 0 => segs.push(std::mem::take(&mut cur)),
-            _ => cur.push(c),
-        }
-        if !(0..=1).contains(&depth) {
-            return Err(format!("'{t}' has unbalanced or nested braces"));
-        }
-    }
-    if depth != 0 {
-        return Err(format!("'{t}' has an unclosed '{{'"));
-    }
-    segs.push(cur);
-    segs.into_iter()
-        .map(|s| {
-            if let Some(inner) = s.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-                check_pointer(inner).map(|_| Seg::Ptr(inner.to_string()))
-            } else if s.contains(['{', '}']) {
-                Err(format!(
-                    "'{t}': a placeholder must be a whole segment, like /items/{{/index}}"
-                ))
-            } else {
-                Ok(Seg::Key(unescape(&s)))
-            }
-        })
-        .collect()
-}
-
-/// A finishing path: literal segments and `*` (every member).
-fn parse_pattern(p: &str) -> std::result::Result<Vec<Option<String>>, String> {
-    if p.is_empty() {
-        return Ok(Vec::new());
-    }
-    let Some(rest) = p.strip_prefix('/') else {
-        return Err(format!("'{p}' must be \"\" or start with '/'"));
-    };
-    Ok(rest
-        .split('/')
-        .map(|s| if s == "*" { None } else { Some(unescape(s)) })
-        .collect())
-}
-
-fn check_pointer(p: &str) -> std::result::Result<(), String> {
-    if p.is_empty() || p.starts_with('/') {
-        Ok(())
-    } else {
-        Err(format!(
-            "'{p}' is not a JSON pointer (use \"\" for all of it, or start with '/')"
-        ))
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("~1", "/").replace("~0", "~")
-}
-
-/// Every problem in an assembly spec, as `(where, what)`; used by the manifest lint too.
-pub fn check_spec(spec: &AssembleSpec) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if let Some(s) = &spec.start {
-        if let Err(e) = check_pointer(&s.take) {
-            out.push(("/start/take".into(), e));
-        }
-        for (i, d) in s.drop.iter().enumerate() {
-            if let Err(e) = check_pointer(d).and_then(|_| {
-                if d.is_empty() {
-                    Err("cannot drop the whole value".into())
-                } else {
-                    Ok(())
-                }
-            }) {
-                out.push((format!("/start/drop/{i}"), e));
-            }
-        }
-    }
-    for (i, r) in spec.rules.iter().enumerate() {
-        let at = format!("/rules/{i}");
-        let ops = r.ops();
-        if ops.len() != 1 {
-            out.push((
-                at.clone(),
-                format!(
-                    "a rule needs exactly one of set, append, merge, push, accumulate (found {})",
-                    if ops.is_empty() {
-                        "none".to_string()
-                    } else {
-                        ops.iter()
-                            .map(|(o, _)| o.name())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                ),
-            ));
-        }
-        for (op, t) in &ops {
-            if let Err(e) = parse_template(t) {
-                out.push((format!("{at}/{}", op.name()), e));
-            }
-        }
-        if r.skip_nulls && !ops.iter().any(|(o, _)| *o == RuleOp::Merge) {
-            out.push((
-                format!("{at}/skip_nulls"),
-                "skip_nulls only applies to merge".into(),
-            ));
-        }
-        if let Err(e) = check_pointer(&r.value) {
-            out.push((format!("{at}/value"), e));
-        }
-        if let Some(e) = &r.each
-            && let Err(e) = check_pointer(e)
-        {
-            out.push((format!("{at}/each"), e));
-        }
-        if let Some(w) = &r.when
-            && let Err(e) = check_pointer(&w.pointer)
-        {
-            out.push((format!("{at}/when/pointer"), e));
-        }
-    }
-    for (i, f) in spec.finish.iter().enumerate() {
-        let at = format!("/finish/{i}");
-        let steps = f.steps();
-        if steps.len() != 1 {
-            out.push((
-                at.clone(),
-                "a finish step needs exactly one of parse_json, remove, compact, set, default"
-                    .into(),
-            ));
-        }
-        for (name, p) in &steps {
-            if let Err(e) = parse_pattern(p) {
-                out.push((format!("{at}/{name}"), e));
-            } else if p.is_empty() && *name != "compact" && *name != "set" {
-                out.push((
-                    format!("{at}/{name}"),
-                    format!("{name} needs a path below the root"),
-                ));
-            }
-        }
-        let needs_to = steps.iter().any(|(n, _)| *n == "set" || *n == "default");
-        if needs_to != f.to.is_some() {
-            out.push((
-                at.clone(),
-                if needs_to {
-                    "set and default need 'to' (the constant to write)".into()
-                } else {
-                    "'to' only goes with set or default".into()
-                },
-            ));
-        }
-        if f.into.is_some() && f.parse_json.is_none() {
-            out.push((
-                format!("{at}/into"),
-                "'into' only goes with parse_json".into(),
-            ));
-        }
-    }
-    out
 }
 
 /// Apply one rule to one event (or `each` item).
@@ -714,6 +535,9 @@ pub fn set_pointer(root: &mut Value, pointer: &str, v: Value) {
     }
 }
 
+/// How far past an array's end a write may land (the gap is padded with nulls).
+const MAX_ARRAY_GAP: usize = 10_000;
+
 /// The slot at `keys`: with `create`, missing containers are made (an array when the next key
 /// is a number) and arrays are padded with nulls; without, every container above the last key
 /// must exist (the last key itself may be missing, and is then created as null).
@@ -746,7 +570,8 @@ fn slot<'a>(root: &'a mut Value, keys: &[String], create: bool) -> Option<&'a mu
                     key.parse::<usize>().ok()?
                 };
                 if idx >= list.len() {
-                    if !may_create {
+                    // A server-sent index far beyond the end is refused, not allocated.
+                    if !may_create || idx - list.len() > MAX_ARRAY_GAP {
                         return None;
                     }
                     list.resize(idx + 1, Value::Null);
@@ -1053,7 +878,7 @@ assemble:
 param: stream
 dialect: {event_from: data, type_pointer: /object, done: "[DONE]", error_pointer: /error}
 assemble:
-  start: {take: "", drop: [/choices, /obfuscation]}
+  start: {on: chat.completion.chunk, take: "", drop: [/choices, /obfuscation]}
   rules:
     - {each: /choices, set: "/choices/{/index}/index", value: /index}
     - {each: /choices, accumulate: "/choices/{/index}/message", value: /delta}
@@ -1156,6 +981,17 @@ assemble:
                 "{seen:?}"
             );
         }
+    }
+
+    #[test]
+    fn events_before_the_named_start_are_ignored_by_rules_for_every_event() {
+        // A content-filter style event with an empty object name, before the first chunk.
+        let text = format!(
+            "data: {{\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"x\"}}}}]}}\n\n{CHUNKS}"
+        );
+        let (with, _) = fold_in_chunks(CHUNK_SPEC, &text, 64).unwrap();
+        let (without, _) = fold_in_chunks(CHUNK_SPEC, CHUNKS, 64).unwrap();
+        assert_eq!(with, without);
     }
 
     #[test]
@@ -1293,6 +1129,21 @@ assemble:
             "\"index\":[0],\"content_block\"",
         );
         assert!(fold_in_chunks(MESSAGE_SPEC, &text, 64).is_err());
+    }
+
+    #[test]
+    fn a_huge_index_is_a_bad_stream_not_an_allocation() {
+        for index in ["1000000000000", "18446744073709551615"] {
+            let text = STREAM.replace(
+                "\"index\":1,\"content_block\"",
+                &format!("\"index\":{index},\"content_block\""),
+            );
+            assert!(text != STREAM);
+            let err = fold_in_chunks(MESSAGE_SPEC, &text, 64)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("cannot set"), "{err}");
+        }
     }
 
     #[test]

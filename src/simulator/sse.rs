@@ -71,12 +71,137 @@ fn stream_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Valu
     let mut first = None;
     for events in candidates {
         let events = complete(spec, events);
-        if !spec.simulate.is_empty() || folds_back(spec, &render(spec, &events), answer) {
+        if !spec.simulate.is_empty() {
             return events;
+        }
+        if folds_back(spec, &render(spec, &events), answer) {
+            return split_text(spec, answer, events);
         }
         first.get_or_insert(events);
     }
     first.unwrap_or_else(|| complete(spec, vec![(None, answer.clone())]))
+}
+
+/// The most pieces a streamed text is cut into.
+const MAX_PIECES: usize = 8;
+
+/// Make a stream look like one: the longest multi-word text is sent in word-sized pieces, each
+/// piece in an event of its own, if the declared rules fold the pieces back into the answer
+/// (they do for `append` / `accumulate` targets). Otherwise `events` as they are.
+fn split_text(
+    spec: &StreamSpec,
+    answer: &Value,
+    events: Vec<(Option<String>, Value)>,
+) -> Vec<(Option<String>, Value)> {
+    let mut best: Option<(usize, String, String)> = None;
+    for (i, (_, data)) in events.iter().enumerate() {
+        let mut leaves = Vec::new();
+        string_leaves(data, String::new(), &mut leaves);
+        for (at, text) in leaves {
+            if text.trim().contains(char::is_whitespace)
+                && best.as_ref().is_none_or(|(_, _, t)| text.len() > t.len())
+            {
+                best = Some((i, at, text));
+            }
+        }
+    }
+    let Some((i, at, text)) = best else {
+        return events;
+    };
+    let pieces = pieces(&text);
+    if pieces.len() < 2 {
+        return events;
+    }
+    let (name, data) = events[i].clone();
+    let Some((last, early)) = pieces.split_last() else {
+        return events;
+    };
+    // The early pieces alone (the envelope kept), then the whole event with the last piece:
+    // what ends a message (a finish reason, tool calls) comes at the end, as on the wire.
+    for keep_top_level in [true, false] {
+        let mut candidate = events[..i].to_vec();
+        for piece in early {
+            let mut ev = strip_strings(&data, &at, "", keep_top_level).unwrap_or(Value::Null);
+            set_pointer(&mut ev, &at, json!(piece));
+            candidate.push((name.clone(), ev));
+        }
+        let mut full = data.clone();
+        set_pointer(&mut full, &at, json!(last));
+        candidate.push((name.clone(), full));
+        candidate.extend(events[i + 1..].iter().cloned());
+        if folds_back(spec, &render(spec, &candidate), answer) {
+            return candidate;
+        }
+    }
+    events
+}
+
+/// Every string in `v` with its pointer.
+fn string_leaves(v: &Value, at: String, out: &mut Vec<(String, String)>) {
+    let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
+    match v {
+        Value::String(s) => out.push((at, s.clone())),
+        Value::Array(items) => {
+            for (i, c) in items.iter().enumerate() {
+                string_leaves(c, format!("{at}/{i}"), out);
+            }
+        }
+        Value::Object(m) => {
+            for (k, c) in m {
+                string_leaves(c, format!("{at}/{}", esc(k)), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `text` cut after whitespace into at most [`MAX_PIECES`] pieces that concatenate back to it.
+fn pieces(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut after_space = false;
+    for c in text.chars() {
+        if after_space && !c.is_whitespace() {
+            words.push(std::mem::take(&mut cur));
+        }
+        after_space = c.is_whitespace();
+        cur.push(c);
+    }
+    words.push(cur);
+    let per = words.len().div_ceil(MAX_PIECES).max(1);
+    words.chunks(per).map(|c| c.concat()).collect()
+}
+
+/// `v` without its strings (except the one at `keep`, and top-level ones if asked), and without
+/// the objects and arrays that leaves empty; numbers, booleans and nulls stay.
+fn strip_strings(v: &Value, keep: &str, at: &str, keep_top_level: bool) -> Option<Value> {
+    let esc = |k: &str| k.replace('~', "~0").replace('/', "~1");
+    match v {
+        Value::String(_) => {
+            (at == keep || (keep_top_level && at.matches('/').count() == 1)).then(|| v.clone())
+        }
+        Value::Array(items) => {
+            let kept: Vec<Value> = items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| strip_strings(c, keep, &format!("{at}/{i}"), keep_top_level))
+                .collect();
+            (!kept.is_empty()).then_some(Value::Array(kept))
+        }
+        Value::Object(m) => {
+            let kept: Map<String, Value> = m
+                .iter()
+                .filter_map(|(k, c)| {
+                    strip_strings(c, keep, &format!("{at}/{}", esc(k)), keep_top_level)
+                        .map(|c| (k.clone(), c))
+                })
+                .collect();
+            // An item left with nothing but its `index` says nothing: drop it.
+            let empty = kept.keys().all(|k| k == "index");
+            (!empty || at.is_empty()).then_some(Value::Object(kept))
+        }
+        other => Some(other.clone()),
+    }
 }
 
 /// Candidate event sequences for the declared assembler, most plausible first.
@@ -104,27 +229,35 @@ fn derived(spec: &StreamSpec, answer: &Value) -> Vec<Vec<(Option<String>, Value)
                 set_pointer(&mut data, start.map_or("", |s| s.take.as_str()), taken);
                 (on.clone(), data)
             };
-            let mut by_rules = Vec::new();
-            if start.is_some() {
-                by_rules.push(snapshot(true));
-            }
-            by_rules.extend(rule_events(spec, answer));
-            // All of it in one event, when the rules allow (a chunk that carries everything).
-            let mut one = (on.clone(), Value::Null);
-            for (name, data) in &by_rules {
-                if name.is_some() && one.0.is_some() && name != &one.0 {
-                    continue;
+            let mut out = Vec::new();
+            // Deltas for `accumulate` in the wire's usual form first: list items carrying their
+            // `index` (when a finish step removes it again), then as the answer has them.
+            for indexed in [true, false] {
+                let mut by_rules = Vec::new();
+                if start.is_some() {
+                    by_rules.push(snapshot(true));
                 }
-                one.0 = one.0.or_else(|| name.clone());
-                merge_into(&mut one.1, data.clone());
+                by_rules.extend(rule_events(spec, answer, indexed));
+                // All of it in one event, when the rules allow (a chunk that carries everything).
+                let mut one = (on.clone(), Value::Null);
+                for (name, data) in &by_rules {
+                    if name.is_some() && one.0.is_some() && name != &one.0 {
+                        continue;
+                    }
+                    one.0 = one.0.or_else(|| name.clone());
+                    merge_into(&mut one.1, data.clone());
+                }
+                out.push(vec![one]);
+                out.push(by_rules);
             }
-            vec![vec![one], by_rules, vec![snapshot(false)]]
+            out.push(vec![snapshot(false)]);
+            out
         }
     }
 }
 
 /// One event per rule match (an `each` rule's matches share one event per rule group).
-fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)> {
+fn rule_events(spec: &StreamSpec, answer: &Value, indexed: bool) -> Vec<(Option<String>, Value)> {
     let Assemble::Rules(r) = &spec.assemble else {
         return Vec::new();
     };
@@ -137,7 +270,13 @@ fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)
         if op == RuleOp::Push {
             continue;
         }
-        let name = rule.on.as_ref().and_then(|o| o.first()).map(str::to_string);
+        // A rule for every event: its events are named like the start event.
+        let name = rule
+            .on
+            .as_ref()
+            .and_then(|o| o.first())
+            .or_else(|| r.start.as_ref().and_then(|st| st.on.as_deref()))
+            .map(str::to_string);
         let when = rule
             .when
             .as_ref()
@@ -156,6 +295,11 @@ fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)
             let entry = groups
                 .entry(key)
                 .or_insert_with(|| (name.clone(), Value::Object(Map::new())));
+            let value = if indexed && op == RuleOp::Accumulate {
+                with_indexes(value)
+            } else {
+                value
+            };
             let mut item = Value::Object(Map::new());
             set_pointer(&mut item, &rule.value, value);
             for (p, b) in bindings {
@@ -176,6 +320,31 @@ fn rule_events(spec: &StreamSpec, answer: &Value) -> Vec<(Option<String>, Value)
         }
     }
     groups.into_values().collect()
+}
+
+/// Objects in lists get their position as `index` (how deltas address list items).
+fn with_indexes(v: Value) -> Value {
+    match v {
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| match with_indexes(item) {
+                    Value::Object(mut m) => {
+                        if !m.contains_key("index") {
+                            m.insert("index".into(), json!(i));
+                        }
+                        Value::Object(m)
+                    }
+                    other => other,
+                })
+                .collect(),
+        ),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, with_indexes(v))).collect())
+        }
+        other => other,
+    }
 }
 
 /// Every place `template` (with `{/pointer}` segments as wildcards) matches in `v`: the
@@ -300,11 +469,14 @@ fn complete(
     {
         events.push((Some(end.clone()), Value::Object(Map::new())));
     }
+    // The name goes into the data too: where the dialect reads it (`event_from: data`), and
+    // where it is missing (`type` beside the `event:` line, as services usually send it).
     let tp = spec.dialect.type_pointer();
+    let from_data = spec.dialect.event_from == EventFrom::Data;
     for (name, data) in &mut events {
         if let Some(n) = name
             && data.is_object()
-            && data.pointer(tp).is_none()
+            && (from_data || data.pointer(tp).is_none())
         {
             set_pointer(data, tp, json!(n));
         }
@@ -372,7 +544,7 @@ mod tests {
 param: stream
 dialect: {event_from: data, type_pointer: /object, done: "[DONE]", error_pointer: /error}
 assemble:
-  start: {take: "", drop: [/choices]}
+  start: {on: chat.completion.chunk, take: "", drop: [/choices]}
   rules:
     - {each: /choices, set: "/choices/{/index}/index", value: /index}
     - {each: /choices, accumulate: "/choices/{/index}/message", value: /delta}
@@ -388,7 +560,7 @@ assemble:
     fn completion() -> Value {
         json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m",
             "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": "Hi",
+                {"index": 0, "message": {"role": "assistant", "content": "Hi there, how are you today?",
                     "tool_calls": [{"id": "t", "type": "function",
                         "function": {"name": "f", "arguments": "{}"}}]},
                  "logprobs": null, "finish_reason": "stop"},
@@ -405,6 +577,10 @@ assemble:
         assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
         assert!(!text.contains("event:"), "{text}");
         assert!(text.contains("\"delta\""), "derived from the rules: {text}");
+        assert!(
+            text.matches("data: ").count() > 2,
+            "the text comes in pieces: {text}"
+        );
         assert_eq!(fold(&s, &bytes), completion());
     }
 

@@ -34,7 +34,7 @@ functions:
       param: stream
       dialect: {event_from: data, type_pointer: /object, done: "[DONE]", error_pointer: /error}
       assemble:
-        start: {take: "", drop: [/choices, /obfuscation]}
+        start: {on: chat.completion.chunk, take: "", drop: [/choices, /obfuscation]}
         rules:
           - {each: /choices, set: "/choices/{/index}/index", value: /index}
           - {each: /choices, accumulate: "/choices/{/index}/message", value: /delta}
@@ -311,13 +311,21 @@ fn offline_the_simulator_streams_any_streaming_function_from_its_declaration() {
         r["result"]["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
         "{\"city\":\"Paris\"}"
     );
-    // It really streamed: on_event saw chunks (derived from the rules: choices[].delta).
+    // It really streamed: on_event saw chunks derived from the rules (choices[].delta), the
+    // text in pieces that add up to the answer's.
     let seen = r["seen"].as_array().cloned().unwrap_or_default();
-    assert!(!seen.is_empty(), "{o}");
+    assert!(seen.len() > 1, "{o}");
+    let text: String = seen
+        .iter()
+        .filter_map(|s| s.as_str()?.split_once(':'))
+        .map(|(_, piece)| if piece == "-" { "" } else { piece })
+        .collect();
+    assert_eq!(text, "Checking the weather.", "{o}");
+    // Named as the dialect reads names: chunks, as on the wire.
     assert!(
-        seen.iter().any(|s| s
+        seen.iter().all(|s| s
             .as_str()
-            .is_some_and(|s| s.ends_with("Checking the weather."))),
+            .is_some_and(|s| s.starts_with("chat.completion.chunk:"))),
         "{o}"
     );
 }
@@ -373,11 +381,93 @@ fn a_bad_stream_declaration_is_a_check_error() {
     }
 }
 
-/// The built-in message manifest declares its assembly as rules; folding a full stream with it
-/// gives exactly what the old hand-written assembler did (thinking + signature, text with a
-/// citation, tool input from JSON fragments, an empty tool input, nulls in usage not copied).
-#[test]
-fn builtin_message_stream_rules_give_the_same_message_as_before() {
+/// A full message stream: thinking + signature, text with a citation, tool input from JSON
+/// fragments, an empty tool input, a ping, an unknown event, nulls in the final usage.
+fn message_stream() -> String {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let block_delta = |i: u64, d: Value| {
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": i, "delta": d}),
+        )
+    };
+    [
+        ev(
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1",
+            "type": "message", "role": "assistant", "content": [], "model": "m",
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+        ),
+        block_delta(0, json!({"type": "thinking_delta", "thinking": "hm"})),
+        block_delta(0, json!({"type": "thinking_delta", "thinking": "m"})),
+        block_delta(0, json!({"type": "signature_delta", "signature": "sig"})),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ),
+        ev("ping", json!({"type": "ping"})),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 1,
+            "content_block": {"type": "text", "text": ""}}),
+        ),
+        block_delta(1, json!({"type": "text_delta", "text": "Hé"})),
+        block_delta(
+            1,
+            json!({"type": "citations_delta", "citation": {"type": "char_location",
+            "cited_text": "x", "document_index": 0, "start_char_index": 0, "end_char_index": 1}}),
+        ),
+        block_delta(1, json!({"type": "text_delta", "text": "llo"})),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 1}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 2,
+            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {}}}),
+        ),
+        block_delta(
+            2,
+            json!({"type": "input_json_delta", "partial_json": "{\"city\": \"Pa"}),
+        ),
+        block_delta(
+            2,
+            json!({"type": "input_json_delta", "partial_json": "ris\"}"}),
+        ),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 2}),
+        ),
+        ev(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 3,
+            "content_block": {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}}),
+        ),
+        ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 3}),
+        ),
+        ev("brand_new_event", json!({"type": "brand_new_event"})),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+            "usage": {"output_tokens": 15, "cache_read_input_tokens": null}}),
+        ),
+        ev("message_stop", json!({"type": "message_stop"})),
+    ]
+    .concat()
+}
+
+/// The message stream folded with the built-in manifest's declaration, in `size`-byte chunks.
+fn fold_message_stream(size: usize) -> Value {
     use kosmo::exec::sse::StreamFold;
     use kosmo::manifest::Manifest;
     let m = Manifest::from_yaml(
@@ -393,73 +483,91 @@ fn builtin_message_stream_rules_give_the_same_message_as_before() {
         .values()
         .find_map(|f| f.stream.clone())
         .expect("a streaming function");
-    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
-    let block_delta = |i: u64, d: Value| {
-        ev(
-            "content_block_delta",
-            json!({"type": "content_block_delta", "index": i, "delta": d}),
-        )
-    };
-    let stream = [
-        ev("message_start", json!({"type": "message_start", "message": {"id": "msg_1",
-            "type": "message", "role": "assistant", "content": [], "model": "m",
-            "stop_reason": null, "stop_sequence": null,
-            "usage": {"input_tokens": 25, "output_tokens": 1}}})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 0,
-            "content_block": {"type": "thinking", "thinking": "", "signature": ""}})),
-        block_delta(0, json!({"type": "thinking_delta", "thinking": "hm"})),
-        block_delta(0, json!({"type": "thinking_delta", "thinking": "m"})),
-        block_delta(0, json!({"type": "signature_delta", "signature": "sig"})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
-        ev("ping", json!({"type": "ping"})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 1,
-            "content_block": {"type": "text", "text": ""}})),
-        block_delta(1, json!({"type": "text_delta", "text": "Hé"})),
-        block_delta(1, json!({"type": "citations_delta", "citation": {"type": "char_location", "cited_text": "x"}})),
-        block_delta(1, json!({"type": "text_delta", "text": "llo"})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 1})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 2,
-            "content_block": {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {}}})),
-        block_delta(2, json!({"type": "input_json_delta", "partial_json": "{\"city\": \"Pa"})),
-        block_delta(2, json!({"type": "input_json_delta", "partial_json": "ris\"}"})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 2})),
-        ev("content_block_start", json!({"type": "content_block_start", "index": 3,
-            "content_block": {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}})),
-        ev("content_block_stop", json!({"type": "content_block_stop", "index": 3})),
-        ev("message_delta", json!({"type": "message_delta",
-            "delta": {"stop_reason": "tool_use", "stop_sequence": null},
-            "usage": {"output_tokens": 15, "cache_read_input_tokens": null}})),
-        ev("message_stop", json!({"type": "message_stop"})),
-    ]
-    .concat();
+    let stream = message_stream();
+    let mut f = StreamFold::new(Some(&spec)).unwrap();
+    let mut names = Vec::new();
+    for piece in stream.as_bytes().chunks(size) {
+        for e in f.push(piece).unwrap() {
+            if f.is_keepalive(&e) {
+                continue;
+            }
+            names.push(e.name.clone());
+            f.fold(&e).unwrap();
+        }
+    }
+    assert!(f.flush().unwrap().is_none());
+    assert!(f.finished(), "message_stop ends it");
+    assert!(!names.contains(&"ping".to_string()));
+    f.finish().unwrap()
+}
+
+/// The built-in message manifest declares its assembly as rules; folding a full stream with it
+/// gives exactly what the old hand-written assembler did.
+#[test]
+fn builtin_message_stream_rules_give_the_same_message_as_before() {
     let want = json!({"id": "msg_1", "type": "message", "role": "assistant",
         "content": [
             {"type": "thinking", "thinking": "hmm", "signature": "sig"},
-            {"type": "text", "text": "Héllo", "citations": [{"type": "char_location", "cited_text": "x"}]},
+            {"type": "text", "text": "Héllo", "citations": [{"type": "char_location",
+                "cited_text": "x", "document_index": 0, "start_char_index": 0, "end_char_index": 1}]},
             {"type": "tool_use", "id": "toolu_1", "name": "get", "input": {"city": "Paris"}},
             {"type": "tool_use", "id": "toolu_2", "name": "now", "input": {}}],
         "model": "m", "stop_reason": "tool_use", "stop_sequence": null,
         "usage": {"input_tokens": 25, "output_tokens": 15}});
-    for size in [1, 3, 17, stream.len()] {
-        let mut f = StreamFold::new(Some(&spec)).unwrap();
-        let mut names = Vec::new();
-        for piece in stream.as_bytes().chunks(size) {
-            for e in f.push(piece).unwrap() {
-                if f.is_keepalive(&e) {
-                    continue;
-                }
-                names.push(e.name.clone());
-                f.fold(&e).unwrap();
-            }
-        }
-        assert!(f.flush().unwrap().is_none());
-        assert!(f.finished(), "message_stop ends it");
-        assert!(!names.contains(&"ping".to_string()));
-        let got = f.finish().unwrap();
+    for size in [1, 3, 17, message_stream().len()] {
+        let got = fold_message_stream(size);
         assert_eq!(got, want, "chunk size {size}");
         // Same key order as before too: printed results are unchanged.
         assert_eq!(got.to_string(), want.to_string());
     }
+}
+
+/// The official Python SDK's own accumulator is the oracle for the message rules: the same
+/// events give the same message (compared without nulls: the SDK's models add null fields).
+#[test]
+fn message_assembly_matches_the_official_sdk_accumulator() {
+    let Some(python) = crate::support::sdk_python() else {
+        return;
+    };
+    const ACCUMULATE: &str = r#"
+import json, sys
+from anthropic.lib.streaming._messages import accumulate_event
+snap, bufs = None, {}
+for line in sys.stdin:
+    line = line.strip()
+    if line.startswith("data: "):
+        data = json.loads(line[6:])
+        if data.get("type") not in ("ping", "brand_new_event"):
+            snap = accumulate_event(event=data, current_snapshot=snap, json_bufs=bufs)
+print(json.dumps(snap.model_dump(mode="json")))
+"#;
+    let sdk = run_python(&python, ACCUMULATE, &message_stream());
+    assert_eq!(without_nulls(fold_message_stream(64)), without_nulls(sdk));
+}
+
+/// Run a Python snippet with `input` on stdin; its stdout is JSON.
+fn run_python(python: &Path, code: &str, input: &str) -> Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", code])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// The runnable example of docs/manifest-format.md ("Streams"): it checks, streams offline, and
@@ -500,7 +608,7 @@ print(r.object, r.choices[1].message.content, n)"#,
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.trim(), "chat.completion\tHello there.\t1", "{out:?}");
+    assert_eq!(stdout.trim(), "chat.completion\tHello there.\t2", "{out:?}");
 
     let sample = &guide[guide.find("A stream like\n\n```text\n").unwrap() + 22..];
     let sample = &sample[..sample.find("```").unwrap()];
@@ -584,6 +692,11 @@ fn lint_reports_dialect_keys_in_two_places_a_missing_param_and_bad_pointers() {
             "/functions/narrate/stream/assemble/rules/0/skip_nulls",
             "only applies to merge",
         ),
+        (
+            CHATTY.replace("{on: line, push: /lines", "{on: ping, push: /lines"),
+            "/functions/narrate/stream/assemble/rules/0/on",
+            "never reaches the assembler",
+        ),
     ];
     for (yaml, at, needle) in cases {
         let err = Manifest::from_yaml("chatty.yaml", &yaml)
@@ -638,24 +751,7 @@ print(json.dumps(state.get_final_completion().model_dump(mode="json")))
 "#;
     let mut text = chunks().concat();
     text.push_str("data: [DONE]\n\n");
-    let out = std::process::Command::new(python)
-        .args(["-c", ACCUMULATE])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child.stdin.take().unwrap().write_all(text.as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut sdk: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut sdk = run_python(&python, ACCUMULATE, &text);
     for choice in sdk["choices"].as_array_mut().unwrap() {
         let msg = choice["message"].as_object_mut().unwrap();
         msg.remove("parsed");
@@ -677,4 +773,128 @@ print(json.dumps(state.get_final_completion().model_dump(mode="json")))
     assert!(f.finished());
     let ours = f.finish().unwrap();
     assert_eq!(without_nulls(ours), without_nulls(sdk));
+}
+
+/// The official `openai` SDK reads the simulator's derived chunk stream like a real one: its
+/// stream helper sees the text in pieces and its accumulated completion is the plain answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_official_sdk_reads_the_simulated_chunk_stream() {
+    use kosmo::registry::{Registry, RegistryOptions};
+    use kosmo::simulator::{self, SimulatorOptions};
+    use std::sync::Arc;
+    let Some(python) = crate::support::sdk_python() else {
+        return;
+    };
+    let has_openai = std::process::Command::new(&python)
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_openai {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the openai SDK oracle is required under CI"
+        );
+        eprintln!("SKIP: the official openai SDK is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chatty.yaml"), CHATTY).unwrap();
+    let registry = Registry::load(&RegistryOptions {
+        dirs: vec![dir.path().to_path_buf()],
+        ignore_env: true,
+    })
+    .unwrap();
+    let sim = simulator::start(
+        Arc::new(registry),
+        SimulatorOptions {
+            integration: "chatty".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    const CLIENT: &str = r#"
+import json, sys
+from openai import OpenAI
+c = OpenAI(base_url=sys.argv[1] + "/v1", api_key="ck-test", max_retries=0)
+msgs = [{"role": "user", "content": "weather?"}]
+with c.chat.completions.stream(model="m", messages=msgs) as s:
+    deltas = [e.delta for e in s if e.type == "content.delta"]
+    final = s.get_final_completion().model_dump(mode="json")
+plain = c.chat.completions.create(model="m", messages=msgs).model_dump(mode="json")
+print(json.dumps({"deltas": deltas, "final": final, "plain": plain}))
+"#;
+    let out = tokio::process::Command::new(&python)
+        .args(["-c", CLIENT, &sim.base_url])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deltas: Vec<String> = serde_json::from_value(got["deltas"].clone()).unwrap();
+    assert!(deltas.len() > 1, "{got}");
+    assert_eq!(deltas.concat(), "Checking the weather.");
+    for choice in got["final"]["choices"].as_array_mut().unwrap() {
+        let msg = choice["message"].as_object_mut().unwrap();
+        msg.remove("parsed");
+        for call in msg["tool_calls"].as_array_mut().unwrap() {
+            let call = call.as_object_mut().unwrap();
+            call.remove("index");
+            call["function"]
+                .as_object_mut()
+                .unwrap()
+                .remove("parsed_arguments");
+        }
+    }
+    assert_eq!(
+        without_nulls(got["final"].clone()),
+        without_nulls(got["plain"].clone())
+    );
+}
+
+/// A simulated stream with named events and no sentinel is the simulator's own event reply, so
+/// scripted stream faults apply to it like to the built-in streams.
+#[tokio::test(flavor = "multi_thread")]
+async fn scripted_stream_faults_apply_to_derived_streams() {
+    use kosmo::registry::{Registry, RegistryOptions};
+    use kosmo::simulator::{self, SimulatorOptions};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("chatty.yaml"), CHATTY).unwrap();
+    let registry = Registry::load(&RegistryOptions {
+        dirs: vec![dir.path().to_path_buf()],
+        ignore_env: true,
+    })
+    .unwrap();
+    let sim = simulator::start(
+        Arc::new(registry),
+        SimulatorOptions {
+            integration: "chatty".into(),
+            faults: Some("narrate=eof:after=1".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let get = || async {
+        reqwest::Client::new()
+            .get(format!("{}/v1/narrate", sim.base_url))
+            .header("authorization", "Bearer ck-test")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap_or_default()
+    };
+    let cut = get().await;
+    assert!(cut.contains("event: story_start"), "{cut}");
+    assert!(!cut.contains("story_end"), "the fault ends it early: {cut}");
+    let whole = get().await;
+    assert!(whole.contains("event: story_end"), "{whole}");
 }
