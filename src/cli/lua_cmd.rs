@@ -239,7 +239,8 @@ fn print_text(outcome: &Outcome) {
 /// Stops a run stuck where the instruction hook cannot reach (inside one long C call), after
 /// its CPU budget or wall clock: prints the envelope (so it is never lost) and exits.
 fn spawn_watchdog(shared: Arc<Shared>, json: bool) {
-    let cpu = Duration::from_secs_f64(shared.limits.limits.cpu.max(1.0) + 1.0);
+    let cpu = Duration::try_from_secs_f64(shared.limits.limits.cpu.max(1.0) + 1.0)
+        .unwrap_or(Duration::from_secs(u32::MAX as u64));
     let grace = Duration::from_secs(2);
     let spawned = std::thread::Builder::new()
         .name("kosmo-watchdog".into())

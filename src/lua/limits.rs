@@ -167,7 +167,13 @@ impl LimitState {
     }
 
     pub fn deadline(&self) -> Instant {
-        self.start() + Duration::from_secs_f64(self.limits.timeout)
+        // A library caller may pass any float: a huge or odd timeout is "a century", never a panic.
+        let century = Duration::from_secs(100 * 365 * 24 * 3600);
+        let wait = Duration::try_from_secs_f64(self.limits.timeout)
+            .unwrap_or(century)
+            .min(century);
+        let start = self.start();
+        start.checked_add(wait).unwrap_or(start + century)
     }
 
     pub fn tripped(&self) -> Option<Kind> {
