@@ -259,3 +259,94 @@ async fn openai_requests_match_the_official_python_sdk() {
         mismatches.join("\n")
     );
 }
+
+/// `v` without null-valued object members (recursively), and without the SDK's stream-helper
+/// fields (`parsed`, `parsed_arguments`, and the `index` of a tool call, which only exists in
+/// chunks): what remains is the content a non-streamed `chat.completion` carries.
+fn content_of(v: &Value, in_tool_call: bool) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, v)| {
+                    !v.is_null()
+                        && k.as_str() != "parsed"
+                        && k.as_str() != "parsed_arguments"
+                        && !(in_tool_call && k.as_str() == "index")
+                })
+                .map(|(k, v)| (k.clone(), content_of(v, k == "tool_calls")))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(|x| content_of(x, in_tool_call)).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Streamed chat completions (text with a usage chunk, parallel tool calls with fragmented
+/// arguments, two interleaved choices) assemble to what the official SDK's own accumulator
+/// (`ChatCompletionStreamState`) makes of the same bytes.
+#[tokio::test]
+async fn openai_streams_assemble_like_the_official_sdk() {
+    let Some(python) = openai_python() else {
+        return;
+    };
+    let streams = oracle_dir().join("streams");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&streams)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sse"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "stream fixtures in {}", streams.display());
+    let args = files.clone();
+    let sdk: Value = tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new(&python)
+            .arg(oracle_dir().join("assemble_streams.py"))
+            .args(&args)
+            .output()
+            .expect("run assemble_streams.py");
+        assert!(
+            out.status.success(),
+            "assemble_streams.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("assemble_streams.py prints JSON")
+    })
+    .await
+    .unwrap();
+
+    let srv = MockServer::start().await;
+    let ex = openai_executor(&format!("{}/v1", srv.uri()));
+    let mut mismatches = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let sse = std::fs::read_to_string(file).unwrap();
+        srv.reset().await;
+        Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/v1/chat/completions"))
+            .respond_with(ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream"))
+            .mount(&srv)
+            .await;
+        let args = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}],
+            "stream": true});
+        match ex
+            .call(Call::new("openai", "create_chat_completion", args))
+            .await
+        {
+            Ok(out) => {
+                let got = content_of(&out.value, false);
+                let want = content_of(&sdk[&name], false);
+                if got != want {
+                    mismatches.push(format!("{name}:\n  kosmo: {got}\n  sdk:   {want}"));
+                }
+            }
+            Err(e) => mismatches.push(format!("{name}: kosmo failed: {e}")),
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} streams assemble differently from the openai SDK:\n{}",
+        mismatches.len(),
+        files.len(),
+        mismatches.join("\n")
+    );
+}
