@@ -8,6 +8,7 @@ mod docs;
 mod exec;
 mod foundation;
 mod hardening;
+mod integrations;
 mod lua;
 mod simulator;
 mod support;
