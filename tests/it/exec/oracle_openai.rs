@@ -350,3 +350,41 @@ async fn openai_streams_assemble_like_the_official_sdk() {
         mismatches.join("\n")
     );
 }
+
+/// Every JSON `simulator.response` of manifests/openai.yaml parses under the official SDK with
+/// strict response validation (the typed model of the matching SDK call), so the simulator's
+/// answers are ones the SDK accepts.
+#[tokio::test]
+async fn openai_simulator_responses_parse_in_the_official_sdk() {
+    let Some(python) = openai_python() else {
+        return;
+    };
+    let text = std::fs::read_to_string(root().join("manifests/openai.yaml")).unwrap();
+    let manifest: Value = serde_yaml::from_str(&text).expect("openai.yaml is YAML");
+    let tmp = tempfile::TempDir::new().unwrap();
+    let as_json = tmp.path().join("openai.json");
+    std::fs::write(&as_json, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(&python)
+            .arg(oracle_dir().join("check_responses.py"))
+            .arg(&as_json)
+            .arg(oracle_dir().join("operations.json"))
+            .output()
+            .expect("run check_responses.py")
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "check_responses.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: serde_json::Map<String, Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(results.len() >= 10, "most functions are checked: {results:?}");
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|(_, v)| *v != "ok")
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    assert!(bad.is_empty(), "responses the SDK refuses:\n{}", bad.join("\n"));
+}
