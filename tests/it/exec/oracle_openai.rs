@@ -116,7 +116,13 @@ pub fn multipart_summary(content_type: &str, body: &[u8]) -> Value {
                     }
                 }
                 "content-type" => {
-                    ctype = json!(v.trim().split(';').next().unwrap_or("").to_ascii_lowercase())
+                    ctype = json!(
+                        v.trim()
+                            .split(';')
+                            .next()
+                            .unwrap_or("")
+                            .to_ascii_lowercase()
+                    )
                 }
                 _ => {}
             }
@@ -380,11 +386,18 @@ async fn openai_simulator_responses_parse_in_the_official_sdk() {
         String::from_utf8_lossy(&out.stderr)
     );
     let results: serde_json::Map<String, Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(results.len() >= 10, "most functions are checked: {results:?}");
+    assert!(
+        results.len() >= 10,
+        "most functions are checked: {results:?}"
+    );
     let bad: Vec<String> = results
         .iter()
         .filter(|(_, v)| *v != "ok")
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
-    assert!(bad.is_empty(), "responses the SDK refuses:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "responses the SDK refuses:\n{}",
+        bad.join("\n")
+    );
 }

@@ -51,7 +51,10 @@ async fn public_reads_go_without_a_token_and_writes_need_one() {
         reqs[0].headers.get("accept").unwrap(),
         "application/vnd.github.v3+json"
     );
-    assert!(reqs[0].headers.get("user-agent").is_some(), "GitHub refuses requests without one");
+    assert!(
+        reqs[0].headers.get("user-agent").is_some(),
+        "GitHub refuses requests without one"
+    );
 
     // With GITHUB_TOKEN the same read sends it the way @octokit/rest does.
     srv.reset().await;
@@ -244,7 +247,13 @@ async fn a_validation_error_keeps_github_s_error_body() {
     assert_eq!(v["ok"], false);
     assert_eq!(v["status"], 422);
     assert_eq!(v["type"], "validation_failed", "{v}");
-    assert!(v["message"].as_str().unwrap_or("").contains("Validation Failed"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Validation Failed"),
+        "{v}"
+    );
     assert_eq!(v["field"], "title", "{v}");
     assert_eq!(
         v["docs"],

@@ -92,7 +92,13 @@ async fn the_error_envelope_reaches_lua_whole() {
     assert_eq!(v["type"], "invalid_request_error");
     assert_eq!(v["request_id"], "req_abc123");
     assert_eq!(v["api_code"], "model_not_found", "{v}");
-    assert!(v["message"].as_str().unwrap_or("").contains("does not exist"), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not exist"),
+        "{v}"
+    );
     assert!(!out.contains(KEY) && !err.contains(KEY));
 }
 
