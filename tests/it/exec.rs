@@ -4,6 +4,8 @@
 
 mod accounts;
 mod oracle;
+mod oracle_github;
+mod oracle_openai;
 mod qa;
 mod registry_shapes;
 mod server;

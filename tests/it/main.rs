@@ -11,6 +11,7 @@ mod docs;
 mod exec;
 mod foundation;
 mod hardening;
+mod integrations;
 mod lua;
 mod manifests;
 mod simulator;
