@@ -17,10 +17,14 @@ use crate::manifest_check::rule;
 use crate::validate::InputValidator;
 
 /// Manifests that ship inside the binary: (file name, YAML).
-pub const BUILTIN: &[(&str, &str)] = &[(
-    "anthropic.yaml",
-    include_str!("../manifests/anthropic.yaml"),
-)];
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "anthropic.yaml",
+        include_str!("../manifests/anthropic.yaml"),
+    ),
+    ("github.yaml", include_str!("../manifests/github.yaml")),
+    ("openai.yaml", include_str!("../manifests/openai.yaml")),
+];
 
 /// Where a manifest came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,8 +311,15 @@ impl Registry {
                 .map(|i| format!("{}.{trimmed}", i.name()))
                 .collect();
             if suggestions.is_empty() {
-                suggestions
-                    .push("anthropic.create_message (the form is <integration>.<function>)".into());
+                // An example of the form from what is loaded, never a hard-coded integration.
+                let example = self
+                    .iter()
+                    .find_map(|i| {
+                        let f = i.manifest.functions.keys().next()?;
+                        Some(format!("{}.{f}", i.name()))
+                    })
+                    .unwrap_or_else(|| "<integration>.<function>".into());
+                suggestions.push(format!("{example} (the form is <integration>.<function>)"));
             }
             Error::UnknownFunction {
                 integration: "<integration>".into(),

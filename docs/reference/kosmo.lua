@@ -29,6 +29,8 @@ app = {}
 
 ---@class kosmo.Integrations
 ---@field anthropic kosmo.integrations.anthropic Claude Messages, token counting, Message Batches, Models, Files (beta) and the Admin API.
+---@field github kosmo.integrations.github Repositories, issues and comments, pull requests, file contents and search (REST API).
+---@field openai kosmo.integrations.openai Chat Completions (plain, streamed, tool calls), Embeddings, Models, Files and the Batch API.
 app.integrations = {}
 
 -- Anthropic (Claude) ------------------------------------------------------------
@@ -961,6 +963,489 @@ function app.integrations.anthropic.get_messages_usage_report(args) end
 ---@return table
 function app.integrations.anthropic.get_cost_report(args) end
 
+-- GitHub ------------------------------------------------------------
+
+---Repositories, issues and comments, pull requests, file contents and search (REST API).
+---@class kosmo.integrations.github
+---@field default kosmo.integrations.github The `default` credential account.
+---@field [string] kosmo.integrations.github A named credential account (`app.integrations.github.work`).
+app.integrations.github = {}
+
+---@class github.get_repo.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+
+---Get one repository.
+---
+---Read · `GET /repos/{owner}/{repo}` · full name `github.github_get_repo` · docs.read("github.get_repo")
+---@param args? github.get_repo.args
+---@return table
+function app.integrations.github.get_repo(args) end
+
+---@class github.list_user_repos.args
+---@field username string The user's login.
+---@field type? "all"|"owner"|"member" Which repositories (default `owner`).
+---@field sort? "created"|"updated"|"pushed"|"full_name" Sort key (default `full_name`).
+---@field direction? "asc"|"desc" Sort direction.
+---@field per_page? integer Items per page, 1 to 100 (default 30).
+---@field page? integer Page number, from 1.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---List a user's public repositories.
+---
+---Read · `GET /users/{username}/repos` · full name `github.github_list_user_repos` · docs.read("github.list_user_repos")
+---@param args? github.list_user_repos.args
+---@return table
+function app.integrations.github.list_user_repos(args) end
+
+---@class github.list_org_repos.args
+---@field org string The organization's login.
+---@field type? "all"|"public"|"private"|"forks"|"sources"|"member" Which repositories (default `all`).
+---@field sort? "created"|"updated"|"pushed"|"full_name" Sort key (default `created`).
+---@field direction? "asc"|"desc" Sort direction.
+---@field per_page? integer Items per page, 1 to 100 (default 30).
+---@field page? integer Page number, from 1.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---List an organization's repositories.
+---
+---Read · `GET /orgs/{org}/repos` · full name `github.github_list_org_repos` · docs.read("github.list_org_repos")
+---@param args? github.list_org_repos.args
+---@return table
+function app.integrations.github.list_org_repos(args) end
+
+---@class github.list_issues.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field state? "open"|"closed"|"all" Which issues (default `open`).
+---@field labels? string Comma-separated label names; issues must have all of them.
+---@field assignee? string A login, `none` or `*`.
+---@field creator? string Only issues opened by this login.
+---@field mentioned? string Only issues mentioning this login.
+---@field milestone? string A milestone number, `none` or `*`.
+---@field sort? "created"|"updated"|"comments" Sort key (default `created`).
+---@field direction? "asc"|"desc" Sort direction.
+---@field since? string Only issues updated at or after this time (ISO 8601).
+---@field per_page? integer Items per page, 1 to 100 (default 30).
+---@field page? integer Page number, from 1.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---List a repository's issues (and pull requests).
+---
+---Read · `GET /repos/{owner}/{repo}/issues` · full name `github.github_list_issues` · docs.read("github.list_issues")
+---@param args? github.list_issues.args
+---@return table
+function app.integrations.github.list_issues(args) end
+
+---@class github.get_issue.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field issue_number integer The issue's number in the repository.
+
+---Get one issue (or pull request) by number.
+---
+---Read · `GET /repos/{owner}/{repo}/issues/{issue_number}` · full name `github.github_get_issue` · docs.read("github.get_issue")
+---@param args? github.get_issue.args
+---@return table
+function app.integrations.github.get_issue(args) end
+
+---@class github.create_issue.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field title string|integer The issue's title.
+---@field body? string The issue's text (Markdown).
+---@field labels? (string|table)[] Label names to set (replaces the issue's labels).
+---@field assignees? string[] Logins to assign (up to 10).
+---@field milestone? integer|string|nil The milestone number to associate (`null` removes it on update).
+
+---Open an issue.
+---
+---Write · `POST /repos/{owner}/{repo}/issues` · full name `github.github_create_issue` · docs.read("github.create_issue")
+---@param args? github.create_issue.args
+---@return table
+function app.integrations.github.create_issue(args) end
+
+---@class github.update_issue.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field issue_number integer The issue's number in the repository.
+---@field title? string|integer The new title.
+---@field body? string The issue's text (Markdown).
+---@field state? "open"|"closed" Open or close the issue.
+---@field state_reason? string|nil Why the state changed.
+---@field labels? (string|table)[] Label names to set (replaces the issue's labels).
+---@field assignees? string[] Logins to assign (up to 10).
+---@field milestone? integer|string|nil The milestone number to associate (`null` removes it on update).
+
+---Edit an issue; close or reopen it.
+---
+---Write · `PATCH /repos/{owner}/{repo}/issues/{issue_number}` · full name `github.github_update_issue` · docs.read("github.update_issue")
+---@param args? github.update_issue.args
+---@return table
+function app.integrations.github.update_issue(args) end
+
+---@class github.create_issue_comment.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field issue_number integer The issue's number in the repository.
+---@field body string The comment's text (Markdown).
+
+---Comment on an issue or pull request.
+---
+---Write · `POST /repos/{owner}/{repo}/issues/{issue_number}/comments` · full name `github.github_create_issue_comment` · docs.read("github.create_issue_comment")
+---@param args? github.create_issue_comment.args
+---@return table
+function app.integrations.github.create_issue_comment(args) end
+
+---@class github.list_pulls.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field state? "open"|"closed"|"all" Which pull requests (default `open`).
+---@field head? string Only pull requests from this branch, as `user:ref-name`.
+---@field base? string Only pull requests into this branch.
+---@field sort? "created"|"updated"|"popularity"|"long-running" Sort key (default `created`).
+---@field direction? "asc"|"desc" Sort direction.
+---@field per_page? integer Items per page, 1 to 100 (default 30).
+---@field page? integer Page number, from 1.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---List a repository's pull requests.
+---
+---Read · `GET /repos/{owner}/{repo}/pulls` · full name `github.github_list_pulls` · docs.read("github.list_pulls")
+---@param args? github.list_pulls.args
+---@return table
+function app.integrations.github.list_pulls(args) end
+
+---@class github.get_pull.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field pull_number integer The pull request's number.
+
+---Get one pull request by number.
+---
+---Read · `GET /repos/{owner}/{repo}/pulls/{pull_number}` · full name `github.github_get_pull` · docs.read("github.get_pull")
+---@param args? github.get_pull.args
+---@return table
+function app.integrations.github.get_pull(args) end
+
+---@class github.get_content.args
+---@field owner string The account owning the repository (user or organization login).
+---@field repo string The repository name, without `.git`.
+---@field path string The path in the repository; slashes are kept (`docs/guide/README.md`).
+---@field ref? string A branch, tag or commit SHA (default the repository's default branch).
+
+---Get a file (or a directory listing) by its path.
+---
+---Read · `GET /repos/{owner}/{repo}/contents/{+path}` · full name `github.github_get_content` · docs.read("github.get_content")
+---@param args? github.get_content.args
+---@return table
+function app.integrations.github.get_content(args) end
+
+---@class github.search_issues.args
+---@field q string The search query with qualifiers.
+---@field sort? "comments"|"reactions"|"reactions-+1"|"reactions--1"|"reactions-smile"|"reactions-thinking_face"|"reactions-heart"|"reactions-tada"|"interactions"|"created"|"updated" Sort key (default best match).
+---@field order? "desc"|"asc" Sort order when `sort` is given (default `desc`).
+---@field per_page? integer Items per page, 1 to 100 (default 30).
+---@field page? integer Page number, from 1.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---Search issues and pull requests.
+---
+---Read · `GET /search/issues` · full name `github.github_search_issues` · docs.read("github.search_issues")
+---@param args? github.search_issues.args
+---@return table
+function app.integrations.github.search_issues(args) end
+
+---@class github.search_repos.args
+---@field q string The search query with qualifiers.
+---@field sort? "stars"|"forks"|"help-wanted-issues"|"updated" Sort key (default best match).
+---@field order? "desc"|"asc" Sort order when `sort` is given (default `desc`).
+---@field per_page? integer Items per page, 1 to 100 (default 30).
+---@field page? integer Page number, from 1.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---Search repositories.
+---
+---Read · `GET /search/repositories` · full name `github.github_search_repos` · docs.read("github.search_repos")
+---@param args? github.search_repos.args
+---@return table
+function app.integrations.github.search_repos(args) end
+
+-- OpenAI ------------------------------------------------------------
+
+---Chat Completions (plain, streamed, tool calls), Embeddings, Models, Files and the Batch API.
+---@class kosmo.integrations.openai
+---@field default kosmo.integrations.openai The `default` credential account.
+---@field [string] kosmo.integrations.openai A named credential account (`app.integrations.openai.work`).
+app.integrations.openai = {}
+
+---@class openai.create_chat_completion.args
+---@field model? string Model ID, e.g. `gpt-4o-mini` (see `list_models`).
+---@field messages? openai.create_chat_completion.messages[] The conversation so far: objects with `role` (`developer`, `system`, `user`, `assistant`, `tool`) and `content` (a string, or an array of content parts such as `{type = "text", text = "..."}` or `{type = "image_url", image_url = {url = "..."}}`). Assistant turns may carry `tool_calls`; tool results are `{role = "tool", tool_call_id, content}`.
+---@field stream? boolean Stream the response as server-sent events. kosmo still returns the assembled `chat.completion`; each `chat.completion.chunk` can be observed as it arrives.
+---@field stream_options? openai.create_chat_completion.stream_options With `stream = true`: `{include_usage = true}` adds `usage` to the result.
+---@field max_completion_tokens? integer Upper bound for the generated tokens, including reasoning tokens.
+---@field temperature? number Sampling temperature, 0 to 2.
+---@field top_p? number Nucleus sampling probability mass, 0 to 1.
+---@field n? integer How many choices to generate.
+---@field stop? string|any[] Up to 4 sequences where generation stops.
+---@field tools? openai.create_chat_completion.tools[] Function tools the model may call: `{type = "function", function = {name, description, parameters = <JSON Schema>, strict}}`.
+---@field tool_choice? string|table `none`, `auto`, `required`, or `{type = "function", function = {name = "..."}}` to force one tool.
+---@field parallel_tool_calls? boolean Whether the model may call several tools in one turn.
+---@field response_format? openai.create_chat_completion.response_format `{type = "json_object"}` or `{type = "json_schema", json_schema = {name, schema, strict}}`.
+---@field seed? integer Best-effort deterministic sampling.
+---@field user? string A stable end-user identifier (for abuse monitoring).
+---@field metadata? table Up to 16 string key/value pairs stored with the completion.
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+---@field payload? openai.create_chat_completion.payload The `payload` wrapper; its fields may also be given flat.
+---@field on_event? fun(event: table) Called with each event when `stream = true`.
+
+---@class openai.create_chat_completion.payload
+---@field model string Model ID, e.g. `gpt-4o-mini` (see `list_models`).
+---@field messages openai.create_chat_completion.messages[] The conversation so far: objects with `role` (`developer`, `system`, `user`, `assistant`, `tool`) and `content` (a string, or an array of content parts such as `{type = "text", text = "..."}` or `{type = "image_url", image_url = {url = "..."}}`). Assistant turns may carry `tool_calls`; tool results are `{role = "tool", tool_call_id, content}`.
+---@field stream? boolean Stream the response as server-sent events. kosmo still returns the assembled `chat.completion`; each `chat.completion.chunk` can be observed as it arrives.
+---@field stream_options? openai.create_chat_completion.stream_options With `stream = true`: `{include_usage = true}` adds `usage` to the result.
+---@field max_completion_tokens? integer Upper bound for the generated tokens, including reasoning tokens.
+---@field temperature? number Sampling temperature, 0 to 2.
+---@field top_p? number Nucleus sampling probability mass, 0 to 1.
+---@field n? integer How many choices to generate.
+---@field stop? string|any[] Up to 4 sequences where generation stops.
+---@field tools? openai.create_chat_completion.tools[] Function tools the model may call: `{type = "function", function = {name, description, parameters = <JSON Schema>, strict}}`.
+---@field tool_choice? string|table `none`, `auto`, `required`, or `{type = "function", function = {name = "..."}}` to force one tool.
+---@field parallel_tool_calls? boolean Whether the model may call several tools in one turn.
+---@field response_format? openai.create_chat_completion.response_format `{type = "json_object"}` or `{type = "json_schema", json_schema = {name, schema, strict}}`.
+---@field seed? integer Best-effort deterministic sampling.
+---@field user? string A stable end-user identifier (for abuse monitoring).
+---@field metadata? table Up to 16 string key/value pairs stored with the completion.
+
+---@class openai.create_chat_completion.messages
+---@field role "developer"|"system"|"user"|"assistant"|"tool"|"function"
+---@field content? string|any[]|nil
+---@field name? string
+---@field tool_calls? any[]
+---@field tool_call_id? string
+
+---@class openai.create_chat_completion.stream_options
+---@field include_usage? boolean
+---@field include_obfuscation? boolean
+
+---@class openai.create_chat_completion.tools
+---@field type string
+---@field function? table
+
+---@class openai.create_chat_completion.response_format
+---@field type "text"|"json_object"|"json_schema"
+---@field json_schema? table
+
+---Create a chat completion (optionally streamed, with function tools).
+---
+---Write · `POST /chat/completions` · full name `openai.openai_create_chat_completion` · docs.read("openai.create_chat_completion")
+---@param args? openai.create_chat_completion.args
+---@return table
+function app.integrations.openai.create_chat_completion(args) end
+
+---@class openai.create_embedding.args
+---@field model? string Embedding model ID, e.g. `text-embedding-3-small`.
+---@field input? string|any[] A string, or an array of up to 2048 strings (or token arrays) to embed.
+---@field dimensions? integer Output dimensions (`text-embedding-3` models only).
+---@field encoding_format? "float"|"base64" `float` (the API default: arrays of numbers) or `base64` (packed float32).
+---@field user? string A stable end-user identifier.
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+---@field payload? openai.create_embedding.payload The `payload` wrapper; its fields may also be given flat.
+
+---@class openai.create_embedding.payload
+---@field model string Embedding model ID, e.g. `text-embedding-3-small`.
+---@field input string|any[] A string, or an array of up to 2048 strings (or token arrays) to embed.
+---@field dimensions? integer Output dimensions (`text-embedding-3` models only).
+---@field encoding_format? "float"|"base64" `float` (the API default: arrays of numbers) or `base64` (packed float32).
+---@field user? string A stable end-user identifier.
+
+---Create embedding vectors for one or more input texts.
+---
+---Write · `POST /embeddings` · full name `openai.openai_create_embedding` · docs.read("openai.create_embedding")
+---@param args? openai.create_embedding.args
+---@return table
+function app.integrations.openai.create_embedding(args) end
+
+---@class openai.list_models.args
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+
+---List the models the key can use.
+---
+---Read · `GET /models` · full name `openai.openai_list_models` · docs.read("openai.list_models")
+---@param args? openai.list_models.args
+---@return table
+function app.integrations.openai.list_models(args) end
+
+---@class openai.get_model.args
+---@field id string Model ID, e.g. `gpt-4o-mini` or `ft:gpt-4o-mini:acme:custom:abc123`.
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+
+---Get one model by ID.
+---
+---Read · `GET /models/{id}` · full name `openai.openai_get_model` · docs.read("openai.get_model")
+---@param args? openai.get_model.args
+---@return table
+function app.integrations.openai.get_model(args) end
+
+---@class openai.upload_file.args
+---@field file string|table The file: a local path (`"./requests.jsonl"`), or a table `{path = "..."}`, `{content = "text", filename = "requests.jsonl"}` or `{content_base64 = "...", filename = "image.png"}`. `mime_type` sets the part's content type (guessed from the file name when omitted).
+---@field purpose "assistants"|"batch"|"fine-tune"|"vision"|"user_data"|"evals" What the file is for; the Batch API needs `batch`.
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+
+---Upload a file (multipart) for batches, fine-tuning, assistants and more.
+---
+---Write · `POST /files` · full name `openai.openai_upload_file` · docs.read("openai.upload_file")
+---@param args? openai.upload_file.args
+---@return table
+function app.integrations.openai.upload_file(args) end
+
+---@class openai.list_files.args
+---@field after? string Cursor: return the objects after this ID (a previous page's `last_id`).
+---@field limit? integer Objects per page (files 1 to 10000, batches 1 to 100; default 20 for batches, 10000 for files).
+---@field order? "asc"|"desc" Sort by `created_at`, ascending or descending (default).
+---@field purpose? string Only files with this purpose.
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+---@field query? openai.list_files.query The `query` wrapper; its fields may also be given flat.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---@class openai.list_files.query
+---@field after? string Cursor: return the objects after this ID (a previous page's `last_id`).
+---@field limit? integer Objects per page (files 1 to 10000, batches 1 to 100; default 20 for batches, 10000 for files).
+---@field order? "asc"|"desc" Sort by `created_at`, ascending or descending (default).
+---@field purpose? string Only files with this purpose.
+
+---List the files of the key's project.
+---
+---Read · `GET /files` · full name `openai.openai_list_files` · docs.read("openai.list_files")
+---@param args? openai.list_files.args
+---@return table
+function app.integrations.openai.list_files(args) end
+
+---@class openai.get_file.args
+---@field id string ID of the file (`file-...`).
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+
+---Get the metadata of one file.
+---
+---Read · `GET /files/{id}` · full name `openai.openai_get_file` · docs.read("openai.get_file")
+---@param args? openai.get_file.args
+---@return table
+function app.integrations.openai.get_file(args) end
+
+---@class openai.delete_file.args
+---@field id string ID of the file (`file-...`).
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+
+---Delete one file.
+---
+---Write · `DELETE /files/{id}` · full name `openai.openai_delete_file` · docs.read("openai.delete_file")
+---@param args? openai.delete_file.args
+---@return table
+function app.integrations.openai.delete_file(args) end
+
+---@class openai.download_file.args
+---@field id string ID of the file (`file-...`).
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+---@field save_to? string kosmo option: write the body to this file instead of returning it; the result then holds `path` and `size_bytes`.
+
+---Download the content of a file (e.g. a batch's output JSONL).
+---
+---Read · `GET /files/{id}/content` · full name `openai.openai_download_file` · docs.read("openai.download_file")
+---@param args? openai.download_file.args
+---@return kosmo.Body
+function app.integrations.openai.download_file(args) end
+
+---@class openai.create_batch.args
+---@field input_file_id? string ID of the uploaded JSONL file of requests (`file-...`).
+---@field endpoint? "/v1/responses"|"/v1/chat/completions"|"/v1/embeddings"|"/v1/completions"|"/v1/moderations" The endpoint every request of the file goes to.
+---@field completion_window? "24h" Time frame within which the batch is processed; only `24h`.
+---@field metadata? table Up to 16 string key/value pairs stored with the batch.
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+---@field payload? openai.create_batch.payload The `payload` wrapper; its fields may also be given flat.
+
+---@class openai.create_batch.payload
+---@field input_file_id string ID of the uploaded JSONL file of requests (`file-...`).
+---@field endpoint "/v1/responses"|"/v1/chat/completions"|"/v1/embeddings"|"/v1/completions"|"/v1/moderations" The endpoint every request of the file goes to.
+---@field completion_window "24h" Time frame within which the batch is processed; only `24h`.
+---@field metadata? table Up to 16 string key/value pairs stored with the batch.
+
+---Create a batch from an uploaded JSONL file of requests.
+---
+---Write · `POST /batches` · full name `openai.openai_create_batch` · docs.read("openai.create_batch")
+---@param args? openai.create_batch.args
+---@return table
+function app.integrations.openai.create_batch(args) end
+
+---@class openai.get_batch.args
+---@field id string ID of the batch (`batch_...`).
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+
+---Get the status of one batch.
+---
+---Read · `GET /batches/{id}` · full name `openai.openai_get_batch` · docs.read("openai.get_batch")
+---@param args? openai.get_batch.args
+---@return table
+function app.integrations.openai.get_batch(args) end
+
+---@class openai.list_batches.args
+---@field after? string Cursor: return the objects after this ID (a previous page's `last_id`).
+---@field limit? integer Objects per page (files 1 to 10000, batches 1 to 100; default 20 for batches, 10000 for files).
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+---@field query? openai.list_batches.query The `query` wrapper; its fields may also be given flat.
+---@field fetch_all? boolean kosmo option: follow the cursor and return every page's items in one `data` list.
+---@field max_items? integer kosmo option: with fetch_all, stop after this many items.
+---@field max_pages? integer kosmo option: with fetch_all or pages(), stop after this many pages (the result then says whether more remain).
+
+---@class openai.list_batches.query
+---@field after? string Cursor: return the objects after this ID (a previous page's `last_id`).
+---@field limit? integer Objects per page (files 1 to 10000, batches 1 to 100; default 20 for batches, 10000 for files).
+
+---List the batches of the key's project, newest first.
+---
+---Read · `GET /batches` · full name `openai.openai_list_batches` · docs.read("openai.list_batches")
+---@param args? openai.list_batches.args
+---@return table
+function app.integrations.openai.list_batches(args) end
+
+---@class openai.cancel_batch.args
+---@field id string ID of the batch (`batch_...`).
+---@field organization? string Sent as `OpenAI-Organization`, for keys that belong to several organizations.
+---@field project? string Sent as `OpenAI-Project`, to bill a specific project.
+
+---Cancel an in-progress batch.
+---
+---Write · `POST /batches/{id}/cancel` · full name `openai.openai_cancel_batch` · docs.read("openai.cancel_batch")
+---@param args? openai.cancel_batch.args
+---@return table
+function app.integrations.openai.cancel_batch(args) end
+
 -- Helpers ------------------------------------------------------------------
 
 ---Runtime documentation, rendered from the manifests.
@@ -973,7 +1458,7 @@ docs = {}
 ---@return string
 function docs.read(page) end
 
----Page names, optionally under a namespace (`integrations.anthropic`).
+---Page names, optionally under a namespace (`integrations.<name>`).
 ---@param namespace? string
 ---@return string[]
 function docs.list(namespace) end
@@ -1060,7 +1545,7 @@ function json.object(t) end
 function parallel(...) end
 
 ---Iterate over the rows of a JSONL result (e.g. batch results) in constant memory.
----@param fn function|string An `app.integrations` function or a name like `anthropic.get_message_batch_results`.
+---@param fn function|string An `app.integrations` function or a name like `<integration>.<function>`.
 ---@param args table The function's arguments.
 ---@return fun(): table|nil
 function rows(fn, args) end

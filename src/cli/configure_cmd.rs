@@ -234,7 +234,7 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
                 return Err(usage(format!(
-                    "url must be an http(s) URL such as https://api.anthropic.com, got '{}'",
+                    "url must be an http(s) URL such as https://api.example.com, got '{}'",
                     crate::credentials::redact_url(&v)
                 )));
             }

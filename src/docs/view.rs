@@ -34,6 +34,8 @@ pub struct IntegrationView {
     pub sections: Vec<Section>,
     /// `docs.errors` of the manifest, shown on the errors guide page.
     pub errors_note: Option<String>,
+    /// What the manifest's `retry:` declaration changes from the defaults, in one sentence.
+    pub retry_note: Option<String>,
     pub groups: Vec<GroupView>,
     pub credentials: Vec<CredentialView>,
     pub default_credential: Option<String>,
@@ -335,6 +337,7 @@ pub fn integration(m: &Manifest) -> IntegrationView {
         multi_account,
         sections,
         errors_note,
+        retry_note: retry_note(m),
         function_count: functions.len(),
         groups: groups
             .into_values()
@@ -978,4 +981,48 @@ fn object_class(schema: &Value, name: &str) -> Option<LuaClass> {
             })
             .collect(),
     })
+}
+
+/// A sentence on what an integration's `retry:` block declares beyond the defaults, for the
+/// errors page (the defaults themselves are described there once).
+fn retry_note(m: &Manifest) -> Option<String> {
+    let r = &m.retry;
+    let list = |v: &[u16]| v.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    let mut parts = Vec::new();
+    if let Some(statuses) = &r.statuses {
+        parts.push(format!("retries statuses {}", list(statuses)));
+    }
+    if r.refused_statuses != [408, 429] {
+        parts.push(format!(
+            "treats {} as refused before any work (so writes are retried on them too)",
+            list(&r.refused_statuses)
+        ));
+    }
+    for rule in &r.rate_limited {
+        parts.push(match &rule.equals {
+            Some(v) => format!(
+                "treats a {} with `{}: {v}` as a rate limit",
+                rule.status, rule.header
+            ),
+            None => format!(
+                "treats a {} with a `{}` header as a rate limit",
+                rule.status, rule.header
+            ),
+        });
+    }
+    if !r.reset_headers.is_empty() {
+        let names: Vec<String> = r
+            .reset_headers
+            .iter()
+            .map(|h| format!("`{}`", h.header))
+            .collect();
+        parts.push(format!(
+            "waits for a rate limit's reset time ({})",
+            names.join(", ")
+        ));
+    }
+    if let Some(h) = &m.errors.should_retry_header {
+        parts.push(format!("obeys `{h}`"));
+    }
+    (!parts.is_empty()).then(|| format!("{}.", parts.join("; ")))
 }

@@ -64,9 +64,26 @@ pub fn id_param(f: &Function) -> Option<String> {
         return Some(p);
     }
     let path = f.path.as_deref()?;
+    let placeholder = |segment: &str| {
+        segment
+            .strip_prefix('{')
+            .and_then(|s| s.strip_suffix('}'))
+            .map(|n| n.trim_start_matches('+').to_string())
+    };
     let last = path.trim_end_matches('/').rsplit('/').next()?;
-    let name = last.strip_prefix('{')?.strip_suffix('}')?;
-    Some(name.trim_start_matches('+').to_string())
+    if let Some(name) = placeholder(last) {
+        return Some(name);
+    }
+    // `/batches/{id}/cancel`, `/files/{id}/content`: an action on an item, when the manifest
+    // says so. (Without a declared item action, `/users/{user}/repos` is a list in a scope.)
+    let declared = f.simulator.as_ref().and_then(|s| s.action);
+    if matches!(
+        declared,
+        Some(SimAction::Get | SimAction::Update | SimAction::Delete)
+    ) {
+        return path.rsplit('/').find_map(placeholder);
+    }
+    None
 }
 
 /// The declared action, or the one method and path suggest.
@@ -371,6 +388,14 @@ functions:
     {group: g, class: write, summary: s, method: DELETE, path: "/v1/{org}/things/{thing_id}", credential: k,
      params: [{name: org, in: path, required: true, type: string}, {name: thing_id, in: path, required: true, type: string}],
      simulator: {resource: things, action: delete, id_param: thing_id}}
+  archive_thing:
+    {group: g, class: write, summary: s, method: POST, path: "/v1/{org}/things/{thing_id}/archive", credential: k,
+     params: [{name: org, in: path, required: true, type: string}, {name: thing_id, in: path, required: true, type: string}],
+     simulator: {resource: things, action: update}}
+  list_thing_parts:
+    {group: g, class: read, summary: s, method: GET, path: "/v1/{org}/things/{thing_id}/parts", credential: k,
+     params: [{name: org, in: path, required: true, type: string}, {name: thing_id, in: path, required: true, type: string}],
+     simulator: {resource: parts}}
 "#;
 
     #[test]
@@ -387,6 +412,14 @@ functions:
             Some("thing_id")
         );
         assert_eq!(id_param(&m.functions["list_things"]), None);
+        // An action on an item (`.../{thing_id}/archive`) names the item when declared; a
+        // collection under an item (`.../{thing_id}/parts`) stays a scoped list.
+        assert_eq!(
+            id_param(&m.functions["archive_thing"]).as_deref(),
+            Some("thing_id")
+        );
+        assert_eq!(a("list_thing_parts"), SimAction::List);
+        assert_eq!(id_param(&m.functions["list_thing_parts"]), None);
     }
 
     #[test]

@@ -315,7 +315,7 @@ fn the_builtin_manifests_pass_their_own_check() {
         .arg("manifests:check")
         .assert()
         .success()
-        .stdout(predicate::str::contains("ok: 1 manifest(s) checked"));
+        .stdout(predicate::str::contains("ok: 3 manifest(s) checked"));
     kosmo(dir.path())
         .arg("manifests:check")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/manifests"))
