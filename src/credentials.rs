@@ -50,6 +50,53 @@ impl std::fmt::Display for Secret {
     }
 }
 
+/// Where an account's settings come from (never a secret's value).
+#[derive(Debug, Clone)]
+pub struct AccountSources {
+    /// Redacted.
+    pub base_url: String,
+    pub base_url_source: String,
+    /// Each credential the manifest declares, in order.
+    pub credentials: Vec<(String, CredentialSource)>,
+}
+
+/// Where one credential's value would come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// Stored in the credentials file.
+    Stored,
+    /// From this environment variable, which is set.
+    Env(String),
+    /// From this environment variable, which is not set: the credential is missing.
+    EnvUnset(String),
+    /// From a `<credential>_cmd` helper (not run to list it).
+    Command,
+    Missing,
+}
+
+impl CredentialSource {
+    /// `set`, `env`, `command` or `missing`: the machine-readable state.
+    pub fn state(&self) -> &'static str {
+        match self {
+            CredentialSource::Stored => "set",
+            CredentialSource::Env(_) => "env",
+            CredentialSource::EnvUnset(_) | CredentialSource::Missing => "missing",
+            CredentialSource::Command => "command",
+        }
+    }
+
+    /// A phrase for people: `set`, `from env ANTHROPIC_API_KEY`, ...
+    pub fn describe(&self) -> String {
+        match self {
+            CredentialSource::Stored => "set (stored)".into(),
+            CredentialSource::Env(v) => format!("from env {v}"),
+            CredentialSource::EnvUnset(v) => format!("missing: env {v} is not set"),
+            CredentialSource::Command => "from a command (<credential>_cmd)".into(),
+            CredentialSource::Missing => "missing".into(),
+        }
+    }
+}
+
 /// One resolved account of one integration.
 #[derive(Clone)]
 pub struct Account {
@@ -384,6 +431,53 @@ impl Credentials {
             .or_else(|| entry.and_then(|e| e.get("url").cloned()))
             .unwrap_or_else(|| manifest.base_url.clone());
         Ok(normalize_base_url(manifest, &url))
+    }
+
+    /// Where each of an account's credentials and its base URL come from, without reading a
+    /// secret's value or running a helper: what `integrations:accounts` shows. Live mode only
+    /// (offline accounts are placeholders).
+    pub fn describe(&self, manifest: &Manifest, account: &str) -> Result<AccountSources> {
+        let entry = self.entry(manifest, account)?;
+        let default = account == DEFAULT_ACCOUNT;
+        let mut credentials = Vec::new();
+        for (name, cred) in &manifest.credentials {
+            let env_var = cred.env.as_deref().filter(|_| default);
+            let source = if let Some(var) = env_var.filter(|v| self.env.get(v).is_some()) {
+                CredentialSource::Env(var.to_string())
+            } else if let Some(e) = entry {
+                if e.get(name).is_some_and(|v| !v.is_empty()) {
+                    CredentialSource::Stored
+                } else if let Some(var) = e.get(&format!("{name}_env")) {
+                    if self.env.get(var).is_some() {
+                        CredentialSource::Env(var.clone())
+                    } else {
+                        CredentialSource::EnvUnset(var.clone())
+                    }
+                } else if e.contains_key(&format!("{name}_cmd")) {
+                    CredentialSource::Command
+                } else {
+                    CredentialSource::Missing
+                }
+            } else {
+                CredentialSource::Missing
+            };
+            credentials.push((name.clone(), source));
+        }
+        let url_env = manifest
+            .account
+            .base_url_env
+            .as_deref()
+            .filter(|v| default && self.env.get(v).is_some());
+        let base_url_source = match (url_env, entry.and_then(|e| e.get("url"))) {
+            (Some(var), _) => format!("env {var}"),
+            (None, Some(_)) => "configured".to_string(),
+            (None, None) => "manifest default".to_string(),
+        };
+        Ok(AccountSources {
+            base_url: redact_url(&self.base_url(manifest, account)?),
+            base_url_source,
+            credentials,
+        })
     }
 
     /// One credential of an account, or `MissingCredential` naming the integration, account and

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use crate::error::Result;
 use crate::registry::{Registry, RegistryOptions};
 
+pub mod accounts_cmd;
 pub mod configure_cmd;
 pub mod docs_cmd;
 pub mod integrations;
@@ -65,6 +66,9 @@ pub enum Command {
     /// Run every example of manifest files against the built-in simulator, one verdict each.
     #[command(name = "manifests:test")]
     ManifestsTest(manifests_cmd::TestArgs),
+    /// List accounts: where each credential comes from, base URL, permissions (never a secret).
+    #[command(name = "integrations:accounts")]
+    IntegrationsAccounts(accounts_cmd::AccountsArgs),
     /// Configure a named account (secrets, base URL) and permissions.
     #[command(name = "integrations:configure")]
     IntegrationsConfigure(configure_cmd::ConfigureArgs),
@@ -185,6 +189,7 @@ pub fn main() -> ExitCode {
             Command::ManifestsCheck(a) => manifests_cmd::check(&ctx, a),
             Command::ManifestsTest(a) => manifests_cmd::test(&ctx, a).await,
             Command::IntegrationsConfigure(a) => configure_cmd::run(&ctx, a),
+            Command::IntegrationsAccounts(a) => accounts_cmd::run(&ctx, a),
             Command::IntegrationsLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::Integrations).await,
             Command::McpLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::McpOnly).await,
             Command::IntegrationsDocs(a) => docs_cmd::show(&ctx, a),

@@ -110,3 +110,100 @@ fn a_mistyped_set_never_repeats_the_secret() {
         );
     }
 }
+
+#[test]
+fn accounts_show_where_credentials_come_from_and_never_a_secret() {
+    let dir = TempDir::new().unwrap();
+    let ok = |args: &[&str], stdin: &str| {
+        let out = kosmo(dir.path())
+            .args(args)
+            .write_stdin(stdin.to_string())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        out
+    };
+    ok(
+        &[
+            "integrations:configure",
+            "anthropic",
+            "--account",
+            "work",
+            "--set-stdin",
+            "api_key",
+        ],
+        &format!("{KEY}\n"),
+    );
+    ok(
+        &[
+            "integrations:configure",
+            "anthropic",
+            "--account",
+            "work",
+            "--set",
+            "admin_key_cmd=echo sk-ant-admin01-from-helper",
+            "--write",
+            "allow",
+        ],
+        "",
+    );
+    ok(
+        &[
+            "integrations:configure",
+            "anthropic",
+            "--account",
+            "ci",
+            "--set",
+            "api_key_env=KOSMO_TEST_UNSET_VAR",
+            "--set",
+            "url=https://user:hunter2pw@gw.example.com",
+        ],
+        "",
+    );
+    let out = kosmo(dir.path())
+        .env("ANTHROPIC_API_KEY", "sk-ant-api03-from-the-environment-xyz")
+        .args(["integrations:accounts", "anthropic", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for secret in [
+        &KEY[..16],
+        "from-helper",
+        "from-the-environment",
+        "hunter2pw",
+    ] {
+        assert!(!text.contains(secret), "{secret} shown: {text}");
+    }
+    let env: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let accounts = env["result"].as_array().unwrap();
+    let find = |name: &str| {
+        accounts
+            .iter()
+            .find(|a| a["account"] == name)
+            .unwrap_or_else(|| panic!("no account {name}: {text}"))
+    };
+    let cred = |a: &serde_json::Value, c: &str| {
+        a["credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == c)
+            .unwrap()["state"]
+            .clone()
+    };
+    assert_eq!(cred(find("default"), "api_key"), "env");
+    assert_eq!(cred(find("default"), "admin_key"), "missing");
+    assert_eq!(cred(find("work"), "api_key"), "set");
+    assert_eq!(cred(find("work"), "admin_key"), "command");
+    assert_eq!(find("work")["permissions"]["write"], "allow");
+    assert_eq!(find("default")["permissions"]["write"], "ask");
+    assert_eq!(cred(find("ci"), "api_key"), "missing");
+    assert_eq!(find("ci")["base_url_source"], "configured");
+    assert!(
+        find("ci")["base_url"]
+            .as_str()
+            .unwrap()
+            .contains("[redacted]")
+    );
+}
