@@ -208,11 +208,22 @@ impl InputValidator {
             // On the wire there are no wrappers: a `payload` key is just an unknown field.
             args.clone()
         };
-        let errors: Vec<String> = self
-            .validator
-            .iter_errors(&flat)
-            .map(|e| format!("{}: {e}", display_pointer(&e.instance_path().to_string())))
-            .collect();
+        let mut errors: Vec<String> = Vec::new();
+        for e in self.validator.iter_errors(&flat) {
+            let at = display_pointer(&e.instance_path().to_string());
+            match e.kind() {
+                // A caller's misspelt argument: name it and suggest the declared one.
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected }
+                    if caller =>
+                {
+                    let known = self.known_properties(&e.schema_path().to_string());
+                    for name in unexpected {
+                        errors.push(format!("{at}: {}", unknown_argument(name, &known)));
+                    }
+                }
+                _ => errors.push(format!("{at}: {e}")),
+            }
+        }
         if errors.is_empty() {
             Ok(flat)
         } else {
@@ -222,6 +233,39 @@ impl InputValidator {
             })
         }
     }
+}
+
+impl InputValidator {
+    /// The property names the object schema owning an `additionalProperties` rule declares.
+    fn known_properties(&self, schema_path: &str) -> Vec<String> {
+        let owner = schema_path
+            .strip_suffix("/additionalProperties")
+            .unwrap_or(schema_path);
+        self.schema
+            .pointer(owner)
+            .and_then(|s| s.get("properties"))
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// "unknown argument 'limt': did you mean 'limit'?", else the known names (a few).
+fn unknown_argument(name: &str, known: &[String]) -> String {
+    // The name came from the caller: keep a runaway one short.
+    let shown: String = name.chars().take(64).collect();
+    let close = crate::error::closest(name, known.iter().map(String::as_str));
+    if let Some(best) = close.first() {
+        return format!("unknown argument '{shown}': did you mean '{best}'?");
+    }
+    if known.is_empty() {
+        return format!("unknown argument '{shown}': this takes no arguments");
+    }
+    let mut list: Vec<&str> = known.iter().map(String::as_str).take(12).collect();
+    if known.len() > list.len() {
+        list.push("...");
+    }
+    format!("unknown argument '{shown}' (known: {})", list.join(", "))
 }
 
 fn json_type(v: &Value) -> &'static str {
@@ -293,6 +337,35 @@ functions:
         assert!(msg.contains("\"model\" is a required property"), "{msg}");
         assert!(msg.contains("bogus"), "{msg}");
         assert_eq!(err.code(), "validation_error");
+    }
+
+    #[test]
+    fn a_misspelt_argument_gets_a_suggestion_and_others_the_known_names() {
+        let m = manifest();
+        let f = &m.functions["make"];
+        let v = InputValidator::new(&m, f).unwrap();
+        let msg = v
+            .check("make", f, &json!({"model": "x", "max_tokns": 5}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("unknown argument 'max_tokns': did you mean 'max_tokens'?"),
+            "{msg}"
+        );
+        let msg = v
+            .check("make", f, &json!({"model": "x", "qqqqqq": 5}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("unknown argument 'qqqqqq' (known: model, max_tokens"),
+            "{msg}"
+        );
+        // The simulator judges wire bodies: its wording stays the validator's own.
+        let msg = v
+            .check_wire("make", f, &json!({"model": "x", "max_tokns": 5}))
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains("did you mean"), "{msg}");
     }
 
     #[test]
