@@ -96,6 +96,25 @@ pub struct CredentialType {
     /// A placeholder value that passes the prefix check, used by `--offline`.
     #[serde(default)]
     pub placeholder: Option<String>,
+    /// A cheap read call that proves the credential works: `integrations:doctor` runs it.
+    #[serde(default)]
+    pub check: Option<CredentialCheck>,
+}
+
+/// `credentials.<name>.check`: the function (of this manifest, class read, using this
+/// credential) and its arguments.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialCheck {
+    pub function: String,
+    #[serde(default = "CredentialCheck::no_args")]
+    pub args: Value,
+}
+
+impl CredentialCheck {
+    fn no_args() -> Value {
+        Value::Object(serde_json::Map::new())
+    }
 }
 
 impl CredentialType {
@@ -973,9 +992,44 @@ impl Manifest {
             .unwrap_or_else(|| format!("{}_{}", self.name, name))
     }
 
+    /// `credentials.<c>.check` names a read function of this manifest that uses `<c>`, with
+    /// arguments its schema accepts.
+    fn lint_credential_checks(&self, problems: &mut Vec<(String, String)>) {
+        for (c, cred) in &self.credentials {
+            let Some(check) = &cred.check else { continue };
+            let at = format!("/credentials/{c}/check/function");
+            let Some(f) = self.functions.get(&check.function) else {
+                problems.push((
+                    at,
+                    format!("'{}' is not a function of this manifest", check.function),
+                ));
+                continue;
+            };
+            if f.class != Class::Read {
+                problems.push((
+                    at.clone(),
+                    "a credential check must be a read function".into(),
+                ));
+            }
+            if f.credential.as_deref() != Some(c.as_str()) {
+                problems.push((
+                    at.clone(),
+                    format!("'{}' does not use the credential '{c}'", check.function),
+                ));
+            }
+            if !check.args.is_object() {
+                problems.push((
+                    format!("/credentials/{c}/check/args"),
+                    "args must be a mapping of the function's arguments".into(),
+                ));
+            }
+        }
+    }
+
     /// Semantic rules the JSON Schema cannot express. Each problem is (JSON pointer, message).
     pub fn lint(&self) -> Vec<(String, String)> {
         let mut problems = Vec::new();
+        self.lint_credential_checks(&mut problems);
         self.lint_engine(&mut problems);
         let mut seen: IndexMap<String, String> = IndexMap::new();
         let group_ids: Vec<&str> = self.groups.iter().map(|g| g.id.as_str()).collect();

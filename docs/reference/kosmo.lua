@@ -982,6 +982,15 @@ app.integrations.github = {}
 ---@return table
 function app.integrations.github.get_repo(args) end
 
+---@class github.get_authenticated_user.args
+
+---Get the user the token belongs to.
+---
+---Read · `GET /user` · full name `github.github_get_authenticated_user` · docs.read("github.get_authenticated_user")
+---@param args? github.get_authenticated_user.args
+---@return table
+function app.integrations.github.get_authenticated_user(args) end
+
 ---@class github.list_user_repos.args
 ---@field username string The user's login.
 ---@field type? "all"|"owner"|"member" Which repositories (default `owner`).

@@ -14,6 +14,7 @@ use crate::registry::{Registry, RegistryOptions};
 pub mod accounts_cmd;
 pub mod configure_cmd;
 pub mod docs_cmd;
+pub mod doctor_cmd;
 pub mod integrations;
 pub mod lua_cmd;
 pub mod manifests_cmd;
@@ -69,6 +70,9 @@ pub enum Command {
     /// List accounts: where each credential comes from, base URL, permissions (never a secret).
     #[command(name = "integrations:accounts")]
     IntegrationsAccounts(accounts_cmd::AccountsArgs),
+    /// Check the set-up: manifests, config files, each account's credentials, a live call each.
+    #[command(name = "integrations:doctor")]
+    IntegrationsDoctor(doctor_cmd::DoctorArgs),
     /// Configure a named account (secrets, base URL) and permissions.
     #[command(name = "integrations:configure")]
     IntegrationsConfigure(configure_cmd::ConfigureArgs),
@@ -190,6 +194,7 @@ pub fn main() -> ExitCode {
             Command::ManifestsTest(a) => manifests_cmd::test(&ctx, a).await,
             Command::IntegrationsConfigure(a) => configure_cmd::run(&ctx, a),
             Command::IntegrationsAccounts(a) => accounts_cmd::run(&ctx, a),
+            Command::IntegrationsDoctor(a) => doctor_cmd::run(&ctx, a).await,
             Command::IntegrationsLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::Integrations).await,
             Command::McpLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::McpOnly).await,
             Command::IntegrationsDocs(a) => docs_cmd::show(&ctx, a),

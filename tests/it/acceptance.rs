@@ -5,54 +5,18 @@
 //! a secret scan of every output, docs names, and the official SDK in strict mode
 //! (`tests/sdk/acceptance.py`). Every test here pins behaviour that is correct today.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-use crate::support::{kosmo, sdk_python};
+use crate::support::{Sim, kosmo, sdk_python};
 
 const API_KEY: &str = "sk-ant-api03-QAACCEPTANCEapi0000SECRET";
 const ADMIN_KEY: &str = "sk-ant-admin01-QAACCEPTANCEadmin000SECRET";
 const WORK_KEY: &str = "sk-ant-api03-QAACCEPTANCEwork0000SECRET";
-
-/// A `kosmo simulator:serve` child process; killed when dropped.
-struct Sim {
-    child: Child,
-    url: String,
-}
-
-impl Sim {
-    fn start(extra: &[&str]) -> Sim {
-        let dir = TempDir::new().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kosmo"))
-            .args(["simulator:serve", "--port", "0", "--batch-delay", "300"])
-            .args(extra)
-            .env("KOSMO_CONFIG_DIR", dir.path())
-            .env_remove("KOSMO_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("simulator:serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
-        Sim { child, url }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One run of the binary.
 struct Out {

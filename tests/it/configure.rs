@@ -207,3 +207,136 @@ fn accounts_show_where_credentials_come_from_and_never_a_secret() {
             .contains("[redacted]")
     );
 }
+
+/// Run `integrations:doctor ... --json` and return (exit code, envelope).
+fn doctor(dir: &TempDir, env: &[(&str, &str)], args: &[&str]) -> (i32, serde_json::Value, String) {
+    let mut cmd = kosmo(dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .args(["integrations:doctor", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let env: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("doctor stdout is not JSON ({e}): {text} {out:?}"));
+    (out.status.code().unwrap_or(-1), env, text)
+}
+
+fn finding<'a>(env: &'a serde_json::Value, check: &str) -> &'a serde_json::Value {
+    env["result"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == check)
+        .unwrap_or_else(|| panic!("no check {check}: {env}"))
+}
+
+#[test]
+fn doctor_checks_each_credential_live_with_the_exact_fix() {
+    let dir = TempDir::new().unwrap();
+    let good = "sk-ant-api03-doctor-good-key-0000000000";
+    let bad = "sk-ant-api03-doctor-revoked-key-99999999";
+    // The simulator pins the one key it accepts, like the real API knows its keys.
+    let sim = crate::support::Sim::start(&["--key", &format!("api_key={good}")]);
+    for (account, key) in [("work", good), ("old", bad)] {
+        let out = kosmo(dir.path())
+            .args([
+                "integrations:configure",
+                "anthropic",
+                "--account",
+                account,
+                "--set-stdin",
+                "api_key",
+                "--set",
+                &format!("url={}", sim.url),
+            ])
+            .write_stdin(format!("{key}\n"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let (code, env, text) = doctor(&dir, &[], &["anthropic", "--account", "work"]);
+    assert_eq!(code, 0, "{text}");
+    let work = finding(&env, "anthropic.work.api_key");
+    assert_eq!(work["status"], "ok", "{text}");
+    assert_eq!(work["function"], "list_models");
+    assert!(work["latency_ms"].as_f64().is_some());
+    assert_eq!(
+        finding(&env, "anthropic.work.admin_key")["status"],
+        "missing"
+    );
+
+    let (code, env, text) = doctor(&dir, &[], &["anthropic", "--account", "old"]);
+    assert_eq!(code, 1, "{text}");
+    let old = finding(&env, "anthropic.old.api_key");
+    assert_eq!(old["status"], "failed", "{text}");
+    assert_eq!(old["error"]["code"], "authentication_error", "{text}");
+    assert!(
+        old["fix"]
+            .as_str()
+            .unwrap()
+            .contains("kosmo integrations:configure anthropic --account old --set-stdin api_key"),
+        "{text}"
+    );
+    for secret in [&good[..20], &bad[..20]] {
+        assert!(
+            !text.contains(secret),
+            "secret in the doctor's output: {text}"
+        );
+    }
+
+    // Unreachable: the fix points at where the URL comes from.
+    let (code, env, text) = doctor(
+        &dir,
+        &[
+            ("ANTHROPIC_API_KEY", good),
+            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+        ],
+        &["anthropic", "--account", "default"],
+    );
+    assert_eq!(code, 1, "{text}");
+    let d = finding(&env, "anthropic.default.api_key");
+    assert_eq!(d["error"]["code"], "transport_error", "{text}");
+    assert!(
+        d["fix"].as_str().unwrap().contains("ANTHROPIC_BASE_URL"),
+        "{text}"
+    );
+}
+
+#[test]
+fn doctor_offline_rehearses_every_declared_check() {
+    let dir = TempDir::new().unwrap();
+    let (code, env, text) = doctor(&dir, &[], &["--offline"]);
+    assert_eq!(code, 0, "{text}");
+    for check in [
+        "anthropic.default.api_key",
+        "anthropic.default.admin_key",
+        "openai.default.api_key",
+        "github.default.token",
+    ] {
+        let f = finding(&env, check);
+        assert_eq!(f["status"], "ok", "{check}: {text}");
+        assert!(
+            f["detail"].as_str().unwrap().contains("simulator"),
+            "{text}"
+        );
+    }
+    assert_eq!(env["result"]["failed"], 0);
+
+    // A secrets file others can read is a problem, with the exact command that fixes it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.path().join("credentials.yaml");
+        std::fs::write(&path, "anthropic:\n  default:\n    api_key_env: X\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (code, env, text) = doctor(&dir, &[], &["--offline"]);
+        assert_eq!(code, 1, "{text}");
+        let f = finding(&env, "config");
+        assert_eq!(f["status"], "failed");
+        assert_eq!(f["fix"], format!("chmod 600 {}", path.display()));
+    }
+}

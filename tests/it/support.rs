@@ -88,3 +88,40 @@ pub fn wait_for_signal_handler(pid: u32, signo: u32) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A `kosmo simulator:serve` child process; killed when dropped.
+pub struct Sim {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Sim {
+    /// Started with `--batch-delay 300` and `extra` flags; waits for the base URL line.
+    pub fn start(extra: &[&str]) -> Sim {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kosmo"))
+            .args(["simulator:serve", "--port", "0", "--batch-delay", "300"])
+            .args(extra)
+            .env("KOSMO_CONFIG_DIR", dir.path())
+            .env_remove("KOSMO_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("simulator:serve starts");
+        use std::io::BufRead as _;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
+        Sim { child, url }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
