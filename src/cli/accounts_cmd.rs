@@ -14,7 +14,7 @@ use crate::permissions::Permissions;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kosmo integrations:accounts\n  kosmo integrations:accounts github --json"
+    after_help = "Examples:\n  kosmo integrations:accounts\n  kosmo integrations:accounts NAME --json"
 )]
 pub struct AccountsArgs {
     /// Only this integration.

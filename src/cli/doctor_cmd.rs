@@ -22,7 +22,7 @@ use crate::registry::Integration;
 
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  kosmo integrations:doctor\n  kosmo integrations:doctor anthropic --account work --json\n  kosmo integrations:doctor --offline"
+    after_help = "Examples:\n  kosmo integrations:doctor\n  kosmo integrations:doctor NAME --account work --json\n  kosmo integrations:doctor --offline"
 )]
 pub struct DoctorArgs {
     /// Only this integration.
