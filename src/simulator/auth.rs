@@ -61,8 +61,10 @@ pub fn check(sim: &Sim, f: &Function, headers: &HeaderMap) -> Result<Vec<String>
 }
 
 fn presented(sim: &Sim, ctype: &CredentialType, headers: &HeaderMap) -> Option<String> {
+    // The effective scheme: `kind: bearer` means `Bearer` even when `scheme` is not written.
+    let scheme = ctype.effective_scheme();
     let strip = |v: &str| -> String {
-        match &ctype.scheme {
+        match &scheme {
             Some(scheme) => v
                 .strip_prefix(scheme.as_str())
                 .map(|r| r.trim_start().to_string())
