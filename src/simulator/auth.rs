@@ -190,14 +190,14 @@ fn check_key(
         }
         return Err(Reply::status(
             401,
-            style
-                .map(|s| s.missing.to_string())
-                .unwrap_or_else(|| match (ctype.effective_kind(), &ctype.query_param) {
+            style.map(|s| s.missing.to_string()).unwrap_or_else(|| {
+                match (ctype.effective_kind(), &ctype.query_param) {
                     (CredentialKind::Query, Some(param)) => {
                         format!("{param} query parameter is required")
                     }
                     _ => format!("{} header is required", ctype.header),
-                }),
+                }
+            }),
         ));
     };
     if accepts(sim, cred_name, ctype, &value) {

@@ -34,7 +34,10 @@ fn blocks(name: &str) -> Vec<String> {
     let mut rest = g.as_str();
     while let Some(at) = rest.find(&marker) {
         let after = &rest[at + marker.len()..];
-        assert!(after.starts_with("```"), "{marker} is not followed by a fence");
+        assert!(
+            after.starts_with("```"),
+            "{marker} is not followed by a fence"
+        );
         let body = &after[after.find('\n').unwrap() + 1..];
         let end = body.find("\n```\n").expect("the fence is closed");
         out.push(body[..end + 1].to_string());
@@ -389,7 +392,10 @@ fn guide_simulator_serves_a_configured_account() {
         ],
     );
     assert_eq!(o.code, 0, "{}", o.show());
-    assert_eq!(o.stdout, "NOT_FOUND\t404\tNOT_FOUND\tNo tasks with id 'nope'\n");
+    assert_eq!(
+        o.stdout,
+        "NOT_FOUND\t404\tNOT_FOUND\tNo tasks with id 'nope'\n"
+    );
 }
 
 #[test]
@@ -441,7 +447,12 @@ fn guide_docs_commands_render_the_manifest() {
     let cfg = TempDir::new().unwrap();
     let o = run(
         cmd(cfg.path(), &root()),
-        &["integrations:docs", "todoist", "--manifests", "docs/examples"],
+        &[
+            "integrations:docs",
+            "todoist",
+            "--manifests",
+            "docs/examples",
+        ],
     );
     assert_eq!(o.code, 0, "{}", o.show());
     for want in [

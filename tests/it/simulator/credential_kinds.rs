@@ -69,8 +69,14 @@ async fn status(sim: &RunningSimulator, path_and_query: &str, auth: Option<Strin
 async fn every_kind_is_checked_by_its_prefix() {
     let (_dir, sim) = kinds(&[]).await;
     // kind: bearer: the Bearer scheme is stripped before the prefix check.
-    assert_eq!(status(&sim, "/bearer", Some("Bearer bt_1".into())).await, 200);
-    assert_eq!(status(&sim, "/bearer", Some("Bearer xx_1".into())).await, 401);
+    assert_eq!(
+        status(&sim, "/bearer", Some("Bearer bt_1".into())).await,
+        200
+    );
+    assert_eq!(
+        status(&sim, "/bearer", Some("Bearer xx_1".into())).await,
+        401
+    );
     // kind: query: the key is the query parameter.
     assert_eq!(status(&sim, "/query?api_key=qk_1", None).await, 200);
     assert_eq!(status(&sim, "/query?api_key=xx_1", None).await, 401);
@@ -82,7 +88,10 @@ async fn every_kind_is_checked_by_its_prefix() {
     assert_eq!(status(&sim, "/pair", Some("Basic !!!".into())).await, 401);
     // auth: optional: no credential at all is answered, a wrong one is not.
     assert_eq!(status(&sim, "/public", None).await, 200);
-    assert_eq!(status(&sim, "/public", Some("Bearer xx_1".into())).await, 401);
+    assert_eq!(
+        status(&sim, "/public", Some("Bearer xx_1".into())).await,
+        401
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -94,9 +103,18 @@ async fn pinned_keys_compare_the_secret_the_executor_was_given() {
         ("basic_user", "pw_pinned"),
     ])
     .await;
-    assert_eq!(status(&sim, "/bearer", Some("Bearer bt_pinned".into())).await, 200);
-    assert_eq!(status(&sim, "/bearer", Some("Bearer bt_other".into())).await, 401);
-    assert_eq!(status(&sim, "/query?x=1&api_key=qk_pinned", None).await, 200);
+    assert_eq!(
+        status(&sim, "/bearer", Some("Bearer bt_pinned".into())).await,
+        200
+    );
+    assert_eq!(
+        status(&sim, "/bearer", Some("Bearer bt_other".into())).await,
+        401
+    );
+    assert_eq!(
+        status(&sim, "/query?x=1&api_key=qk_pinned", None).await,
+        200
+    );
     assert_eq!(status(&sim, "/query?api_key=qk_other", None).await, 401);
     let basic = |p: &str| Some(format!("Basic {}", b64(p)));
     assert_eq!(status(&sim, "/pair", basic("sk_pinned:")).await, 200);
