@@ -511,3 +511,47 @@ fn guide_docs_commands_render_the_manifest() {
     let lua = fs::read_to_string(out_dir.join("kosmo.lua")).unwrap();
     assert!(lua.contains("create_task"), "LuaCATS names the functions");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guide_curl_answers_and_a_scripted_fault() {
+    let sim = Sim::start(&["--faults", "get_task=429,ok"]);
+    let client = reqwest::Client::new();
+    let get = |path: &str| {
+        client
+            .get(format!("{}{path}", sim.url))
+            .header("authorization", "Bearer any-token")
+    };
+    let r = get("/tasks").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["results"][0]["id"], "6X7rM8997g3RQmvh");
+    assert_eq!(v["results"][0]["content"], "Water the plants");
+    assert_eq!(v["next_cursor"], Value::Null);
+
+    let g = guide();
+    // --faults 'get_task=429,ok': the next get_task is a 429, the one after it normal.
+    let r = get("/tasks/6X7rM8997g3RQmvh").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error_tag"], "LIMITS_REACHED", "{v}");
+    let r = get("/tasks/6X7rM8997g3RQmvh").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(g.contains("`--faults 'get_task=429,ok'`"));
+
+    let r = get("/tasks/nope").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let text = r.text().await.unwrap();
+    assert!(g.contains(&format!("# {text}\n")), "{text}");
+
+    let r = client
+        .post(format!("{}/tasks", sim.url))
+        .header("authorization", "Bearer any-token")
+        .header("content-type", "application/json")
+        .body(r#"{"priority": 9}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().await.unwrap();
+    assert!(g.contains(&format!("# {text}\n")), "{text}");
+}
