@@ -9,15 +9,21 @@ use axum::http::HeaderMap;
 
 use super::server::Sim;
 use super::wire::Reply;
-use crate::manifest::{CredentialType, Function};
+use crate::manifest::{AuthMode, CredentialKind, CredentialType, Function};
 
-/// Check a request; the beta names it sent on success.
-pub fn check(sim: &Sim, f: &Function, headers: &HeaderMap) -> Result<Vec<String>, Reply> {
+/// Check a request (its headers and raw query string); the beta names it sent on success.
+pub fn check(
+    sim: &Sim,
+    f: &Function,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Vec<String>, Reply> {
     let manifest = &sim.integration.manifest;
     if let Some(cred_name) = &f.credential
+        && f.auth != AuthMode::None
         && let Some(ctype) = manifest.credentials.get(cred_name)
     {
-        check_key(sim, cred_name, ctype, headers)?;
+        check_key(sim, cred_name, ctype, f.auth, headers, query)?;
     }
     for name in manifest.headers.keys() {
         if !headers.contains_key(name.as_str()) {
@@ -60,9 +66,69 @@ pub fn check(sim: &Sim, f: &Function, headers: &HeaderMap) -> Result<Vec<String>
     Ok(betas)
 }
 
-fn presented(sim: &Sim, ctype: &CredentialType, headers: &HeaderMap) -> Option<String> {
+/// The secret a request presents, in the form the executor was given it: a `kind: query`
+/// credential from its query parameter, a `kind: basic` one decoded from `user:password` (the
+/// password when the manifest fixes the user).
+fn presented(
+    sim: &Sim,
+    ctype: &CredentialType,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Option<String> {
+    match ctype.effective_kind() {
+        CredentialKind::Query => {
+            let name = ctype.query_param.as_deref()?;
+            return query_value(query?, name).filter(|v| !v.is_empty());
+        }
+        CredentialKind::Basic => {
+            return presented_header(sim, ctype, headers).map(|v| basic_secret(ctype, &v));
+        }
+        CredentialKind::Header | CredentialKind::Bearer => {}
+    }
+    presented_header(sim, ctype, headers)
+}
+
+/// The first value of query parameter `name`, percent-decoded (`+` is a space).
+fn query_value(query: &str, name: &str) -> Option<String> {
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(&s.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k) == name).then(|| decode(v))
+    })
+}
+
+/// Undo the executor's Basic encoding: `user:password` with a fixed user gives the password;
+/// without one, `user:` (a secret with no colon, Stripe-style) gives `user`, anything else the pair.
+fn basic_secret(ctype: &CredentialType, encoded: &str) -> String {
+    use base64::Engine;
+    let Some(pair) = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+    else {
+        return encoded.to_string();
+    };
+    match &ctype.username {
+        Some(user) => pair
+            .strip_prefix(&format!("{user}:"))
+            .map(str::to_string)
+            .unwrap_or(pair),
+        None => match pair.strip_suffix(':') {
+            Some(user) if !user.contains(':') => user.to_string(),
+            _ => pair,
+        },
+    }
+}
+
+fn presented_header(sim: &Sim, ctype: &CredentialType, headers: &HeaderMap) -> Option<String> {
+    // The effective scheme: `kind: bearer` means `Bearer` even when `scheme` is not written.
+    let scheme = ctype.effective_scheme();
     let strip = |v: &str| -> String {
-        match &ctype.scheme {
+        match &scheme {
             Some(scheme) => v
                 .strip_prefix(scheme.as_str())
                 .map(|r| r.trim_start().to_string())
@@ -112,15 +178,26 @@ fn check_key(
     sim: &Sim,
     cred_name: &str,
     ctype: &CredentialType,
+    auth: AuthMode,
     headers: &HeaderMap,
+    query: Option<&str>,
 ) -> Result<(), Reply> {
     let style = sim.family.map(|f| f.auth());
-    let Some(value) = presented(sim, ctype, headers) else {
+    let Some(value) = presented(sim, ctype, headers, query) else {
+        // `auth: optional`: a request without the credential is answered (public reads).
+        if auth == AuthMode::Optional {
+            return Ok(());
+        }
         return Err(Reply::status(
             401,
-            style
-                .map(|s| s.missing.to_string())
-                .unwrap_or_else(|| format!("{} header is required", ctype.header)),
+            style.map(|s| s.missing.to_string()).unwrap_or_else(|| {
+                match (ctype.effective_kind(), &ctype.query_param) {
+                    (CredentialKind::Query, Some(param)) => {
+                        format!("{param} query parameter is required")
+                    }
+                    _ => format!("{} header is required", ctype.header),
+                }
+            }),
         ));
     };
     if accepts(sim, cred_name, ctype, &value) {

@@ -10,6 +10,7 @@ mod configure;
 mod docs;
 mod exec;
 mod foundation;
+mod guide;
 mod hardening;
 mod integrations;
 mod lua;

@@ -1,6 +1,7 @@
 //! Tests for the offline simulator: started in-process on 127.0.0.1 (port 0) and driven over
 //! HTTP, plus the official Python SDK in strict mode (`KOSMO_SDK_PYTHON`) and the CLI command.
 
+mod credential_kinds;
 mod faults;
 mod generic;
 mod mock;
