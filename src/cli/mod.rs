@@ -56,16 +56,28 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the loaded integrations and their functions.
-    #[command(name = "integrations:list")]
+    #[command(
+        name = "integrations:list",
+        after_help = "Examples:\n  kosmo integrations:list\n  kosmo integrations:list --json"
+    )]
     IntegrationsList(integrations::ListArgs),
-    /// Print a function's input JSON Schema (e.g. anthropic.create_message).
-    #[command(name = "integrations:schema")]
+    /// Print a function's input JSON Schema (NAME.FUNCTION).
+    #[command(
+        name = "integrations:schema",
+        after_help = "Examples:\n  kosmo integrations:schema NAME.FUNCTION\n  kosmo integrations:schema NAME.FUNCTION | jq .properties"
+    )]
     IntegrationsSchema(integrations::SchemaArgs),
     /// Check manifest files (or the loaded manifests) and report every problem.
-    #[command(name = "manifests:check")]
+    #[command(
+        name = "manifests:check",
+        after_help = "Examples:\n  kosmo manifests:check\n  kosmo manifests:check my-manifests/ --json"
+    )]
     ManifestsCheck(manifests_cmd::CheckArgs),
     /// Run every example of manifest files against the built-in simulator, one verdict each.
-    #[command(name = "manifests:test")]
+    #[command(
+        name = "manifests:test",
+        after_help = "Examples:\n  kosmo manifests:test my-manifests/\n  kosmo manifests:test my-manifests/NAME.yaml --json"
+    )]
     ManifestsTest(manifests_cmd::TestArgs),
     /// List accounts: where each credential comes from, base URL, permissions (never a secret).
     #[command(name = "integrations:accounts")]
@@ -74,22 +86,40 @@ pub enum Command {
     #[command(name = "integrations:doctor")]
     IntegrationsDoctor(doctor_cmd::DoctorArgs),
     /// Configure a named account (secrets, base URL) and permissions.
-    #[command(name = "integrations:configure")]
+    #[command(
+        name = "integrations:configure",
+        after_help = "Examples:\n  kosmo integrations:configure NAME --account work --set-stdin api_key < key.txt\n  kosmo integrations:configure NAME --account work --set url=https://proxy.example.com --write allow\n  kosmo integrations:configure NAME --account work --unset url"
+    )]
     IntegrationsConfigure(configure_cmd::ConfigureArgs),
     /// Run Lua against the integration registry.
-    #[command(name = "integrations:lua")]
+    #[command(
+        name = "integrations:lua",
+        after_help = "Examples:\n  kosmo integrations:lua --eval 'dump(docs.list())' --json\n  kosmo integrations:lua workflow.lua --json\n  kosmo integrations:lua --offline --force workflow.lua\n  echo 'return 1 + 1' | kosmo integrations:lua --json"
+    )]
     IntegrationsLua(lua_cmd::LuaArgs),
     /// Run Lua that only needs MCP servers (app.mcp.*, mcp.*).
-    #[command(name = "mcp:lua")]
+    #[command(
+        name = "mcp:lua",
+        after_help = "Examples:\n  kosmo mcp:lua --eval 'dump(mcp.servers())' --json"
+    )]
     McpLua(lua_cmd::LuaArgs),
     /// Show the rendered docs of an integration, a function or a guide page.
-    #[command(name = "integrations:docs")]
+    #[command(
+        name = "integrations:docs",
+        after_help = "Examples:\n  kosmo integrations:docs NAME\n  kosmo integrations:docs NAME.FUNCTION --format lua\n  kosmo integrations:docs errors"
+    )]
     IntegrationsDocs(docs_cmd::DocsArgs),
     /// Write the whole generated reference (markdown and LuaCATS) to a directory.
-    #[command(name = "docs:generate")]
+    #[command(
+        name = "docs:generate",
+        after_help = "Examples:\n  kosmo docs:generate --out docs/reference\n  kosmo docs:generate --check --out docs/reference"
+    )]
     DocsGenerate(docs_cmd::GenerateArgs),
     /// Serve an offline simulator of an integration on loopback.
-    #[command(name = "simulator:serve")]
+    #[command(
+        name = "simulator:serve",
+        after_help = "Examples:\n  kosmo simulator:serve NAME --port 0\n  kosmo simulator:serve NAME --mock --key api_key=sk-test\n  kosmo simulator:serve NAME --set batch_delay_ms=500 --faults 'FUNCTION=429'"
+    )]
     SimulatorServe(simulator_cmd::ServeArgs),
     /// Print a shell completion script: `kosmo completions bash > /etc/bash_completion.d/kosmo`.
     #[command(

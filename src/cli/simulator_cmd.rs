@@ -10,6 +10,11 @@ use crate::simulator::faults::FaultPlan;
 use crate::simulator::{self, SimulatorOptions};
 
 const FAULTS_HELP: &str = "\
+Examples:
+  kosmo simulator:serve NAME --port 0
+  kosmo simulator:serve NAME --mock --key api_key=sk-test
+  kosmo simulator:serve NAME --set batch_delay_ms=500 --faults 'FUNCTION=429'
+
 Fault injection (--faults SPEC, or per request the header `x-kosmo-fault: STEP`):
 
   SPEC  = RULE;RULE...       RULE = FUNCTION=STEP,STEP,...   (FUNCTION may be `*`: any route)

@@ -80,3 +80,29 @@ fn color_is_opt_in_and_no_color_is_honoured() {
     assert!(!stderr(None, true).contains('\u{1b}'));
     assert!(!stderr(None, false).contains('\u{1b}'), "not a terminal");
 }
+
+#[test]
+fn every_command_has_an_example_in_its_help() {
+    let dir = TempDir::new().unwrap();
+    let out = kosmo(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let commands: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        // A wrapped description continues on a line indented further.
+        .filter(|l| !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() >= 12, "{help}");
+    for c in commands {
+        let out = kosmo(dir.path()).args([&c, "--help"]).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("Examples:") && text.contains(&format!("kosmo {c}")),
+            "{c} --help has no example:\n{text}"
+        );
+    }
+}
