@@ -366,6 +366,8 @@ pub enum QueryArrayFormat {
     Repeat,
     /// `k=a,b`.
     Comma,
+    /// `k[0]=a&k[1]=b`, objects in arrays as `k[0][sub]=v` (what Stripe's SDKs send).
+    Indexed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -593,6 +593,11 @@ fn push_query(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: Qu
                     push_query(out, &k, v, fmt);
                 }
             }
+            QueryArrayFormat::Indexed => {
+                for (i, v) in items.iter().enumerate() {
+                    push_query(out, &format!("{key}[{i}]"), v, fmt);
+                }
+            }
         },
         other => {
             if let Some(t) = scalar_text(other) {
@@ -1014,5 +1019,19 @@ functions:
             QueryArrayFormat::Comma,
         );
         assert_eq!(q, vec![("k".to_string(), "a,b".to_string())]);
+        let mut q = Vec::new();
+        push_query(
+            &mut q,
+            "expand",
+            &serde_json::json!(["a", {"b": 1}]),
+            QueryArrayFormat::Indexed,
+        );
+        assert_eq!(
+            q,
+            vec![
+                ("expand[0]".to_string(), "a".to_string()),
+                ("expand[1][b]".to_string(), "1".to_string())
+            ]
+        );
     }
 }

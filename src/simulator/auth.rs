@@ -3,21 +3,33 @@
 //! By default any key shaped like a real one (the credential type's `prefix`) is accepted;
 //! `--key NAME=VALUE` pins the exact value of the credential type `NAME`. A key that is valid for another credential type
 //! of the same manifest (a normal key on an admin function) is a 403, anything else a 401. The key
-//! may come in the manifest's header or as `Authorization: Bearer`, which the official SDKs send.
+//! may come in the manifest's header or as `Authorization: Bearer`, which the official SDKs send;
+//! a `kind: basic` credential as `Authorization: Basic base64(user:password)`, a `kind: query`
+//! one in its query parameter. A function with `auth: optional` is answered without a key too
+//! (a key that is sent is still checked); `auth: none` is never checked.
 
 use axum::http::HeaderMap;
 
 use super::server::Sim;
 use super::wire::Reply;
-use crate::manifest::{CredentialType, Function};
+use crate::manifest::{AuthMode, CredentialKind, CredentialType, Function};
 
-/// Check a request; the beta names it sent on success.
-pub fn check(sim: &Sim, f: &Function, headers: &HeaderMap) -> Result<Vec<String>, Reply> {
+/// Check a request (its headers and raw query); the beta names it sent on success.
+pub fn check(
+    sim: &Sim,
+    f: &Function,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Vec<String>, Reply> {
     let manifest = &sim.integration.manifest;
     if let Some(cred_name) = &f.credential
         && let Some(ctype) = manifest.credentials.get(cred_name)
+        && f.auth != AuthMode::None
     {
-        check_key(sim, cred_name, ctype, headers)?;
+        let sent = presented(sim, ctype, headers, query);
+        if !(f.auth == AuthMode::Optional && sent.is_none()) {
+            check_key(sim, cred_name, ctype, sent)?;
+        }
     }
     for name in manifest.headers.keys() {
         if !headers.contains_key(name.as_str()) {
@@ -60,9 +72,50 @@ pub fn check(sim: &Sim, f: &Function, headers: &HeaderMap) -> Result<Vec<String>
     Ok(betas)
 }
 
-fn presented(sim: &Sim, ctype: &CredentialType, headers: &HeaderMap) -> Option<String> {
+/// The secret a `kind: basic` credential's `Authorization: Basic ...` header carries, in the
+/// form the account stores it (see [`CredentialType::username`]).
+fn basic_secret(ctype: &CredentialType, headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let v = headers.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, encoded) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let pair = String::from_utf8(bytes).ok()?;
+    let (user, password) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
+    let secret = match &ctype.username {
+        Some(fixed) if fixed == user => password.to_string(),
+        Some(_) => return None,
+        None if password.is_empty() => user.to_string(),
+        None => pair.clone(),
+    };
+    (!secret.is_empty()).then_some(secret)
+}
+
+/// The secret a request presents for `ctype`, if any.
+fn presented(
+    sim: &Sim,
+    ctype: &CredentialType,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Option<String> {
+    match ctype.effective_kind() {
+        CredentialKind::Basic => return basic_secret(ctype, headers),
+        CredentialKind::Query => {
+            let name = ctype.query_param.as_deref()?;
+            return super::request::parse_query(query)
+                .remove(name)
+                .and_then(|v| v.into_iter().next())
+                .filter(|v| !v.is_empty());
+        }
+        CredentialKind::Header | CredentialKind::Bearer => {}
+    }
+    let scheme = ctype.effective_scheme();
     let strip = |v: &str| -> String {
-        match &ctype.scheme {
+        match &scheme {
             Some(scheme) => v
                 .strip_prefix(scheme.as_str())
                 .map(|r| r.trim_start().to_string())
@@ -108,19 +161,27 @@ fn accepts(sim: &Sim, cred_name: &str, ctype: &CredentialType, value: &str) -> b
     }
 }
 
+/// Where a credential travels, for messages: its header or query parameter.
+fn carrier(ctype: &CredentialType) -> String {
+    match (ctype.effective_kind(), &ctype.query_param) {
+        (CredentialKind::Query, Some(q)) => format!("{q} query parameter"),
+        _ => format!("{} header", ctype.header),
+    }
+}
+
 fn check_key(
     sim: &Sim,
     cred_name: &str,
     ctype: &CredentialType,
-    headers: &HeaderMap,
+    sent: Option<String>,
 ) -> Result<(), Reply> {
     let style = sim.family.map(|f| f.auth());
-    let Some(value) = presented(sim, ctype, headers) else {
+    let Some(value) = sent else {
         return Err(Reply::status(
             401,
             style
                 .map(|s| s.missing.to_string())
-                .unwrap_or_else(|| format!("{} header is required", ctype.header)),
+                .unwrap_or_else(|| format!("{} is required", carrier(ctype))),
         ));
     };
     if accepts(sim, cred_name, ctype, &value) {
@@ -145,8 +206,11 @@ fn check_key(
     }
     Err(Reply::status(
         401,
-        style
-            .map(|s| s.invalid.to_string())
-            .unwrap_or_else(|| format!("invalid {}", ctype.header)),
+        style.map(|s| s.invalid.to_string()).unwrap_or_else(|| {
+            match (ctype.effective_kind(), &ctype.query_param) {
+                (CredentialKind::Query, Some(q)) => format!("invalid {q} query parameter"),
+                _ => format!("invalid {}", ctype.header),
+            }
+        }),
     ))
 }

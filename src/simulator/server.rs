@@ -290,7 +290,7 @@ async fn handle(sim: Arc<Sim>, req: Request<Body>, kill: Arc<Notify>) -> Respons
     let Some((lua_name, f)) = sim.integration.function(&function) else {
         return early(&sim, Reply::not_found("Not Found"), body, &rid).await;
     };
-    let checked = auth::check(&sim, f, &parts.headers);
+    let checked = auth::check(&sim, f, &parts.headers, parts.uri.query());
     let betas = match checked {
         Ok(betas) => betas,
         Err(reply) => return early(&sim, reply, body, &rid).await,

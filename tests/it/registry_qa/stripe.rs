@@ -45,6 +45,12 @@ s.create_checkout_session{mode = "payment", success_url = "https://example.com/o
   metadata = {cart = "c 1"}}
 s.list_customers{limit = 3, starting_after = "cus_3", email = "a@example.com"}
 s.get_customer("cus_9")
+s.update_customer{id = "cus_9", metadata = {old = "", n = "1"}, tax_exempt = "none",
+  invoice_settings = {custom_fields = {{name = "PO", value = "7"}}, footer = "Danke schön"},
+  expand = {"default_source", "invoice_settings.default_payment_method"}, balance = -500}
+s.list_customers{created = {gte = 1700000000, lt = 1800000000}, expand = {"data.default_source"}}
+s.delete_customer("cus_9")
+s.update_subscription{id = "sub_1", cancel_at_period_end = true, proration_behavior = "none"}
 return true
 "#;
 
@@ -94,7 +100,7 @@ fn form_bodies_basic_auth_and_query_are_what_stripe_expects() {
     let e = configured(&srv.url);
     e.ok(CALLS);
     let reqs = srv.requests();
-    assert_eq!(reqs.len(), 4, "{reqs:#?}");
+    assert_eq!(reqs.len(), 8, "{reqs:#?}");
     let expected = expected_bodies();
     for (req, want) in reqs.iter().zip(&expected) {
         assert_eq!(req.method, "POST");
@@ -126,6 +132,41 @@ fn form_bodies_basic_auth_and_query_are_what_stripe_expects() {
     );
     assert_eq!(reqs[3].path, "/v1/customers/cus_9");
     assert_eq!(reqs[3].body, "");
+    // Empty strings are kept (Stripe unsets a metadata key that way), booleans are words,
+    // arrays of objects are indexed, and query arrays too (`query_arrays: indexed`).
+    assert_eq!(
+        sorted(decode_pairs(&reqs[4].body)),
+        pairs(&[
+            ("metadata[old]", ""),
+            ("metadata[n]", "1"),
+            ("tax_exempt", "none"),
+            ("invoice_settings[custom_fields][0][name]", "PO"),
+            ("invoice_settings[custom_fields][0][value]", "7"),
+            ("invoice_settings[footer]", "Danke schön"),
+            ("expand[0]", "default_source"),
+            ("expand[1]", "invoice_settings.default_payment_method"),
+            ("balance", "-500"),
+        ])
+    );
+    assert_eq!(
+        sorted(reqs[5].query_pairs()),
+        pairs(&[
+            ("created[gte]", "1700000000"),
+            ("created[lt]", "1800000000"),
+            ("expand[0]", "data.default_source"),
+        ])
+    );
+    assert_eq!(
+        (reqs[6].method.as_str(), reqs[6].body.as_str()),
+        ("DELETE", "")
+    );
+    assert_eq!(
+        sorted(decode_pairs(&reqs[7].body)),
+        pairs(&[
+            ("cancel_at_period_end", "true"),
+            ("proration_behavior", "none")
+        ])
+    );
 }
 
 /// A python with the official `stripe` SDK: `KOSMO_STRIPE_PYTHON`, else /tmp/venv-qa.

@@ -81,6 +81,20 @@ def main():
     names.append("list_customers")
     client.v1.customers.retrieve("cus_9")
     names.append("get_customer")
+    client.v1.customers.update("cus_9", params={
+        "metadata": {"old": "", "n": "1"},
+        "tax_exempt": "none",
+        "invoice_settings": {"custom_fields": [{"name": "PO", "value": "7"}], "footer": "Danke schön"},
+        "expand": ["default_source", "invoice_settings.default_payment_method"],
+        "balance": -500,
+    })
+    names.append("update_customer")
+    client.v1.customers.list(params={"created": {"gte": 1700000000, "lt": 1800000000}, "expand": ["data.default_source"]})
+    names.append("list_customers_filtered")
+    client.v1.customers.delete("cus_9")
+    names.append("delete_customer")
+    client.v1.subscriptions.update("sub_1", params={"cancel_at_period_end": True, "proration_behavior": "none"})
+    names.append("update_subscription")
     for name, req in zip(names, CAPTURED):
         req["name"] = name
     json.dump(CAPTURED, sys.stdout, indent=1)
