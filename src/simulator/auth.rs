@@ -103,7 +103,10 @@ fn presented(
     query: Option<&str>,
 ) -> Option<String> {
     match ctype.effective_kind() {
-        CredentialKind::Basic => return basic_secret(ctype, headers),
+        // Basic, or the key as a bearer token (what Stripe's SDKs send for a Basic-style key).
+        CredentialKind::Basic => {
+            return basic_secret(ctype, headers).or_else(|| bearer(headers));
+        }
         CredentialKind::Query => {
             let name = ctype.query_param.as_deref()?;
             return super::request::parse_query(query)
@@ -138,6 +141,11 @@ fn presented(
             return Some(v.trim().to_string());
         }
     }
+    bearer(headers)
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())

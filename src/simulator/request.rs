@@ -617,6 +617,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn form_pairs_nest_and_coerce_by_schema() {
+        let pairs: Vec<(String, String)> = [
+            ("email", "a@b.c"),
+            ("metadata[k]", ""),
+            ("items[0][price]", "p"),
+            ("items[0][quantity]", "2"),
+            ("items[1][price]", "q"),
+            ("tags[]", "x"),
+            ("tags[]", "y"),
+            ("rep", "1"),
+            ("rep", "2"),
+            ("rows[][a]", "1"),
+            ("rows[][b]", "2"),
+            ("rows[][a]", "3"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let m = nest_pairs(&pairs);
+        let items_schema = json!({"type": "array", "items": {"type": "object",
+            "properties": {"quantity": {"type": "integer"}}}});
+        assert_eq!(
+            coerce_deep(&items_schema, m["items"].clone()),
+            json!([{"price": "p", "quantity": 2}, {"price": "q"}])
+        );
+        assert_eq!(m["metadata"], json!({"k": ""}));
+        assert_eq!(
+            coerce_deep(&Value::Null, m["tags"].clone()),
+            json!(["x", "y"])
+        );
+        assert_eq!(m["rep"], json!(["1", "2"]));
+        assert_eq!(
+            coerce_deep(&json!({"type": "array"}), m["rows"].clone()),
+            json!([{"a": "1", "b": "2"}, {"a": "3"}])
+        );
+        // An object schema keeps numeric keys as keys; a lone value for an array is a list.
+        assert_eq!(
+            coerce_deep(&json!({"type": "object"}), json!({"0": "a"})),
+            json!({"0": "a"})
+        );
+        assert_eq!(
+            coerce_deep(
+                &json!({"type": "array", "items": {"type": "integer"}}),
+                json!("7")
+            ),
+            json!([7])
+        );
+        assert_eq!(
+            nested_query(Some("created%5Bgte%5D=1&x=2"), "created"),
+            Some(json!({"gte": "1"}))
+        );
+        assert_eq!(nested_query(Some("x=2"), "created"), None);
+    }
+
+    #[test]
     fn queries_with_brackets_and_repeats_become_lists() {
         let q = parse_query(Some(
             "limit=5&roles[]=user&roles%5B%5D=developer&beta=true&email=a%40b.c",

@@ -205,5 +205,6 @@ impl Env {
 
 mod offsets;
 mod pager;
+mod simulator;
 mod stripe;
 mod ticker;
