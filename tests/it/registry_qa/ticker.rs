@@ -148,3 +148,30 @@ fn the_simulator_streams_the_same_dialect_and_it_assembles_back() {
     );
     assert!(env["result"][0]["n"].as_i64().unwrap() >= 2, "{env:#}");
 }
+
+/// Wire variants a server may write: CRLF line ends, a byte order mark, `retry:` / `id:` fields,
+/// `data:` without a space, an empty `data:` and an `event: heartbeat` keep-alive, multi-line
+/// data, a final event with no blank line after it.
+#[test]
+fn wire_variants_of_the_dialect_assemble_the_same() {
+    for body in [
+        "data: {\"type\":\"start\",\"id\":\"g\"}\r\n\r\ndata: {\"type\":\"delta\",\"text\":\"ab\"}\r\n\r\ndata: [END]\r\n\r\n",
+        "\u{feff}data: {\"type\":\"start\",\"id\":\"g\"}\n\ndata: {\"type\":\"delta\",\"text\":\"ab\"}\n\ndata: [END]\n\n",
+        "retry: 3000\nid: 1\ndata:{\"type\":\"start\",\"id\":\"g\"}\n\ndata:{\"type\":\"delta\",\"text\":\"ab\"}\n\ndata:[END]\n\n",
+        "data: {\"type\":\"start\",\"id\":\"g\"}\n\ndata:\n\nevent: heartbeat\ndata: {}\n\ndata: {\"type\":\"delta\",\"text\":\"ab\"}\n\ndata: [END]\n\n",
+        "data: {\"type\":\"start\",\ndata: \"id\":\"g\"}\n\ndata: {\"type\":\"delta\",\"text\":\"a\"}\n\ndata: {\"type\":\"delta\",\"text\":\"b\"}\n\ndata: [END]",
+    ] {
+        let srv = serve(move |_, _| sse(body));
+        let e = configured(&srv.url);
+        let r = e.ok(r#"local names = {}
+               local r = app.integrations.ticker.generate{prompt = "hi",
+                 on_event = function(ev) names[#names + 1] = ev and ev.type or "?" end}
+               return {r = r, names = table.concat(names, ",")}"#);
+        assert_eq!(r["r"], json!({"id": "g", "text": "ab"}), "{body:?}");
+        let names = r["names"].as_str().unwrap();
+        assert!(
+            names == "start,delta" || names == "start,delta,delta",
+            "{body:?}: {names}"
+        );
+    }
+}
