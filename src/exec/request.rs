@@ -433,6 +433,17 @@ pub fn build(
 
     check_url_length(function, f, args, base_url.len() + path.len(), &query)?;
 
+    // A write that is not idempotent by itself gets an idempotency key when the integration
+    // declares the header and the caller gave none; built once per call, so every retry carries
+    // the same key.
+    if let Some(h) = &manifest.retry.idempotency_header
+        && f.class == crate::manifest::Class::Write
+        && !f.idempotent
+        && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(h))
+    {
+        headers.push((h.to_ascii_lowercase(), new_idempotency_key()));
+    }
+
     Ok(Prepared {
         method,
         url: format!("{base_url}{path}"),
@@ -566,6 +577,11 @@ fn raw_bytes(function: &str, name: &str, value: &Value) -> Result<Bytes> {
         },
         _ => Err(bad("a raw body is a string or {base64 = \"...\"}".into())),
     }
+}
+
+/// A random idempotency key: `kosmo-` and 32 hex digits (128 random bits).
+fn new_idempotency_key() -> String {
+    format!("kosmo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 /// Query pairs in the SDK's `qs` form: nulls skipped, objects as `k[sub]`, arrays per format.

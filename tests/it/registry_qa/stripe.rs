@@ -250,6 +250,48 @@ fn requests_match_the_official_stripe_sdk() {
         ours[0].header("idempotency-key"),
         by_name("create_customer")["headers"]["idempotency-key"].as_str()
     );
+    // Like the SDK, every POST carries an idempotency key (generated when the caller gave
+    // none), and no other request does.
+    for (name, mine) in names.iter().zip(&ours) {
+        assert_eq!(
+            mine.header("idempotency-key").is_some(),
+            by_name(name)["headers"].get("idempotency-key").is_some(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_generated_idempotency_key_makes_a_post_safe_to_retry_on_a_500() {
+    let srv = serve(|_, n| {
+        if n == 0 {
+            Resp::json(
+                500,
+                json!({"error": {"type": "api_error", "message": "Try again."}}),
+            )
+        } else {
+            Resp::json(200, json!({"id": "cus_1", "object": "customer"}))
+        }
+    });
+    let e = configured(&srv.url);
+    let r = e.ok(r#"return app.integrations.stripeish.create_customer{email = "a@b.c"}"#);
+    assert_eq!(r["id"], "cus_1");
+    let reqs = srv.requests();
+    assert_eq!(reqs.len(), 2, "a keyed POST is retried on a 500");
+    let key = reqs[0].header("idempotency-key").expect("a generated key");
+    assert!(key.starts_with("kosmo-") && key.len() == 38, "{key}");
+    assert_eq!(
+        reqs[1].header("idempotency-key"),
+        Some(key),
+        "the same key on the retry"
+    );
+    // A second call gets another key.
+    e.ok(r#"return app.integrations.stripeish.create_customer{email = "a@b.c"}"#);
+    let third = srv.requests()[2]
+        .header("idempotency-key")
+        .map(str::to_string);
+    assert_ne!(third.as_deref(), Some(key));
+    assert!(third.is_some());
 }
 
 fn customers(n: usize) -> Vec<Value> {
