@@ -86,6 +86,22 @@ fn offset_pagination_stops_at_the_body_total_and_sends_the_key_in_the_query() {
 }
 
 #[test]
+fn a_walk_from_the_callers_offset_stops_at_the_total_too() {
+    let srv = server();
+    let e = configured(&srv.url, true);
+    let r = e.ok(
+        "return app.integrations.offsets.list_records{offset = 10, limit = 10, fetch_all = true}",
+    );
+    assert_eq!(r["results"].as_array().unwrap().len(), 15, "{r:#}");
+    let offsets: Vec<Option<String>> = srv.requests().iter().map(|r| q(r, "offset")).collect();
+    assert_eq!(
+        offsets,
+        [Some("10".into()), Some("20".into())],
+        "no empty page after the total"
+    );
+}
+
+#[test]
 fn a_header_cursor_is_followed_into_the_cursor_parameter() {
     let srv = server();
     let e = configured(&srv.url, true);
