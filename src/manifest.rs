@@ -372,7 +372,7 @@ pub enum QueryArrayFormat {
     Repeat,
     /// `k=a,b`.
     Comma,
-    /// `k[0]=a&k[1]=b`, objects in arrays as `k[0][sub]=v` (what Stripe's SDKs send).
+    /// `k[0]=a&k[1]=b`, objects in arrays as `k[0][sub]=v` (what some SDKs send).
     Indexed,
 }
 

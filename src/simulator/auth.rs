@@ -103,7 +103,7 @@ fn presented(
     query: Option<&str>,
 ) -> Option<String> {
     match ctype.effective_kind() {
-        // Basic, or the key as a bearer token (what Stripe's SDKs send for a Basic-style key).
+        // Basic, or the key as a bearer token (some SDKs send a Basic-style key that way).
         CredentialKind::Basic => {
             return basic_secret(ctype, headers).or_else(|| bearer(headers));
         }

@@ -208,3 +208,25 @@ mod pager;
 mod simulator;
 mod stripe;
 mod ticker;
+
+/// The QA manifests pass `manifests:check`, and every example passes `manifests:test` against
+/// the simulator (Basic and query credentials, form bodies, empty pages, a data-typed stream).
+#[test]
+fn the_qa_manifests_check_and_their_examples_pass_in_the_simulator() {
+    let e = env();
+    kosmo(e.config.path())
+        .args(["manifests:check"])
+        .arg(&e.manifests)
+        .assert()
+        .success();
+    let out = kosmo(e.config.path())
+        .args(["manifests:test", "--json"])
+        .arg(&e.manifests)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["failed"], 0, "{v:#}");
+    assert_eq!(v["skipped"], 0, "{v:#}");
+    assert_eq!(v["passed"], 10, "{v:#}");
+    assert!(out.status.success());
+}
