@@ -406,3 +406,108 @@ fn a_429_with_retry_after_is_retried_for_a_post_with_the_same_body() {
     assert_eq!(reqs[0].body, reqs[1].body);
     assert_eq!(reqs[1].header("idempotency-key"), Some("idem-7"));
 }
+
+/// Stripe-style list server: `starting_after` / `ending_before` by id, and a search endpoint
+/// whose pages carry `next_page`.
+fn list_server() -> super::Srv {
+    let all = customers(7);
+    serve(move |req, _| {
+        let q = req.query_pairs();
+        let get = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let limit: usize = get("limit").and_then(|l| l.parse().ok()).unwrap_or(10);
+        let pos = |id: String| all.iter().position(|c| c["id"] == id.as_str()).unwrap();
+        if req.path == "/v1/customers/search" {
+            let start: usize = get("page")
+                .map(|p| p.trim_start_matches("pg_").parse().unwrap())
+                .unwrap_or(0);
+            let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+            let end = start + page.len();
+            let more = end < all.len();
+            return Resp::json(
+                200,
+                json!({"object": "search_result", "data": page,
+                "has_more": more, "next_page": if more { json!(format!("pg_{end}")) } else { Value::Null }}),
+            );
+        }
+        let (page, has_more): (Vec<Value>, bool) = if let Some(id) = get("ending_before") {
+            let end = pos(id);
+            let start = end.saturating_sub(limit);
+            (all[start..end].to_vec(), start > 0)
+        } else {
+            let start = get("starting_after").map(|id| pos(id) + 1).unwrap_or(0);
+            let page: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+            let more = start + page.len() < all.len();
+            (page, more)
+        };
+        Resp::json(
+            200,
+            json!({"object": "list", "has_more": has_more, "data": page}),
+        )
+    })
+}
+
+#[test]
+fn ending_before_walks_backwards_from_the_first_item() {
+    let srv = list_server();
+    let e = configured(&srv.url);
+    let r = e.ok(
+        r#"return app.integrations.stripeish.list_customers{limit = 2, ending_before = "cus_7", fetch_all = true}"#,
+    );
+    let mut ids: Vec<&str> = r["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["cus_1", "cus_2", "cus_3", "cus_4", "cus_5", "cus_6"],
+        "{r:#}"
+    );
+    let befores: Vec<Option<String>> = srv
+        .requests()
+        .iter()
+        .map(|r| {
+            r.query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "ending_before")
+                .map(|(_, v)| v)
+        })
+        .collect();
+    assert_eq!(
+        befores,
+        [
+            Some("cus_7".into()),
+            Some("cus_5".into()),
+            Some("cus_3".into())
+        ]
+    );
+}
+
+#[test]
+fn search_pages_follow_next_page() {
+    let srv = list_server();
+    let e = configured(&srv.url);
+    let r = e.ok(
+        r#"return app.integrations.stripeish.search_customers{query = "email:'a@b.c'", limit = 3, fetch_all = true}"#,
+    );
+    assert_eq!(r["data"].as_array().unwrap().len(), 7, "{r:#}");
+    assert_eq!(r["has_more"], json!(false));
+    let pages: Vec<Option<String>> = srv
+        .requests()
+        .iter()
+        .map(|r| {
+            r.query_pairs()
+                .into_iter()
+                .find(|(k, _)| k == "page")
+                .map(|(_, v)| v)
+        })
+        .collect();
+    assert_eq!(pages, [None, Some("pg_3".into()), Some("pg_6".into())]);
+    assert!(
+        srv.requests()
+            .iter()
+            .all(|r| r.path == "/v1/customers/search")
+    );
+}
