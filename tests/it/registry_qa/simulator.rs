@@ -225,3 +225,26 @@ fn paginated_functions_without_an_example_answer_an_empty_page_offline() {
     assert_eq!(r["widgets"]["data"], json!([]));
     assert_eq!(r["gadgets"], json!([]));
 }
+
+#[test]
+fn link_pagination_pages_offline_by_the_declared_size_param() {
+    let e = env();
+    let out = super::super::support::kosmo(e.config.path())
+        .arg("--manifests")
+        .arg(&e.manifests)
+        .args([
+            "integrations:lua",
+            "--json",
+            "--offline",
+            "--eval",
+            r#"local n = 0
+               for page in pages(app.integrations.pager.list_widgets, {per_page = 2}) do n = n + 1 end
+               local all = app.integrations.pager.list_widgets{per_page = 2, fetch_all = true}
+               return {pages = n, items = #all.data}"#,
+        ])
+        .output()
+        .unwrap();
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["success"], json!(true), "{env:#}");
+    assert_eq!(env["result"][0], json!({"pages": 3, "items": 5}));
+}
