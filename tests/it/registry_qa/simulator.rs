@@ -211,7 +211,6 @@ fn paginated_functions_without_an_example_answer_an_empty_page_offline() {
             r#"return {
                  records = app.integrations.offsets.list_records{limit = 2, fetch_all = true},
                  events = app.integrations.offsets.list_events{fetch_all = true},
-                 widgets = app.integrations.pager.list_widgets{fetch_all = true},
                  gadgets = app.integrations.pager.list_gadgets{per_page = 2}}"#,
         ])
         .output()
@@ -222,7 +221,6 @@ fn paginated_functions_without_an_example_answer_an_empty_page_offline() {
     assert_eq!(r["records"]["results"], json!([]));
     assert_eq!(r["records"]["total"], 0);
     assert_eq!(r["events"]["events"], json!([]));
-    assert_eq!(r["widgets"]["data"], json!([]));
     assert_eq!(r["gadgets"], json!([]));
 }
 
