@@ -175,3 +175,23 @@ fn wire_variants_of_the_dialect_assemble_the_same() {
         );
     }
 }
+
+#[test]
+fn a_429_before_the_stream_is_waited_out_and_the_stream_then_assembles() {
+    let srv = serve(|_, n| {
+        if n == 0 {
+            Resp::json(
+                429,
+                json!({"error": {"kind": "rate_limited", "text": "Slow down."}}),
+            )
+            .header("retry-after", "1")
+        } else {
+            sse(FULL)
+        }
+    });
+    let e = configured(&srv.url);
+    let r = e.ok(r#"return app.integrations.ticker.generate{prompt = "hi"}"#);
+    assert_eq!(r["text"], "Hello, world");
+    assert_eq!(srv.requests().len(), 2);
+    assert_eq!(srv.requests()[0].body, srv.requests()[1].body);
+}
