@@ -737,6 +737,49 @@ fn pointer_of(keys: &[String]) -> String {
         .collect()
 }
 
+/// The value before the `parse_json` finishing steps: each parsed value written back as JSON
+/// text where the rules collected it (`into: input` moves `input` back to the text field). The
+/// simulator derives a stream's deltas from this form, since the rules build it, not the
+/// finished answer. Other steps are left as they are.
+pub fn unfinish(spec: &AssembleSpec, value: &Value) -> Value {
+    let mut out = value.clone();
+    for step in spec.finish.iter().rev() {
+        let Some(path) = step.parse_json.as_deref() else {
+            continue;
+        };
+        let Ok(pat) = parse_pattern(path) else {
+            continue;
+        };
+        match &step.into {
+            Some(field) => {
+                let Some((Some(text_key), parent_pat)) = pat.split_last() else {
+                    continue;
+                };
+                for keys in expand(&out, parent_pat) {
+                    let at = pointer_of(&keys);
+                    if let Some(Value::Object(m)) = out.pointer_mut(&at)
+                        && let Some(parsed) = m.shift_remove(field)
+                    {
+                        m.insert(text_key.clone(), json!(parsed.to_string()));
+                    }
+                }
+            }
+            None => {
+                for keys in expand(&out, &pat) {
+                    let at = pointer_of(&keys);
+                    if let Some(slot) = out.pointer_mut(&at)
+                        && !slot.is_string()
+                        && !slot.is_null()
+                    {
+                        *slot = json!(slot.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn finish_step(step: &FinishStep, value: &mut Value) -> Result<()> {
     let Some((name, path)) = step.steps().into_iter().next() else {
         return Ok(());
@@ -1069,6 +1112,26 @@ assemble:
         // Data without the type: the `event:` line names it (a keep-alive `event: heartbeat`).
         let evs = p.push(b"event: heartbeat\ndata: {}\n\n").unwrap();
         assert_eq!(evs[0].name, "heartbeat");
+    }
+
+    #[test]
+    fn unfinish_writes_parsed_json_back_as_text() {
+        let spec: AssembleSpec = serde_yaml::from_str(
+            "finish:\n  - {parse_json: \"/calls/*/args\", into: input}\n  - {parse_json: /raw}\n  - {compact: /calls}\n",
+        )
+        .unwrap();
+        let done = json!({"calls": [{"id": "a", "input": {"x": 1}}, {"id": "b"}], "raw": [1, 2]});
+        let before = unfinish(&spec, &done);
+        assert_eq!(
+            before,
+            json!({"calls": [{"id": "a", "args": "{\"x\":1}"}, {"id": "b"}], "raw": "[1,2]"})
+        );
+        // Finishing it again gives the answer back (the call without input gets none).
+        let mut again = before.clone();
+        for step in &spec.finish {
+            finish_step(step, &mut again).unwrap();
+        }
+        assert_eq!(again, done);
     }
 
     #[test]

@@ -142,11 +142,14 @@ fn the_simulator_streams_the_same_dialect_and_it_assembles_back() {
     let env: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(env["success"], json!(true), "{env:#}");
+    // The same value a non-streaming answer has: the tool input (a parsed object in the
+    // answer) travels as JSON text in the tool-call events and is parsed back by `finish`.
     assert_eq!(
         env["result"][0]["result"],
-        json!({"id": "gen_1", "text": "Hello there.", "stop_reason": "end"})
+        json!({"id": "gen_1", "text": "Hello there.", "stop_reason": "tool_use",
+               "tool_calls": [{"id": "call_1", "name": "weather", "input": {"city": "Paris"}}]})
     );
-    assert!(env["result"][0]["n"].as_i64().unwrap() >= 2, "{env:#}");
+    assert!(env["result"][0]["n"].as_i64().unwrap() >= 4, "{env:#}");
 }
 
 /// Wire variants a server may write: CRLF line ends, a byte order mark, `retry:` / `id:` fields,
