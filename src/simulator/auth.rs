@@ -222,3 +222,46 @@ fn check_key(
         }),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use base64::Engine;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    fn basic(pair: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    #[test]
+    fn basic_credentials_decode_to_the_stored_secret() {
+        let key: CredentialType =
+            serde_yaml::from_str("{label: Key, kind: basic, hint: h}").unwrap();
+        assert_eq!(
+            basic_secret(&key, &headers(&basic("sk_1:"))).as_deref(),
+            Some("sk_1")
+        );
+        assert_eq!(
+            basic_secret(&key, &headers(&basic("me:pw"))).as_deref(),
+            Some("me:pw")
+        );
+        assert_eq!(basic_secret(&key, &headers("Bearer sk_1")), None);
+        assert_eq!(basic_secret(&key, &headers("Basic !!!")), None);
+        let fixed: CredentialType =
+            serde_yaml::from_str("{label: Pw, kind: basic, username: bot, hint: h}").unwrap();
+        assert_eq!(
+            basic_secret(&fixed, &headers(&basic("bot:pw123"))).as_deref(),
+            Some("pw123")
+        );
+        assert_eq!(basic_secret(&fixed, &headers(&basic("eve:pw123"))), None);
+    }
+}
