@@ -213,6 +213,11 @@ pub struct RetrySpec {
     /// Responses that are rate limits even though their status is not 429.
     #[serde(default)]
     pub rate_limited: Vec<RateLimitedRule>,
+    /// A header carrying an idempotency key (`idempotency-key`): kosmo sends a fresh key with
+    /// every write not marked `idempotent` that has none from the caller, the same key on each
+    /// retry, and retries such writes like idempotent ones.
+    #[serde(default)]
+    pub idempotency_header: Option<String>,
 }
 
 impl RetrySpec {
@@ -240,6 +245,7 @@ impl Default for RetrySpec {
             retry_after_headers: Self::default_retry_after_headers(),
             reset_headers: Vec::new(),
             rate_limited: Vec::new(),
+            idempotency_header: None,
         }
     }
 }
@@ -385,6 +391,8 @@ pub enum QueryArrayFormat {
     Repeat,
     /// `k=a,b`.
     Comma,
+    /// `k[0]=a&k[1]=b`, objects in arrays as `k[0][sub]=v` (what some SDKs send).
+    Indexed,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -470,7 +470,13 @@ impl Executor {
     /// so a body that stalls or breaks is retried like any other transport failure.
     async fn send(&self, t: &Target<'_>, p: &Prepared, mode: Mode) -> Result<Sent> {
         let manifest = t.manifest();
-        let repeatable = t.repeatable(&self.config);
+        // A write carrying the integration's idempotency key is safe to send twice.
+        let keyed = manifest
+            .retry
+            .idempotency_header
+            .as_deref()
+            .is_some_and(|h| p.headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(h)));
+        let repeatable = t.repeatable(&self.config) || keyed;
         let should_retry_header = manifest.errors.should_retry_header.as_deref();
         let what = format!("{} {}", p.method.as_str(), p.display_url());
         let secrets = p.secrets();

@@ -280,9 +280,15 @@ impl Walker {
         {
             return Ok(None);
         }
+        // Offsets count from the list's start (a walk may start at the caller's offset); other
+        // styles count what this walk collected.
+        let reached = match spec.style {
+            PaginationStyle::Offset => self.offset.saturating_add(items.len() as u64),
+            _ => self.collected,
+        };
         if let Some(total) = spec.total.as_deref().and_then(|p| body.pointer(p))
             && let Some(total) = total.as_u64()
-            && self.collected >= total
+            && reached >= total
         {
             return Ok(None);
         }

@@ -433,6 +433,17 @@ pub fn build(
 
     check_url_length(function, f, args, base_url.len() + path.len(), &query)?;
 
+    // A write that is not idempotent by itself gets an idempotency key when the integration
+    // declares the header and the caller gave none; built once per call, so every retry carries
+    // the same key.
+    if let Some(h) = &manifest.retry.idempotency_header
+        && f.class == crate::manifest::Class::Write
+        && !f.idempotent
+        && !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case(h))
+    {
+        headers.push((h.to_ascii_lowercase(), new_idempotency_key()));
+    }
+
     Ok(Prepared {
         method,
         url: format!("{base_url}{path}"),
@@ -568,6 +579,11 @@ fn raw_bytes(function: &str, name: &str, value: &Value) -> Result<Bytes> {
     }
 }
 
+/// A random idempotency key: `kosmo-` and 32 hex digits (128 random bits).
+fn new_idempotency_key() -> String {
+    format!("kosmo-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
+}
+
 /// Query pairs in the SDK's `qs` form: nulls skipped, objects as `k[sub]`, arrays per format.
 fn push_query(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: QueryArrayFormat) {
     match value {
@@ -591,6 +607,11 @@ fn push_query(out: &mut Vec<(String, String)>, key: &str, value: &Value, fmt: Qu
                 let k = format!("{key}[]");
                 for v in items {
                     push_query(out, &k, v, fmt);
+                }
+            }
+            QueryArrayFormat::Indexed => {
+                for (i, v) in items.iter().enumerate() {
+                    push_query(out, &format!("{key}[{i}]"), v, fmt);
                 }
             }
         },
@@ -1014,5 +1035,19 @@ functions:
             QueryArrayFormat::Comma,
         );
         assert_eq!(q, vec![("k".to_string(), "a,b".to_string())]);
+        let mut q = Vec::new();
+        push_query(
+            &mut q,
+            "expand",
+            &serde_json::json!(["a", {"b": 1}]),
+            QueryArrayFormat::Indexed,
+        );
+        assert_eq!(
+            q,
+            vec![
+                ("expand[0]".to_string(), "a".to_string()),
+                ("expand[1][b]".to_string(), "1".to_string())
+            ]
+        );
     }
 }

@@ -52,7 +52,12 @@ pub struct SseParser {
     skip_lf: bool,
     dialect: ParseDialect,
     done: bool,
+    /// The start of the stream was checked for a UTF-8 byte order mark (skipped, as the SSE
+    /// specification says).
+    bom_checked: bool,
 }
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl SseParser {
     pub fn new(dialect: ParseDialect) -> Self {
@@ -81,6 +86,15 @@ impl SseParser {
             self.skip_lf = false;
         }
         self.buf.extend_from_slice(chunk);
+        if !self.bom_checked {
+            if self.buf.len() < BOM.len() && BOM.starts_with(&self.buf) {
+                return Ok(out);
+            }
+            if self.buf.starts_with(BOM) {
+                self.buf.drain(..BOM.len());
+            }
+            self.bom_checked = true;
+        }
         let mut start = 0;
         let mut i = 0;
         while i < self.buf.len() {
@@ -117,6 +131,9 @@ impl SseParser {
     pub fn finish(&mut self) -> Result<Option<Event>> {
         if self.done {
             return Ok(None);
+        }
+        if !self.bom_checked && BOM.starts_with(&self.buf) {
+            self.buf.clear();
         }
         if !self.buf.is_empty() {
             let line = String::from_utf8(std::mem::take(&mut self.buf))
@@ -155,7 +172,9 @@ impl SseParser {
 
     fn dispatch(&mut self) -> Result<Option<Event>> {
         let event = self.event.take();
-        let Some(data) = self.data.take() else {
+        // An event without data, or with an empty `data:`, is not dispatched (the SSE
+        // specification's rule; servers send such events as keep-alives).
+        let Some(data) = self.data.take().filter(|d| !d.is_empty()) else {
             return Ok(None);
         };
         if let Some(done) = &self.dialect.done
@@ -177,7 +196,9 @@ impl SseParser {
         };
         let name = match self.dialect.event_from {
             EventFrom::EventLine => event.filter(|e| !e.is_empty()).or_else(from_data),
-            EventFrom::Data => from_data(),
+            // The data names the event; an `event:` line names a data-less one (a keep-alive
+            // written `event: heartbeat`).
+            EventFrom::Data => from_data().or_else(|| event.filter(|e| !e.is_empty())),
         }
         .unwrap_or_else(|| "message".into());
         Ok(Some(Event { name, data }))
@@ -716,6 +737,49 @@ fn pointer_of(keys: &[String]) -> String {
         .collect()
 }
 
+/// The value before the `parse_json` finishing steps: each parsed value written back as JSON
+/// text where the rules collected it (`into: input` moves `input` back to the text field). The
+/// simulator derives a stream's deltas from this form, since the rules build it, not the
+/// finished answer. Other steps are left as they are.
+pub fn unfinish(spec: &AssembleSpec, value: &Value) -> Value {
+    let mut out = value.clone();
+    for step in spec.finish.iter().rev() {
+        let Some(path) = step.parse_json.as_deref() else {
+            continue;
+        };
+        let Ok(pat) = parse_pattern(path) else {
+            continue;
+        };
+        match &step.into {
+            Some(field) => {
+                let Some((Some(text_key), parent_pat)) = pat.split_last() else {
+                    continue;
+                };
+                for keys in expand(&out, parent_pat) {
+                    let at = pointer_of(&keys);
+                    if let Some(Value::Object(m)) = out.pointer_mut(&at)
+                        && let Some(parsed) = m.shift_remove(field)
+                    {
+                        m.insert(text_key.clone(), json!(parsed.to_string()));
+                    }
+                }
+            }
+            None => {
+                for keys in expand(&out, &pat) {
+                    let at = pointer_of(&keys);
+                    if let Some(slot) = out.pointer_mut(&at)
+                        && !slot.is_string()
+                        && !slot.is_null()
+                    {
+                        *slot = json!(slot.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 fn finish_step(step: &FinishStep, value: &mut Value) -> Result<()> {
     let Some((name, path)) = step.steps().into_iter().next() else {
         return Ok(());
@@ -1045,6 +1109,44 @@ assemble:
             .push(b"event: a\ndata: {\"kind\":{\"name\":\"z\"}}\n\n")
             .unwrap();
         assert_eq!(evs[0].name, "z");
+        // Data without the type: the `event:` line names it (a keep-alive `event: heartbeat`).
+        let evs = p.push(b"event: heartbeat\ndata: {}\n\n").unwrap();
+        assert_eq!(evs[0].name, "heartbeat");
+    }
+
+    #[test]
+    fn unfinish_writes_parsed_json_back_as_text() {
+        let spec: AssembleSpec = serde_yaml::from_str(
+            "finish:\n  - {parse_json: \"/calls/*/args\", into: input}\n  - {parse_json: /raw}\n  - {compact: /calls}\n",
+        )
+        .unwrap();
+        let done = json!({"calls": [{"id": "a", "input": {"x": 1}}, {"id": "b"}], "raw": [1, 2]});
+        let before = unfinish(&spec, &done);
+        assert_eq!(
+            before,
+            json!({"calls": [{"id": "a", "args": "{\"x\":1}"}, {"id": "b"}], "raw": "[1,2]"})
+        );
+        // Finishing it again gives the answer back (the call without input gets none).
+        let mut again = before.clone();
+        for step in &spec.finish {
+            finish_step(step, &mut again).unwrap();
+        }
+        assert_eq!(again, done);
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_empty_data_events_are_skipped() {
+        // The BOM may arrive split over chunks.
+        let mut p = SseParser::default();
+        assert!(p.push(b"\xEF\xBB").unwrap().is_empty());
+        let evs = p
+            .push(b"\xBFdata: {\"type\":\"a\"}\n\ndata:\n\nevent: x\ndata:\n\ndata: {\"type\":\"b\"}\n\n")
+            .unwrap();
+        let names: Vec<&str> = evs.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        let mut p = SseParser::default();
+        assert!(p.push(b"\xEF\xBB\xBF").unwrap().is_empty());
+        assert!(p.finish().unwrap().is_none());
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! By default any key shaped like a real one (the credential type's `prefix`) is accepted;
 //! `--key NAME=VALUE` pins the exact value of the credential type `NAME`. A key that is valid for another credential type
 //! of the same manifest (a normal key on an admin function) is a 403, anything else a 401. The key
-//! may come in the manifest's header or as `Authorization: Bearer`, which the official SDKs send.
+//! may come in the manifest's header or as `Authorization: Bearer`, which the official SDKs send;
+//! a `kind: basic` credential as `Authorization: Basic base64(user:password)`, a `kind: query`
+//! one in its query parameter. A function with `auth: optional` is answered without a key too
+//! (a key that is sent is still checked); `auth: none` is never checked.
 
 use axum::http::HeaderMap;
 
@@ -11,7 +14,7 @@ use super::server::Sim;
 use super::wire::Reply;
 use crate::manifest::{AuthMode, CredentialKind, CredentialType, Function};
 
-/// Check a request (its headers and raw query string); the beta names it sent on success.
+/// Check a request (its headers and raw query); the beta names it sent on success.
 pub fn check(
     sim: &Sim,
     f: &Function,
@@ -20,10 +23,13 @@ pub fn check(
 ) -> Result<Vec<String>, Reply> {
     let manifest = &sim.integration.manifest;
     if let Some(cred_name) = &f.credential
-        && f.auth != AuthMode::None
         && let Some(ctype) = manifest.credentials.get(cred_name)
+        && f.auth != AuthMode::None
     {
-        check_key(sim, cred_name, ctype, f.auth, headers, query)?;
+        let sent = presented(sim, ctype, headers, query);
+        if !(f.auth == AuthMode::Optional && sent.is_none()) {
+            check_key(sim, cred_name, ctype, sent)?;
+        }
     }
     for name in manifest.headers.keys() {
         if !headers.contains_key(name.as_str()) {
@@ -66,9 +72,30 @@ pub fn check(
     Ok(betas)
 }
 
-/// The secret a request presents, in the form the executor was given it: a `kind: query`
-/// credential from its query parameter, a `kind: basic` one decoded from `user:password` (the
-/// password when the manifest fixes the user).
+/// The secret a `kind: basic` credential's `Authorization: Basic ...` header carries, in the
+/// form the account stores it (see [`CredentialType::username`]).
+fn basic_secret(ctype: &CredentialType, headers: &HeaderMap) -> Option<String> {
+    use base64::Engine;
+    let v = headers.get("authorization")?.to_str().ok()?.trim();
+    let (scheme, encoded) = v.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let pair = String::from_utf8(bytes).ok()?;
+    let (user, password) = pair.split_once(':').unwrap_or((pair.as_str(), ""));
+    let secret = match &ctype.username {
+        Some(fixed) if fixed == user => password.to_string(),
+        Some(_) => return None,
+        None if password.is_empty() => user.to_string(),
+        None => pair.clone(),
+    };
+    (!secret.is_empty()).then_some(secret)
+}
+
+/// The secret a request presents for `ctype`, if any.
 fn presented(
     sim: &Sim,
     ctype: &CredentialType,
@@ -76,56 +103,19 @@ fn presented(
     query: Option<&str>,
 ) -> Option<String> {
     match ctype.effective_kind() {
+        // Basic, or the key as a bearer token (some SDKs send a Basic-style key that way).
+        CredentialKind::Basic => {
+            return basic_secret(ctype, headers).or_else(|| bearer(headers));
+        }
         CredentialKind::Query => {
             let name = ctype.query_param.as_deref()?;
-            return query_value(query?, name).filter(|v| !v.is_empty());
-        }
-        CredentialKind::Basic => {
-            return presented_header(sim, ctype, headers).map(|v| basic_secret(ctype, &v));
+            return super::request::parse_query(query)
+                .remove(name)
+                .and_then(|v| v.into_iter().next())
+                .filter(|v| !v.is_empty());
         }
         CredentialKind::Header | CredentialKind::Bearer => {}
     }
-    presented_header(sim, ctype, headers)
-}
-
-/// The first value of query parameter `name`, percent-decoded (`+` is a space).
-fn query_value(query: &str, name: &str) -> Option<String> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (decode(k) == name).then(|| decode(v))
-    })
-}
-
-/// Undo the executor's Basic encoding: `user:password` with a fixed user gives the password;
-/// without one, `user:` (a secret with no colon, Stripe-style) gives `user`, anything else the pair.
-fn basic_secret(ctype: &CredentialType, encoded: &str) -> String {
-    use base64::Engine;
-    let Some(pair) = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-    else {
-        return encoded.to_string();
-    };
-    match &ctype.username {
-        Some(user) => pair
-            .strip_prefix(&format!("{user}:"))
-            .map(str::to_string)
-            .unwrap_or(pair),
-        None => match pair.strip_suffix(':') {
-            Some(user) if !user.contains(':') => user.to_string(),
-            _ => pair,
-        },
-    }
-}
-
-fn presented_header(sim: &Sim, ctype: &CredentialType, headers: &HeaderMap) -> Option<String> {
-    // The effective scheme: `kind: bearer` means `Bearer` even when `scheme` is not written.
     let scheme = ctype.effective_scheme();
     let strip = |v: &str| -> String {
         match &scheme {
@@ -151,6 +141,11 @@ fn presented_header(sim: &Sim, ctype: &CredentialType, headers: &HeaderMap) -> O
             return Some(v.trim().to_string());
         }
     }
+    bearer(headers)
+}
+
+/// The token of an `Authorization: Bearer ...` header.
+fn bearer(headers: &HeaderMap) -> Option<String> {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -174,30 +169,27 @@ fn accepts(sim: &Sim, cred_name: &str, ctype: &CredentialType, value: &str) -> b
     }
 }
 
+/// Where a credential travels, for messages: its header or query parameter.
+fn carrier(ctype: &CredentialType) -> String {
+    match (ctype.effective_kind(), &ctype.query_param) {
+        (CredentialKind::Query, Some(q)) => format!("{q} query parameter"),
+        _ => format!("{} header", ctype.header),
+    }
+}
+
 fn check_key(
     sim: &Sim,
     cred_name: &str,
     ctype: &CredentialType,
-    auth: AuthMode,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    sent: Option<String>,
 ) -> Result<(), Reply> {
     let style = sim.family.map(|f| f.auth());
-    let Some(value) = presented(sim, ctype, headers, query) else {
-        // `auth: optional`: a request without the credential is answered (public reads).
-        if auth == AuthMode::Optional {
-            return Ok(());
-        }
+    let Some(value) = sent else {
         return Err(Reply::status(
             401,
-            style.map(|s| s.missing.to_string()).unwrap_or_else(|| {
-                match (ctype.effective_kind(), &ctype.query_param) {
-                    (CredentialKind::Query, Some(param)) => {
-                        format!("{param} query parameter is required")
-                    }
-                    _ => format!("{} header is required", ctype.header),
-                }
-            }),
+            style
+                .map(|s| s.missing.to_string())
+                .unwrap_or_else(|| format!("{} is required", carrier(ctype))),
         ));
     };
     if accepts(sim, cred_name, ctype, &value) {
@@ -222,8 +214,54 @@ fn check_key(
     }
     Err(Reply::status(
         401,
-        style
-            .map(|s| s.invalid.to_string())
-            .unwrap_or_else(|| format!("invalid {}", ctype.header)),
+        style.map(|s| s.invalid.to_string()).unwrap_or_else(|| {
+            match (ctype.effective_kind(), &ctype.query_param) {
+                (CredentialKind::Query, Some(q)) => format!("invalid {q} query parameter"),
+                _ => format!("invalid {}", ctype.header),
+            }
+        }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use base64::Engine;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_str(auth).unwrap());
+        h
+    }
+
+    fn basic(pair: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(pair)
+        )
+    }
+
+    #[test]
+    fn basic_credentials_decode_to_the_stored_secret() {
+        let key: CredentialType =
+            serde_yaml::from_str("{label: Key, kind: basic, hint: h}").unwrap();
+        assert_eq!(
+            basic_secret(&key, &headers(&basic("sk_1:"))).as_deref(),
+            Some("sk_1")
+        );
+        assert_eq!(
+            basic_secret(&key, &headers(&basic("me:pw"))).as_deref(),
+            Some("me:pw")
+        );
+        assert_eq!(basic_secret(&key, &headers("Bearer sk_1")), None);
+        assert_eq!(basic_secret(&key, &headers("Basic !!!")), None);
+        let fixed: CredentialType =
+            serde_yaml::from_str("{label: Pw, kind: basic, username: bot, hint: h}").unwrap();
+        assert_eq!(
+            basic_secret(&fixed, &headers(&basic("bot:pw123"))).as_deref(),
+            Some("pw123")
+        );
+        assert_eq!(basic_secret(&fixed, &headers(&basic("eve:pw123"))), None);
+    }
 }

@@ -18,12 +18,13 @@ use crate::manifest::ResponseKind;
 pub fn answer(sim: &Sim, call: &Call) -> Reply {
     let spec = call.f.simulator.as_ref();
     let status = spec.map(|s| s.status).unwrap_or(200);
+    let paging = Paging::of(call.f);
     let example = spec
         .and_then(|s| s.response.clone())
-        .unwrap_or_else(|| Value::Object(Map::new()));
+        .unwrap_or_else(|| empty_answer(paging.as_ref()));
     let mut body = fill(example, &call.args);
     let mut headers = vec![];
-    if let Some(p) = Paging::of(call.f)
+    if let Some(p) = paging
         && let Some(Value::Array(items)) = body.pointer(&p.items).cloned()
     {
         let id_field = spec.and_then(|s| s.id_field.as_deref()).unwrap_or("id");
@@ -36,6 +37,21 @@ pub fn answer(sim: &Sim, call: &Call) -> Reply {
         }
     }
     body_reply(call, status, body, headers)
+}
+
+/// The answer of a function without a `simulator.response`: `{}`, or for a paginated function
+/// an empty page in its declared shape (`[]` for `items: ""`, else an empty list at `items`), so
+/// its own page walk reads it.
+fn empty_answer(paging: Option<&Paging>) -> Value {
+    match paging {
+        Some(p) if p.items.is_empty() => json!([]),
+        Some(p) => {
+            let mut body = Value::Object(Map::new());
+            super::wire::set_pointer(&mut body, &p.items, json!([]));
+            body
+        }
+        None => Value::Object(Map::new()),
+    }
 }
 
 /// A body in the function's response kind.

@@ -110,6 +110,144 @@ pub fn parse_query(q: Option<&str>) -> HashMap<String, Vec<String>> {
     out
 }
 
+/// The nested value of query parameter `name` written with bracketed keys (`name[gte]=1`,
+/// `name[0]=a`), if the query has any.
+fn nested_query(q: Option<&str>, name: &str) -> Option<Value> {
+    let prefix = format!("{name}[");
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str::<Vec<(String, String)>>(q.unwrap_or(""))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(k, _): &(String, String)| k.starts_with(&prefix))
+            .collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    nest_pairs(&pairs).remove(name)
+}
+
+/// Form pairs with bracketed keys (`a[b][0][c]=v`, `a[]=v`, `a=x&a=y`) as one object of
+/// strings: `[]` appends, repeated plain keys collect into a list. Numeric keys stay object
+/// keys here; [`coerce_deep`] turns them into arrays where the schema (or their shape) says so.
+pub fn nest_pairs(pairs: &[(String, String)]) -> Map<String, Value> {
+    let mut root = Map::new();
+    for (key, value) in pairs {
+        let (head, segments) = match key.find('[') {
+            Some(i) if key.ends_with(']') => {
+                let segs: Vec<String> = key[i + 1..key.len() - 1]
+                    .split("][")
+                    .map(str::to_string)
+                    .collect();
+                (&key[..i], segs)
+            }
+            _ => (key.as_str(), Vec::new()),
+        };
+        nest_insert(&mut root, head, &segments, value);
+    }
+    root
+}
+
+fn nest_insert(map: &mut Map<String, Value>, key: &str, rest: &[String], value: &str) {
+    let Some((seg, more)) = rest.split_first() else {
+        match map.get_mut(key) {
+            None => {
+                map.insert(key.to_string(), json!(value));
+            }
+            Some(Value::Array(items)) => items.push(json!(value)),
+            Some(other) => {
+                let first = other.take();
+                *other = json!([first, value]);
+            }
+        }
+        return;
+    };
+    let child = map
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !child.is_object() {
+        *child = Value::Object(Map::new());
+    }
+    let Value::Object(child) = child else { return };
+    if seg.is_empty() {
+        // `a[]=v` appends; `a[][x]=1&a[][y]=2` fills the last item until a key repeats.
+        let last = child.len().checked_sub(1);
+        let reuse = match (more.first(), last) {
+            (Some(next), Some(i)) => child
+                .get(&i.to_string())
+                .and_then(Value::as_object)
+                .is_some_and(|o| !o.contains_key(next)),
+            _ => false,
+        };
+        let index = match (reuse, last) {
+            (true, Some(i)) => i,
+            _ => child.len(),
+        };
+        nest_insert(child, &index.to_string(), more, value);
+    } else {
+        nest_insert(child, seg, more, value);
+    }
+}
+
+fn schema_types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    }
+}
+
+/// A value rebuilt by [`nest_pairs`], coerced to `schema`: strings to the declared scalar
+/// types, objects with keys `0..n` to arrays (where the schema says array, or says nothing).
+pub fn coerce_deep(schema: &Value, v: Value) -> Value {
+    let types = schema_types(schema);
+    let wants_array = types.contains(&"array");
+    let items = schema.get("items").cloned().unwrap_or(Value::Null);
+    match v {
+        Value::String(s) if wants_array => json!([coerce(&items, &s)]),
+        Value::String(s) => coerce(schema, &s),
+        Value::Array(list) => {
+            let item_schema = if wants_array { &items } else { &Value::Null };
+            Value::Array(
+                list.into_iter()
+                    .map(|i| coerce_deep(item_schema, i))
+                    .collect(),
+            )
+        }
+        Value::Object(m) => {
+            let numeric = !m.is_empty() && m.keys().all(|k| k.parse::<usize>().is_ok());
+            if numeric && (wants_array || (types.is_empty() && !m.is_empty())) {
+                let mut indexed: Vec<(usize, Value)> = m
+                    .into_iter()
+                    .filter_map(|(k, v)| k.parse::<usize>().ok().map(|i| (i, v)))
+                    .collect();
+                indexed.sort_by_key(|(i, _)| *i);
+                return Value::Array(
+                    indexed
+                        .into_iter()
+                        .map(|(_, v)| coerce_deep(&items, v))
+                        .collect(),
+                );
+            }
+            let props = schema.get("properties");
+            let extra = schema.get("additionalProperties").filter(|a| a.is_object());
+            Value::Object(
+                m.into_iter()
+                    .map(|(k, v)| {
+                        let sub = props
+                            .and_then(|p| p.get(&k))
+                            .or(extra)
+                            .cloned()
+                            .unwrap_or(Value::Null);
+                        let v = coerce_deep(&sub, v);
+                        (k, v)
+                    })
+                    .collect(),
+            )
+        }
+        other => other,
+    }
+}
+
 /// A string from the wire, as the parameter's schema type.
 fn coerce(schema: &Value, raw: &str) -> Value {
     let types: Vec<&str> = match schema.get("type") {
@@ -182,6 +320,12 @@ pub async fn build<'a>(
             Location::Query => {
                 if let Some(values) = query.get(p.wire()) {
                     args.insert(p.name.clone(), param_value(p, values));
+                } else if let Some(v) = nested_query(parts.uri.query(), p.wire()) {
+                    // `k[sub]=v` / `k[0]=v`: an object (or indexed array) parameter.
+                    args.insert(
+                        p.name.clone(),
+                        coerce_deep(&Value::Object(p.schema.clone()), v),
+                    );
                 }
             }
             Location::Header => {
@@ -288,7 +432,27 @@ pub async fn build<'a>(
                 "this endpoint expects a multipart/form-data body with a `file` part",
             ));
         }
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
+        if content_type.starts_with("application/x-www-form-urlencoded") {
+            let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|e| Reply::invalid(format!("The request body is not urlencoded: {e}")))?;
+            for (k, v) in nest_pairs(&pairs) {
+                match f
+                    .params
+                    .iter()
+                    .find(|p| p.location == Location::Body && p.wire() == k)
+                {
+                    Some(p) => {
+                        args.insert(
+                            p.name.clone(),
+                            coerce_deep(&Value::Object(p.schema.clone()), v),
+                        );
+                    }
+                    None => {
+                        args.insert(k, v);
+                    }
+                }
+            }
+        } else if !bytes.iter().all(u8::is_ascii_whitespace) {
             let body: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Reply::invalid(format!("The request body is not valid JSON: {e}")))?;
             let Value::Object(body) = body else {
@@ -451,6 +615,61 @@ pub fn readable(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_pairs_nest_and_coerce_by_schema() {
+        let pairs: Vec<(String, String)> = [
+            ("email", "a@b.c"),
+            ("metadata[k]", ""),
+            ("items[0][price]", "p"),
+            ("items[0][quantity]", "2"),
+            ("items[1][price]", "q"),
+            ("tags[]", "x"),
+            ("tags[]", "y"),
+            ("rep", "1"),
+            ("rep", "2"),
+            ("rows[][a]", "1"),
+            ("rows[][b]", "2"),
+            ("rows[][a]", "3"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let m = nest_pairs(&pairs);
+        let items_schema = json!({"type": "array", "items": {"type": "object",
+            "properties": {"quantity": {"type": "integer"}}}});
+        assert_eq!(
+            coerce_deep(&items_schema, m["items"].clone()),
+            json!([{"price": "p", "quantity": 2}, {"price": "q"}])
+        );
+        assert_eq!(m["metadata"], json!({"k": ""}));
+        assert_eq!(
+            coerce_deep(&Value::Null, m["tags"].clone()),
+            json!(["x", "y"])
+        );
+        assert_eq!(m["rep"], json!(["1", "2"]));
+        assert_eq!(
+            coerce_deep(&json!({"type": "array"}), m["rows"].clone()),
+            json!([{"a": "1", "b": "2"}, {"a": "3"}])
+        );
+        // An object schema keeps numeric keys as keys; a lone value for an array is a list.
+        assert_eq!(
+            coerce_deep(&json!({"type": "object"}), json!({"0": "a"})),
+            json!({"0": "a"})
+        );
+        assert_eq!(
+            coerce_deep(
+                &json!({"type": "array", "items": {"type": "integer"}}),
+                json!("7")
+            ),
+            json!([7])
+        );
+        assert_eq!(
+            nested_query(Some("created%5Bgte%5D=1&x=2"), "created"),
+            Some(json!({"gte": "1"}))
+        );
+        assert_eq!(nested_query(Some("x=2"), "created"), None);
+    }
 
     #[test]
     fn queries_with_brackets_and_repeats_become_lists() {

@@ -216,6 +216,10 @@ fn derived(spec: &StreamSpec, answer: &Value) -> Vec<Vec<(Option<String>, Value)
         }
         Assemble::Named(_) => vec![vec![(None, answer.clone())]],
         Assemble::Rules(r) => {
+            // The rules build the value before its finishing steps: derive from that form
+            // (tool input back to the JSON text the deltas carry); folding checks the answer.
+            let unfinished = crate::exec::sse::unfinish(r, answer);
+            let answer = &unfinished;
             let start = r.start.as_ref();
             let on = start.and_then(|s| s.on.clone());
             let snapshot = |drop: bool| {

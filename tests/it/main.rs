@@ -15,5 +15,6 @@ mod hardening;
 mod integrations;
 mod lua;
 mod manifests;
+mod registry_qa;
 mod simulator;
 mod support;
