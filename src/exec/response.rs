@@ -262,7 +262,31 @@ pub fn api_error(
                 headers: Vec::new(),
             })),
         }
+    } else if status >= 400 {
+        // An HTML page (a proxy's or gateway's error) or an empty body: still an error answer
+        // with a status, typed by the status like the SDKs do, never `bad_response`.
+        let what = describe_unexpected(headers, body, parsed.is_some());
+        let error_type = if rate_limited {
+            "rate_limit_error".to_string()
+        } else {
+            status_type(manifest, status)
+        };
+        let kept = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).into_owned();
+        Error::Api {
+            status,
+            error_type,
+            message: format!("HTTP {status}: {what}"),
+            request_id,
+            retry_after,
+            detail: Some(Box::new(ApiDetail {
+                code: None,
+                param: None,
+                body: (!kept.trim().is_empty()).then_some(Value::String(kept)),
+                headers: Vec::new(),
+            })),
+        }
     } else {
+        // A redirect or another status that is neither success nor error: not the API talking.
         let what = describe_unexpected(headers, body, parsed.is_some());
         Error::BadResponse {
             status,
@@ -491,7 +515,9 @@ mod tests {
             None,
             false,
         );
-        assert_eq!(e.code(), "bad_response");
+        // A gateway's HTML page is still an error answer with its status (as the SDKs see it).
+        assert_eq!(e.code(), "api_error");
+        assert_eq!(e.status(), Some(502));
         assert!(
             e.to_string().contains("HTML page (\"502 Bad Gateway\")"),
             "{e}"
@@ -591,9 +617,11 @@ functions:
         );
         assert_eq!(e.code(), "api_error");
         assert_eq!(e.status(), Some(418));
-        // An empty body is not the API talking.
+        // An empty body is typed by its status too: never `bad_response` for an error status.
         let e = api_error(&plain, 500, &h, b"", &[], None, false);
-        assert_eq!(e.code(), "bad_response");
+        assert_eq!(e.code(), "api_error");
+        assert_eq!(e.status(), Some(500));
+        assert!(e.api_detail().is_some_and(|d| d.body.is_none()));
     }
 
     #[test]

@@ -1736,7 +1736,8 @@ fn executor_faults_reported_in_the_envelope() {
             "return app.integrations.anthropic.create_message_batch{requests = {{custom_id = 'a', params = {model = 'm', max_tokens = 5, messages = {{role = 'user', content = 'x'}}}}}}.processing_status",
             "ok",
         ),
-        ("create_message=html", stream, "bad_response"),
+        // A gateway's HTML 502 is an error answer with its status, typed by it.
+        ("create_message=html", stream, "api_error"),
         ("create_message=eof:after=3", stream, "transport_error"),
         (
             "create_message=error-event:after=3",
