@@ -94,6 +94,14 @@ impl Walk {
         }
     }
 
+    /// No size budget (the caller counts bytes itself).
+    fn unbounded() -> Walk {
+        Walk {
+            stack: Vec::new(),
+            budget: usize::MAX,
+        }
+    }
+
     fn charge(&mut self, bytes: usize, depth: usize) -> Result<(), String> {
         let cost = bytes + depth * 2 + 8;
         if cost > self.budget {
@@ -286,6 +294,355 @@ fn from_json_with(lua: &Lua, m: &Markers, value: &Json, nulls: Nulls) -> mlua::R
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Host memory inside the run's budget: `json.decode` builds Lua values straight from the parser
+// (no intermediate tree on the host), and `json.encode` / `dump` write the text straight from
+// the Lua values into a buffer reserved against the memory limit.
+
+/// Builds Lua values while the parser reads: the only host memory is the parser's stack.
+struct LuaSeed<'a> {
+    lua: &'a Lua,
+    m: &'a Markers,
+    nulls: Nulls,
+    /// The first error from Lua itself (out of memory, a tripped limit), kept intact.
+    failed: &'a std::cell::RefCell<Option<mlua::Error>>,
+}
+
+impl LuaSeed<'_> {
+    fn again(&self) -> Self {
+        LuaSeed {
+            lua: self.lua,
+            m: self.m,
+            nulls: self.nulls,
+            failed: self.failed,
+        }
+    }
+
+    fn lua_err<E: serde::de::Error>(&self, e: mlua::Error) -> E {
+        let msg = e.to_string();
+        let mut slot = self.failed.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        E::custom(msg)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for LuaSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LuaSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Integer(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Value::Integer(i),
+            Err(_) => Value::Number(v as f64),
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Number(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        match self.lua.create_string(v) {
+            Ok(s) => Ok(Value::String(s)),
+            Err(e) => Err(self.lua_err(e)),
+        }
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(self.lua.null())
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(self.lua.null())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let t = self
+            .lua
+            .create_table_with_capacity(seq.size_hint().unwrap_or(0).min(1024), 0)
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        let mut i = 0usize;
+        while let Some(v) = seq.next_element_seed(self.again())? {
+            i += 1;
+            t.raw_set(i, v).map_err(|e| self.lua_err::<A::Error>(e))?;
+        }
+        t.set_metatable(Some(self.m.array.clone()))
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        Ok(Value::Table(t))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let t = self
+            .lua
+            .create_table()
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let v = map.next_value_seed(self.again())?;
+            // A dropped null still replaces an earlier duplicate of its key (last one wins).
+            let v = if is_null(&v) && self.nulls == Nulls::DropInObjects {
+                Value::Nil
+            } else {
+                v
+            };
+            t.raw_set(k.as_ref(), v)
+                .map_err(|e| self.lua_err::<A::Error>(e))?;
+        }
+        t.set_metatable(Some(self.m.object.clone()))
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        Ok(Value::Table(t))
+    }
+}
+
+/// Parse JSON text straight into Lua values (markers on every container).
+pub fn decode_bytes(lua: &Lua, text: &[u8], nulls: Nulls) -> HostResult<Value> {
+    let m = markers(lua)?;
+    let failed = std::cell::RefCell::new(None);
+    let seed = LuaSeed {
+        lua,
+        m: &m,
+        nulls,
+        failed: &failed,
+    };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|v| {
+        de.end()?;
+        Ok(v)
+    });
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(e) => match failed.into_inner() {
+            Some(lua_err) => Err(HostError::Lua(lua_err)),
+            None => Err(HostError::msg(format!("invalid JSON: {e}"))),
+        },
+    }
+}
+
+/// A buffer whose every byte is reserved against the run's memory limit (and, for output, the
+/// output limit), so encoding stops near the limit instead of building gigabytes first.
+struct Budgeted {
+    buf: Vec<u8>,
+    reservation: Option<super::limits::Reservation>,
+    /// Bytes the text may reach before the output limit trips (`dump`).
+    output_room: Option<usize>,
+    failed: Option<Error>,
+}
+
+use crate::error::Error;
+
+impl std::io::Write for Budgeted {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let need = self.buf.len().saturating_add(data.len());
+        if let Some(room) = self.output_room
+            && need > room
+        {
+            self.failed = Some(Error::Limit {
+                limit: "output".into(),
+                message: String::new(),
+            });
+            return Err(std::io::Error::other("output limit"));
+        }
+        if need > self.buf.capacity() {
+            let cap = self.buf.capacity();
+            let new_cap = need.max(cap + cap / 2).max(16 * 1024);
+            if let Some(r) = &mut self.reservation
+                && let Err(e) = r.ensure(new_cap)
+            {
+                self.failed = Some(e);
+                return Err(std::io::Error::other("memory limit"));
+            }
+            self.buf.reserve_exact(new_cap - self.buf.len());
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serializes a Lua value in place, with the same rules as [`to_json`].
+struct Enc<'a> {
+    lua: &'a Lua,
+    m: &'a Markers,
+    value: &'a Value,
+    mode: Mode,
+    depth: usize,
+    stack: &'a std::cell::RefCell<Vec<usize>>,
+    /// The first conversion error (a message for the script).
+    failed: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl Enc<'_> {
+    fn at<'b>(&'b self, value: &'b Value) -> Enc<'b> {
+        Enc {
+            lua: self.lua,
+            m: self.m,
+            value,
+            mode: self.mode,
+            depth: self.depth + 1,
+            stack: self.stack,
+            failed: self.failed,
+        }
+    }
+
+    fn fail<E: serde::ser::Error>(&self, msg: String) -> E {
+        let mut slot = self.failed.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(msg.clone());
+        }
+        E::custom(msg)
+    }
+}
+
+impl serde::Serialize for Enc<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let t = match self.value {
+            Value::Table(t) => t,
+            other => {
+                // Scalars (and placeholders) go through the tree converter: one node, no walk.
+                let j = conv(self.m, other, self.mode, self.depth, &mut Walk::unbounded())
+                    .map_err(|e| self.fail::<S::Error>(e))?;
+                return j.serialize(s);
+            }
+        };
+        let id = t.to_pointer() as usize;
+        if self.stack.borrow().contains(&id) {
+            return match self.mode {
+                Mode::Lenient => s.serialize_str("<cycle>"),
+                Mode::Strict => Err(self.fail("cannot encode a table that contains itself".into())),
+            };
+        }
+        if self.depth >= MAX_DEPTH {
+            return match self.mode {
+                Mode::Lenient => s.serialize_str("<too deep>"),
+                Mode::Strict => Err(self.fail(format!(
+                    "cannot encode tables nested more than {MAX_DEPTH} deep"
+                ))),
+            };
+        }
+        let marker = t.metatable().map(|mt| mt.to_pointer());
+        let want_array = marker == Some(self.m.array.to_pointer());
+        let want_object = marker == Some(self.m.object.to_pointer());
+        let mut entries: Vec<(Value, Value)> = Vec::new();
+        t.for_each::<Value, Value>(|k, v| {
+            entries.push((k, v));
+            Ok(())
+        })
+        .map_err(|e| self.fail::<S::Error>(e.to_string()))?;
+        let n = entries.len();
+        let is_sequence = entries.iter().all(|(k, _)| match k {
+            Value::Integer(i) => *i >= 1 && (*i as u64) <= n as u64,
+            _ => false,
+        });
+        let as_array = if n == 0 {
+            want_array
+        } else {
+            is_sequence && !want_object
+        };
+        self.stack.borrow_mut().push(id);
+        let out = if as_array {
+            let mut items: Vec<(i64, &Value)> = entries
+                .iter()
+                .map(|(k, v)| (if let Value::Integer(i) = k { *i } else { 0 }, v))
+                .collect();
+            items.sort_by_key(|(i, _)| *i);
+            let mut seq = s.serialize_seq(Some(n))?;
+            for (_, v) in items {
+                seq.serialize_element(&self.at(v))?;
+            }
+            seq.end()
+        } else {
+            let mut sorted: BTreeMap<String, &Value> = BTreeMap::new();
+            for (k, v) in &entries {
+                let key = key_string(k, self.mode).map_err(|e| self.fail::<S::Error>(e))?;
+                sorted.insert(key, v);
+            }
+            let mut map = s.serialize_map(Some(sorted.len()))?;
+            for (k, v) in sorted {
+                map.serialize_entry(&k, &self.at(v))?;
+            }
+            map.end()
+        };
+        self.stack.borrow_mut().pop();
+        out
+    }
+}
+
+/// Why encoding stopped.
+pub enum EncodeError {
+    /// The value cannot be JSON (a message for the script).
+    Invalid(String),
+    /// A limit tripped (memory, or output when `output_room` was given).
+    Limit(Error),
+}
+
+/// Encode a Lua value as JSON text into a buffer reserved against the memory limit, and hand the
+/// text to `finish` while the reservation still holds (so a Lua copy of it is counted too).
+pub fn encode_with<T>(
+    lua: &Lua,
+    value: &Value,
+    mode: Mode,
+    pretty: bool,
+    output_room: Option<usize>,
+    finish: impl FnOnce(&[u8]) -> T,
+) -> Result<T, EncodeError> {
+    let m = markers(lua).map_err(|e| EncodeError::Invalid(e.to_string()))?;
+    let reservation = match super::shared_of(lua) {
+        Ok(sh) => Some(
+            sh.limits
+                .reserve(lua, 0)
+                .map_err(EncodeError::Limit)?,
+        ),
+        Err(_) => None,
+    };
+    let mut w = Budgeted {
+        buf: Vec::new(),
+        reservation,
+        output_room,
+        failed: None,
+    };
+    let stack = std::cell::RefCell::new(Vec::new());
+    let failed = std::cell::RefCell::new(None);
+    let enc = Enc {
+        lua,
+        m: &m,
+        value,
+        mode,
+        depth: 0,
+        stack: &stack,
+        failed: &failed,
+    };
+    let r = if pretty {
+        let mut ser = serde_json::Serializer::pretty(&mut w);
+        serde::Serialize::serialize(&enc, &mut ser)
+    } else {
+        let mut ser = serde_json::Serializer::new(&mut w);
+        serde::Serialize::serialize(&enc, &mut ser)
+    };
+    if let Some(e) = w.failed.take() {
+        return Err(EncodeError::Limit(e));
+    }
+    if let Err(e) = r {
+        let msg = failed.into_inner().unwrap_or_else(|| e.to_string());
+        return Err(EncodeError::Invalid(msg));
+    }
+    let out = finish(&w.buf);
+    drop(w);
+    Ok(out)
+}
+
 /// A new empty table that encodes as `[]`.
 pub fn empty_array(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
@@ -337,22 +694,20 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                 Some(Value::Table(o)) => o.raw_get::<Option<bool>>("pretty")?.unwrap_or(false),
                 _ => false,
             };
-            let j = to_json(lua, &v, Mode::Strict)
-                .map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
-            let s = if pretty {
-                serde_json::to_string_pretty(&j)
-            } else {
-                serde_json::to_string(&j)
+            match encode_with(lua, &v, Mode::Strict, pretty, None, |text| {
+                lua.create_string(text)
+            }) {
+                Ok(s) => Ok(s?),
+                Err(EncodeError::Invalid(e)) => Err(HostError::msg(format!("json.encode: {e}"))),
+                Err(EncodeError::Limit(e)) => Err(HostError::Lua(mlua::Error::external(e))),
             }
-            .map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
-            Ok(s)
         })?,
     )?;
     json.raw_set(
         "decode",
         lift(lua, |lua, args: MultiValue| {
             let s = match args.front() {
-                Some(Value::String(s)) => s.as_bytes().to_vec(),
+                Some(Value::String(s)) => s.clone(),
                 other => {
                     return Err(HostError::msg(format!(
                         "json.decode: expected string, got {}",
@@ -360,9 +715,11 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                     )));
                 }
             };
-            let j: Json = serde_json::from_slice(&s)
-                .map_err(|e| HostError::msg(format!("json.decode: invalid JSON: {e}")))?;
-            Ok(from_json(lua, &j, Nulls::Keep)?)
+            let bytes = s.as_bytes();
+            match decode_bytes(lua, &bytes, Nulls::Keep) {
+                Err(HostError::Msg(m)) => Err(HostError::msg(format!("json.decode: {m}"))),
+                other => other,
+            }
         })?,
     )?;
     json.raw_set("null", lua.null())?;

@@ -119,6 +119,9 @@ pub struct LimitState {
     pub calls: AtomicU64,
     pub output_bytes: AtomicUsize,
     peak_memory: AtomicUsize,
+    /// Bytes host functions hold for the script right now (JSON text, regex results, copies):
+    /// counted against the same memory limit as Lua's own allocations. See [`Reservation`].
+    host_reserved: AtomicUsize,
     finished: AtomicBool,
 }
 
@@ -137,6 +140,7 @@ impl LimitState {
             calls: AtomicU64::new(0),
             output_bytes: AtomicUsize::new(0),
             peak_memory: AtomicUsize::new(0),
+            host_reserved: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
         })
     }
@@ -273,6 +277,31 @@ impl LimitState {
         self.last_tick_us.store(self.now_us(), Ordering::Relaxed);
     }
 
+    /// A host boundary that must not count as a sign of life (writing output): the time spent
+    /// inside is not VM time, but the stall clock keeps running from where it was.
+    pub fn enter_quiet(self: &Arc<Self>) -> QuietGuard {
+        self.in_host.fetch_add(1, Ordering::SeqCst);
+        QuietGuard {
+            state: self.clone(),
+            entered_us: self.now_us(),
+        }
+    }
+
+    /// Reserve `bytes` of host memory against the run's memory limit (see [`Reservation`]).
+    pub fn reserve(self: &Arc<Self>, lua: &Lua, bytes: usize) -> Result<Reservation, Error> {
+        let mut r = Reservation {
+            state: self.clone(),
+            lua: lua.clone(),
+            bytes: 0,
+        };
+        r.grow(bytes)?;
+        Ok(r)
+    }
+
+    pub fn host_reserved(&self) -> usize {
+        self.host_reserved.load(Ordering::SeqCst)
+    }
+
     /// A hook tick: the VM has been running since the last tick or boundary. Answers the VM
     /// time used so far.
     fn vm_tick(&self) -> Duration {
@@ -340,6 +369,83 @@ impl Drop for HostGuard {
     }
 }
 
+/// Leaves a quiet host boundary when dropped: the wait is moved out of both the VM time and the
+/// stall clock (the last sign of life moves forward by the time spent waiting, no more).
+pub struct QuietGuard {
+    state: Arc<LimitState>,
+    entered_us: u64,
+}
+
+impl Drop for QuietGuard {
+    fn drop(&mut self) {
+        let waited = self.state.now_us().saturating_sub(self.entered_us);
+        self.state
+            .last_tick_us
+            .fetch_add(waited, Ordering::Relaxed);
+        self.state.in_host.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Host memory held for the script, counted against `--memory-limit` together with Lua's own
+/// allocations: while it is held, Lua's allocator limit is lowered by the reserved bytes, so the
+/// host's buffer plus the Lua value built from it never exceed the one budget. Going over trips
+/// the `memory` limit (like Lua running out of memory does). Released when dropped.
+pub struct Reservation {
+    state: Arc<LimitState>,
+    lua: Lua,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Reserve `extra` more bytes.
+    pub fn grow(&mut self, extra: usize) -> Result<(), Error> {
+        if extra == 0 {
+            return Ok(());
+        }
+        let st = &self.state;
+        let total = st.host_reserved.fetch_add(extra, Ordering::SeqCst).saturating_add(extra);
+        self.bytes = self.bytes.saturating_add(extra);
+        let limit = st.limits.memory;
+        let mut used = self.lua.used_memory();
+        if used.saturating_add(total) > limit {
+            // Garbage counts in `used_memory` until collected: collect before refusing, as Lua's
+            // own allocator does before it reports an out-of-memory error.
+            let _ = self.lua.gc_collect();
+            used = self.lua.used_memory();
+        }
+        st.note_memory(used.saturating_add(total));
+        if used.saturating_add(total) > limit {
+            st.trip(Kind::Memory);
+            return Err(st.error_for(Kind::Memory));
+        }
+        self.apply();
+        Ok(())
+    }
+
+    /// Make sure at least `total` bytes are reserved.
+    pub fn ensure(&mut self, total: usize) -> Result<(), Error> {
+        self.grow(total.saturating_sub(self.bytes))
+    }
+
+    fn apply(&self) {
+        let st = &self.state;
+        let reserved = st.host_reserved.load(Ordering::SeqCst);
+        // 0 would mean "no limit" to the allocator.
+        let lua_limit = st.limits.memory.saturating_sub(reserved).max(1);
+        let _ = self.lua.set_memory_limit(lua_limit);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.state
+            .host_reserved
+            .fetch_sub(self.bytes, Ordering::SeqCst);
+        self.bytes = 0;
+        self.apply();
+    }
+}
+
 /// Install the memory limit and the instruction hook on a fresh state.
 pub fn install(lua: &Lua, state: &Arc<LimitState>) -> mlua::Result<()> {
     lua.set_memory_limit(state.limits.memory)?;
@@ -355,7 +461,7 @@ pub fn install(lua: &Lua, state: &Arc<LimitState>) -> mlua::Result<()> {
                 .fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed)
                 + u64::from(HOOK_EVERY);
             let vm_time = st.vm_tick();
-            st.note_memory(lua.used_memory());
+            st.note_memory(lua.used_memory().saturating_add(st.host_reserved()));
             if n > st.budget || vm_time.as_secs_f64() > st.limits.cpu {
                 st.trip(Kind::Cpu);
             } else if Instant::now() > st.deadline() {
