@@ -413,11 +413,11 @@ impl Reservation {
             let _ = self.lua.gc_collect();
             used = self.lua.used_memory();
         }
-        st.note_memory(used.saturating_add(total));
         if used.saturating_add(total) > limit {
             st.trip(Kind::Memory);
             return Err(st.error_for(Kind::Memory));
         }
+        st.note_memory(used.saturating_add(total));
         self.apply();
         Ok(())
     }

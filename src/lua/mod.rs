@@ -565,7 +565,13 @@ impl Runtime {
             Some(Value::Boolean(true)) => Ok(json::result_values(&self.lua, it)),
             _ => {
                 let err = it.next().unwrap_or(Value::Nil);
-                Err(self.error_value_json(&err))
+                let j = self.error_value_json(&err);
+                // Describing the error runs the script's `__tostring`: a limit it hit (a loop)
+                // is what stopped the run, not the error it was describing.
+                match limits.tripped() {
+                    Some(kind) if kind != limits::Kind::Done => Err(limits.error_json_for(kind)),
+                    _ => Err(j),
+                }
             }
         }
     }
