@@ -82,15 +82,21 @@ struct Walk {
 
 impl Walk {
     /// The same 30 MB string referenced a thousand times is cheap in Lua and 30 GB as JSON: the
-    /// host-side result is capped at twice the state's memory limit.
+    /// host-side tree is capped at the memory the run has left under its limit (plus 8 MiB, so a
+    /// small result always fits), so it stays inside the one memory budget plus a fixed overhead.
     fn new(lua: &Lua) -> Walk {
-        let memory = lua
-            .app_data_ref::<std::sync::Arc<super::Shared>>()
-            .map(|s| s.limits.limits.memory)
-            .unwrap_or(64 << 20);
+        let left = match lua.app_data_ref::<std::sync::Arc<super::Shared>>() {
+            Some(s) => s
+                .limits
+                .limits
+                .memory
+                .saturating_sub(lua.used_memory())
+                .saturating_sub(s.limits.host_reserved()),
+            None => 64 << 20,
+        };
         Walk {
             stack: Vec::new(),
-            budget: memory.max(8 << 20).saturating_mul(2),
+            budget: left.saturating_add(8 << 20),
         }
     }
 
@@ -105,7 +111,10 @@ impl Walk {
     fn charge(&mut self, bytes: usize, depth: usize) -> Result<(), String> {
         let cost = bytes + depth * 2 + 8;
         if cost > self.budget {
-            return Err("value too large to encode (over twice the memory limit)".into());
+            return Err(
+                "value too large to encode (larger than the memory left under --memory-limit)"
+                    .into(),
+            );
         }
         self.budget -= cost;
         Ok(())
