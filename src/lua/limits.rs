@@ -114,8 +114,13 @@ pub struct LimitState {
     /// Microseconds the VM spent running (between ticks, host waits excluded): the CPU budget's
     /// backstop for work done inside C functions, which the instruction count cannot see.
     vm_time_us: AtomicU64,
-    /// Host awaits in flight (HTTP, prompts): the VM is not stalled while these wait.
+    /// Blocking host waits in progress (a terminal prompt, a write to stdout): the VM is not
+    /// stalled while these wait, and the time is not VM time.
     in_host: AtomicUsize,
+    /// The run's future is being polled (or the runtime is otherwise running Lua): only then can
+    /// the VM stall. Between polls every branch is awaiting the host (HTTP) and nothing runs;
+    /// during one, a branch may sit in a long C call while others wait on HTTP.
+    running: AtomicUsize,
     pub calls: AtomicU64,
     pub output_bytes: AtomicUsize,
     peak_memory: AtomicUsize,
@@ -137,6 +142,7 @@ impl LimitState {
             last_tick_us: AtomicU64::new(0),
             vm_time_us: AtomicU64::new(0),
             in_host: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             output_bytes: AtomicUsize::new(0),
             peak_memory: AtomicUsize::new(0),
@@ -314,16 +320,26 @@ impl LimitState {
         Duration::from_micros(used)
     }
 
-    /// Enter a host wait (HTTP, prompt): the watchdog does not count it as a stall.
+    /// Enter a blocking host wait (a terminal prompt): neither VM time nor a stall. Waits that
+    /// `await` (HTTP) need no guard: the run's future is not being polled while they wait.
     pub fn enter_host(self: &Arc<Self>) -> HostGuard {
-        self.tick();
+        self.vm_tick();
         self.in_host.fetch_add(1, Ordering::SeqCst);
         HostGuard(self.clone())
     }
 
-    /// Seconds the VM has shown no sign of life while not waiting on the host.
+    /// The VM runs (one poll of the run's future, or host code that runs Lua after it): the
+    /// stall clock and the VM-time clock run until the guard is dropped.
+    pub fn enter_running(self: &Arc<Self>) -> RunningGuard {
+        self.tick();
+        self.running.fetch_add(1, Ordering::SeqCst);
+        RunningGuard(self.clone())
+    }
+
+    /// How long the VM has shown no sign of life while running (not between polls, not in a
+    /// blocking host wait).
     pub fn stalled_for(&self) -> Option<Duration> {
-        if self.in_host.load(Ordering::SeqCst) > 0 {
+        if self.running.load(Ordering::SeqCst) == 0 || self.in_host.load(Ordering::SeqCst) > 0 {
             return None;
         }
         let last = self.last_tick_us.load(Ordering::Relaxed);
@@ -356,6 +372,16 @@ impl LimitState {
             return Err(self.error_for(Kind::Output));
         }
         Ok(())
+    }
+}
+
+/// Leaves the running state when dropped, counting the time since the last tick as VM time.
+pub struct RunningGuard(Arc<LimitState>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.vm_tick();
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -707,21 +707,27 @@ fn cpu_limit_in_handlers_metamethods_and_beside_calls() {
         ),
         with(
             "a CPU-bound branch beside a waiting call",
-            "local a = app.integrations.anthropic a.list_models{} return parallel(function() while true do end end, function() return a.wait_for_message_batch{message_batch_id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end)",
+            "local a = app.integrations.anthropic a.list_models{} return parallel(function() while true do end end, function() return a.wait_for_message_batch{id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end)",
             &["--offline"],
             Limit("cpu"),
         ),
         with(
             "a waiting call beside a CPU-bound branch",
-            "local a = app.integrations.anthropic a.list_models{} return parallel(function() return a.wait_for_message_batch{message_batch_id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end, function() while true do end end)",
+            "local a = app.integrations.anthropic a.list_models{} return parallel(function() return a.wait_for_message_batch{id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end, function() while true do end end)",
             &["--offline"],
             Limit("cpu"),
         ),
         with(
-            "one long C call beside a waiting call",
-            "local a = app.integrations.anthropic a.list_models{} return parallel(function() return a.wait_for_message_batch{message_batch_id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end, function() return ('a'):rep(30000):find('.-.-.-.-.-.-b') end)",
+            "one long C call beside a waiting call (the watchdog sees it)",
+            "local a = app.integrations.anthropic a.list_models{} return parallel(function() return a.wait_for_message_batch{id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end, function() return ('a'):rep(30000):find('.-.-.-.-.-.-b') end)",
             &["--offline"],
             Limit("cpu"),
+        ),
+        with(
+            "waiting on a call is not CPU",
+            "local a = app.integrations.anthropic return parallel(function() return (pcall(a.wait_for_message_batch, {id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF', timeout_seconds = 2, interval_seconds = 0.5})) end, function() return 1 end)",
+            &["--offline", "--cpu-limit", "1"],
+            Result(json!([false, 1])),
         ),
     ]);
 }
