@@ -609,11 +609,7 @@ pub fn encode_with<T>(
 ) -> Result<T, EncodeError> {
     let m = markers(lua).map_err(|e| EncodeError::Invalid(e.to_string()))?;
     let reservation = match super::shared_of(lua) {
-        Ok(sh) => Some(
-            sh.limits
-                .reserve(lua, 0)
-                .map_err(EncodeError::Limit)?,
-        ),
+        Ok(sh) => Some(sh.limits.reserve(lua, 0).map_err(EncodeError::Limit)?),
         Err(_) => None,
     };
     let mut w = Budgeted {

@@ -405,9 +405,7 @@ pub struct QuietGuard {
 impl Drop for QuietGuard {
     fn drop(&mut self) {
         let waited = self.state.now_us().saturating_sub(self.entered_us);
-        self.state
-            .last_tick_us
-            .fetch_add(waited, Ordering::Relaxed);
+        self.state.last_tick_us.fetch_add(waited, Ordering::Relaxed);
         self.state.in_host.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -429,7 +427,10 @@ impl Reservation {
             return Ok(());
         }
         let st = &self.state;
-        let total = st.host_reserved.fetch_add(extra, Ordering::SeqCst).saturating_add(extra);
+        let total = st
+            .host_reserved
+            .fetch_add(extra, Ordering::SeqCst)
+            .saturating_add(extra);
         self.bytes = self.bytes.saturating_add(extra);
         let limit = st.limits.memory;
         let mut used = self.lua.used_memory();
