@@ -553,8 +553,8 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let call = p.call(shared.options.dry_run, sink);
     check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
     let (result, handler_failed) = {
-        // The call awaits (no VM time, no stall: the run's future is not polled meanwhile).
-        let fut = exec.call(call);
+        // Host work while polled; while it waits, other branches run and are counted.
+        let fut = shared.limits.host(exec.call(call));
         tokio::pin!(fut);
         let mut result = None;
         let mut failed = None;
@@ -775,7 +775,7 @@ async fn next_page(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     }
     fetched.fetch_add(1, Ordering::SeqCst);
     let recorder = Recorder::new(&shared, &p);
-    let next = s.next().await;
+    let next = shared.limits.host(s.next()).await;
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
         recorder.record(None, None, Some(&err));
@@ -989,7 +989,7 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     let exec = executor_for(&lua, &shared, &p, &recorder).await?;
     let call = p.call(shared.options.dry_run, None);
     check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
-    let result = exec.rows(call).await;
+    let result = shared.limits.host(exec.rows(call)).await;
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
         recorder.record(None, None, Some(&err));
@@ -1025,7 +1025,7 @@ async fn next_row(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult
     let Some(s) = guard.as_mut() else {
         return Ok(Value::Nil);
     };
-    let next = s.next().await;
+    let next = shared.limits.host(s.next()).await;
     if let Some(e) = shared.limits.lua_error() {
         return Err(HostError::Lua(e));
     }

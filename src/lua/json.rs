@@ -517,15 +517,27 @@ impl Enc<'_> {
 impl serde::Serialize for Enc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeMap, SerializeSeq};
-        let t = match self.value {
-            Value::Table(t) => t,
-            other => {
-                // Scalars (and placeholders) go through the tree converter: one node, no walk.
-                let j = conv(self.m, other, self.mode, self.depth, &mut Walk::unbounded())
-                    .map_err(|e| self.fail::<S::Error>(e))?;
-                return j.serialize(s);
-            }
-        };
+        let t =
+            match self.value {
+                Value::Table(t) => t,
+                // Strings are written from Lua's own bytes: no host copy of a big string.
+                Value::String(text) => {
+                    return match text.to_str() {
+                        Ok(t) => s.serialize_str(&t),
+                        Err(_) if self.mode == Mode::Lenient => {
+                            s.serialize_str(&String::from_utf8_lossy(&text.as_bytes()))
+                        }
+                        Err(_) => Err(self
+                            .fail("cannot encode a string that is not valid UTF-8 as JSON".into())),
+                    };
+                }
+                other => {
+                    // Other scalars (and placeholders) go through the tree converter: one node.
+                    let j = conv(self.m, other, self.mode, self.depth, &mut Walk::unbounded())
+                        .map_err(|e| self.fail::<S::Error>(e))?;
+                    return j.serialize(s);
+                }
+            };
         let id = t.to_pointer() as usize;
         if self.stack.borrow().contains(&id) {
             return match self.mode {

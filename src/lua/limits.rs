@@ -320,12 +320,24 @@ impl LimitState {
         Duration::from_micros(used)
     }
 
-    /// Enter a blocking host wait (a terminal prompt): neither VM time nor a stall. Waits that
-    /// `await` (HTTP) need no guard: the run's future is not being polled while they wait.
+    /// Enter a blocking host wait (a terminal prompt): neither VM time nor a stall. For a host
+    /// future use [`LimitState::host`], which holds this only while the future is polled.
     pub fn enter_host(self: &Arc<Self>) -> HostGuard {
         self.vm_tick();
         self.in_host.fetch_add(1, Ordering::SeqCst);
         HostGuard(self.clone())
+    }
+
+    /// Await a host future (an integration call, the next row): each poll of it is host work
+    /// (a credential helper, decoding a response), neither VM time nor a stall; while it is
+    /// pending, other branches of the script may run and are counted as usual.
+    pub async fn host<F: std::future::Future>(self: &Arc<Self>, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            let _host = self.enter_host();
+            fut.as_mut().poll(cx)
+        })
+        .await
     }
 
     /// The VM runs (one poll of the run's future, or host code that runs Lua after it): the
