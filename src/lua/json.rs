@@ -790,6 +790,45 @@ mod tests {
     }
 
     #[test]
+    fn streaming_decode_and_encode_match_the_tree_bridge() {
+        let lua = state();
+        for text in [
+            r#"{"b":[1,2,null,{"c":[]}],"a":{},"d":1.5,"e":"\u00e9x","f":-7,"g":18446744073709551615,"h":true,"a2":1e300}"#,
+            r#"[[],[[]],{"k":{"k":{"k":null}}},0.1,-0.0,"\"quoted\""]"#,
+            r#""just a string""#,
+            r#"{"dup":1,"dup":2}"#,
+        ] {
+            let tree: Json = serde_json::from_str(text).unwrap();
+            for nulls in [Nulls::Keep, Nulls::DropInObjects] {
+                let via_tree = from_json(&lua, &tree, nulls).unwrap();
+                let streamed = match decode_bytes(&lua, text.as_bytes(), nulls) {
+                    Ok(v) => v,
+                    Err(_) => panic!("decode failed: {text}"),
+                };
+                let a = to_json(&lua, &via_tree, Mode::Strict).unwrap();
+                let b = to_json(&lua, &streamed, Mode::Strict).unwrap();
+                assert_eq!(a, b, "{text}");
+                for pretty in [false, true] {
+                    let expected = if pretty {
+                        serde_json::to_string_pretty(&a).unwrap()
+                    } else {
+                        serde_json::to_string(&a).unwrap()
+                    };
+                    let got = match encode_with(&lua, &streamed, Mode::Strict, pretty, None, |t| {
+                        String::from_utf8(t.to_vec()).unwrap()
+                    }) {
+                        Ok(s) => s,
+                        Err(_) => panic!("encode failed: {text}"),
+                    };
+                    assert_eq!(got, expected, "{text}");
+                }
+            }
+        }
+        assert!(decode_bytes(&lua, b"[1,", Nulls::Keep).is_err());
+        assert!(decode_bytes(&lua, b"[1] x", Nulls::Keep).is_err());
+    }
+
+    #[test]
     fn inference_and_strictness() {
         let lua = state();
         let all: Vec<Value> = lua

@@ -607,6 +607,35 @@ mod tests {
     }
 
     #[test]
+    fn reservations_share_the_lua_memory_limit() {
+        let st = LimitState::new(Limits {
+            memory: 8 << 20,
+            ..Limits::default()
+        });
+        let lua = Lua::new();
+        install(&lua, &st).unwrap();
+        // Half the budget held by the host: Lua cannot build a 3 MiB string (6 MiB with its buffer).
+        let held = st.reserve(&lua, 4 << 20).unwrap();
+        assert_eq!(st.host_reserved(), 4 << 20);
+        let big = lua.load("return string.rep('x', 3 * 1024 * 1024)").eval::<mlua::Value>();
+        assert!(big.is_err());
+        drop(held);
+        assert_eq!(st.host_reserved(), 0);
+        // Released: the same allocation fits again.
+        let s: mlua::String = lua
+            .load("return string.rep('x', 3 * 1024 * 1024)")
+            .eval()
+            .unwrap();
+        assert_eq!(s.as_bytes().len(), 3 << 20);
+        drop(s);
+        // More than the budget trips the memory limit and releases what it took.
+        let r = st.reserve(&lua, 9 << 20);
+        assert!(r.is_err());
+        assert_eq!(st.tripped(), Some(Kind::Memory));
+        assert_eq!(st.host_reserved(), 0);
+    }
+
+    #[test]
     fn first_trip_wins() {
         let s = LimitState::new(Limits::default());
         assert!(s.tripped().is_none());

@@ -155,6 +155,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         lift(lua, move |lua, args: MultiValue| {
             let s = arg_str(&args, 0, "match", "subject")?;
             let p = arg_str(&args, 1, "match", "pattern")?;
+            let _held = reserve(lua, s.len())?;
             let re = compile(&c, "match", &p, &opt_str(&args, 2).unwrap_or_default())?;
             Ok(match re.captures(&s) {
                 Some(caps) => Value::Table(captures_table(lua, &re, &caps)?),
@@ -169,6 +170,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         lift(lua, move |lua, args: MultiValue| {
             let s = arg_str(&args, 0, "match_all", "subject")?;
             let p = arg_str(&args, 1, "match_all", "pattern")?;
+            let _held = reserve(lua, s.len())?;
             let re = compile(&c, "match_all", &p, &opt_str(&args, 2).unwrap_or_default())?;
             let out = lua.create_table()?;
             let mut any = false;
