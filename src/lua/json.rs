@@ -556,17 +556,23 @@ impl serde::Serialize for Enc<'_> {
         let marker = t.metatable().map(|mt| mt.to_pointer());
         let want_array = marker == Some(self.m.array.to_pointer());
         let want_object = marker == Some(self.m.object.to_pointer());
-        let mut entries: Vec<(Value, Value)> = Vec::new();
-        t.for_each::<Value, Value>(|k, v| {
-            entries.push((k, v));
+        // First pass: the shape only. Holding a reference to every value of a table with
+        // millions of entries would exhaust the host's reference slots (and memory), so an
+        // array is then read one element at a time.
+        let mut n = 0usize;
+        let mut int_keys = true;
+        let mut max = 0i64;
+        t.for_each::<Value, Value>(|k, _| {
+            n += 1;
+            match k {
+                Value::Integer(i) if i >= 1 => max = max.max(i),
+                _ => int_keys = false,
+            }
             Ok(())
         })
         .map_err(|e| self.fail::<S::Error>(e.to_string()))?;
-        let n = entries.len();
-        let is_sequence = entries.iter().all(|(k, _)| match k {
-            Value::Integer(i) => *i >= 1 && (*i as u64) <= n as u64,
-            _ => false,
-        });
+        // Distinct integer keys from 1 with the largest at most their count are exactly 1..n.
+        let is_sequence = int_keys && (max as u64) <= n as u64;
         let as_array = if n == 0 {
             want_array
         } else {
@@ -574,17 +580,21 @@ impl serde::Serialize for Enc<'_> {
         };
         self.stack.borrow_mut().push(id);
         let out = if as_array {
-            let mut items: Vec<(i64, &Value)> = entries
-                .iter()
-                .map(|(k, v)| (if let Value::Integer(i) = k { *i } else { 0 }, v))
-                .collect();
-            items.sort_by_key(|(i, _)| *i);
             let mut seq = s.serialize_seq(Some(n))?;
-            for (_, v) in items {
-                seq.serialize_element(&self.at(v))?;
+            for i in 1..=n {
+                let v: Value = t
+                    .raw_get(i)
+                    .map_err(|e| self.fail::<S::Error>(e.to_string()))?;
+                seq.serialize_element(&self.at(&v))?;
             }
             seq.end()
         } else {
+            let mut entries: Vec<(Value, Value)> = Vec::with_capacity(n);
+            t.for_each::<Value, Value>(|k, v| {
+                entries.push((k, v));
+                Ok(())
+            })
+            .map_err(|e| self.fail::<S::Error>(e.to_string()))?;
             let mut sorted: BTreeMap<String, &Value> = BTreeMap::new();
             for (k, v) in &entries {
                 let key = key_string(k, self.mode).map_err(|e| self.fail::<S::Error>(e))?;

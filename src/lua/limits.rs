@@ -617,7 +617,9 @@ mod tests {
         // Half the budget held by the host: Lua cannot build a 3 MiB string (6 MiB with its buffer).
         let held = st.reserve(&lua, 4 << 20).unwrap();
         assert_eq!(st.host_reserved(), 4 << 20);
-        let big = lua.load("return string.rep('x', 3 * 1024 * 1024)").eval::<mlua::Value>();
+        let big = lua
+            .load("return string.rep('x', 3 * 1024 * 1024)")
+            .eval::<mlua::Value>();
         assert!(big.is_err());
         drop(held);
         assert_eq!(st.host_reserved(), 0);

@@ -622,6 +622,12 @@ fn host_side_memory_in_budget() {
                 "{\n  \"y\": [\n    true,\n    false\n  ],\n  \"z\": 1\n}"
             ])),
         ),
+        with(
+            "json.encode of an array of two million strings",
+            "local t = {} for i = 1, 2e6 do t[i] = 'x' end return #json.encode(t)",
+            &["--memory-limit", "256M"],
+            Result(json!([8_000_001])),
+        ),
         case(
             "json.decode errors stay catchable",
             "local ok, e = pcall(json.decode, '[1,') return ok, (e:find('json.decode: invalid JSON', 1, true) ~= nil)",
