@@ -624,7 +624,7 @@ mod tests {
         drop(held);
         assert_eq!(st.host_reserved(), 0);
         // Released: the same allocation fits again.
-        let s: mlua::String = lua
+        let s: mlua::LuaString = lua
             .load("return string.rep('x', 3 * 1024 * 1024)")
             .eval()
             .unwrap();
