@@ -553,8 +553,8 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let call = p.call(shared.options.dry_run, sink);
     check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
     let (result, handler_failed) = {
-        let mut host = Some(shared.limits.enter_host());
-        let fut = exec.call(call);
+        // Host work while polled; while it waits, other branches run and are counted.
+        let fut = shared.limits.host(exec.call(call));
         tokio::pin!(fut);
         let mut result = None;
         let mut failed = None;
@@ -564,16 +564,13 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
                 biased;
                 ev = rx.recv(), if events_open => match (ev, &p.on_event) {
                     (Some(ev), Some(func)) => {
-                        drop(host.take());
                         failed = deliver(&lua, func, &ev).await.err();
-                        host = Some(shared.limits.enter_host());
                     }
                     _ => events_open = false,
                 },
                 r = &mut fut => result = Some(r),
             }
         }
-        drop(host);
         // Events sent before the call returned are still queued: deliver them in order.
         if let Some(func) = &p.on_event {
             while failed.is_none()
@@ -778,10 +775,7 @@ async fn next_page(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     }
     fetched.fetch_add(1, Ordering::SeqCst);
     let recorder = Recorder::new(&shared, &p);
-    let next = {
-        let _host = shared.limits.enter_host();
-        s.next().await
-    };
+    let next = shared.limits.host(s.next()).await;
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
         recorder.record(None, None, Some(&err));
@@ -995,10 +989,7 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     let exec = executor_for(&lua, &shared, &p, &recorder).await?;
     let call = p.call(shared.options.dry_run, None);
     check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
-    let result = {
-        let _host = shared.limits.enter_host();
-        exec.rows(call).await
-    };
+    let result = shared.limits.host(exec.rows(call)).await;
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
         recorder.record(None, None, Some(&err));
@@ -1034,10 +1025,7 @@ async fn next_row(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult
     let Some(s) = guard.as_mut() else {
         return Ok(Value::Nil);
     };
-    let next = {
-        let _host = shared.limits.enter_host();
-        s.next().await
-    };
+    let next = shared.limits.host(s.next()).await;
     if let Some(e) = shared.limits.lua_error() {
         return Err(HostError::Lua(e));
     }

@@ -82,22 +82,39 @@ struct Walk {
 
 impl Walk {
     /// The same 30 MB string referenced a thousand times is cheap in Lua and 30 GB as JSON: the
-    /// host-side result is capped at twice the state's memory limit.
+    /// host-side tree is capped at the memory the run has left under its limit (plus 8 MiB, so a
+    /// small result always fits), so it stays inside the one memory budget plus a fixed overhead.
     fn new(lua: &Lua) -> Walk {
-        let memory = lua
-            .app_data_ref::<std::sync::Arc<super::Shared>>()
-            .map(|s| s.limits.limits.memory)
-            .unwrap_or(64 << 20);
+        let left = match lua.app_data_ref::<std::sync::Arc<super::Shared>>() {
+            Some(s) => s
+                .limits
+                .limits
+                .memory
+                .saturating_sub(lua.used_memory())
+                .saturating_sub(s.limits.host_reserved()),
+            None => 64 << 20,
+        };
         Walk {
             stack: Vec::new(),
-            budget: memory.max(8 << 20).saturating_mul(2),
+            budget: left.saturating_add(8 << 20),
+        }
+    }
+
+    /// No size budget (the caller counts bytes itself).
+    fn unbounded() -> Walk {
+        Walk {
+            stack: Vec::new(),
+            budget: usize::MAX,
         }
     }
 
     fn charge(&mut self, bytes: usize, depth: usize) -> Result<(), String> {
         let cost = bytes + depth * 2 + 8;
         if cost > self.budget {
-            return Err("value too large to encode (over twice the memory limit)".into());
+            return Err(
+                "value too large to encode (larger than the memory left under --memory-limit)"
+                    .into(),
+            );
         }
         self.budget -= cost;
         Ok(())
@@ -286,6 +303,373 @@ fn from_json_with(lua: &Lua, m: &Markers, value: &Json, nulls: Nulls) -> mlua::R
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// Host memory inside the run's budget: `json.decode` builds Lua values straight from the parser
+// (no intermediate tree on the host), and `json.encode` / `dump` write the text straight from
+// the Lua values into a buffer reserved against the memory limit.
+
+/// Builds Lua values while the parser reads: the only host memory is the parser's stack.
+struct LuaSeed<'a> {
+    lua: &'a Lua,
+    m: &'a Markers,
+    nulls: Nulls,
+    /// The first error from Lua itself (out of memory, a tripped limit), kept intact.
+    failed: &'a std::cell::RefCell<Option<mlua::Error>>,
+}
+
+impl LuaSeed<'_> {
+    fn again(&self) -> Self {
+        LuaSeed {
+            lua: self.lua,
+            m: self.m,
+            nulls: self.nulls,
+            failed: self.failed,
+        }
+    }
+
+    fn lua_err<E: serde::de::Error>(&self, e: mlua::Error) -> E {
+        let msg = e.to_string();
+        let mut slot = self.failed.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+        E::custom(msg)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for LuaSeed<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for LuaSeed<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Boolean(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::Integer(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Value::Integer(i),
+            Err(_) => Value::Number(v as f64),
+        })
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::Number(v))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Value, E> {
+        match self.lua.create_string(v) {
+            Ok(s) => Ok(Value::String(s)),
+            Err(e) => Err(self.lua_err(e)),
+        }
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(self.lua.null())
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(self.lua.null())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let t = self
+            .lua
+            .create_table_with_capacity(seq.size_hint().unwrap_or(0).min(1024), 0)
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        let mut i = 0usize;
+        while let Some(v) = seq.next_element_seed(self.again())? {
+            i += 1;
+            t.raw_set(i, v).map_err(|e| self.lua_err::<A::Error>(e))?;
+        }
+        t.set_metatable(Some(self.m.array.clone()))
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        Ok(Value::Table(t))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let t = self
+            .lua
+            .create_table()
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let v = map.next_value_seed(self.again())?;
+            // A dropped null still replaces an earlier duplicate of its key (last one wins).
+            let v = if is_null(&v) && self.nulls == Nulls::DropInObjects {
+                Value::Nil
+            } else {
+                v
+            };
+            t.raw_set(k.as_ref(), v)
+                .map_err(|e| self.lua_err::<A::Error>(e))?;
+        }
+        t.set_metatable(Some(self.m.object.clone()))
+            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        Ok(Value::Table(t))
+    }
+}
+
+/// Parse JSON text straight into Lua values (markers on every container).
+pub fn decode_bytes(lua: &Lua, text: &[u8], nulls: Nulls) -> HostResult<Value> {
+    let m = markers(lua)?;
+    let failed = std::cell::RefCell::new(None);
+    let seed = LuaSeed {
+        lua,
+        m: &m,
+        nulls,
+        failed: &failed,
+    };
+    let mut de = serde_json::Deserializer::from_slice(text);
+    let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|v| {
+        de.end()?;
+        Ok(v)
+    });
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(e) => match failed.into_inner() {
+            Some(lua_err) => Err(HostError::Lua(lua_err)),
+            None => Err(HostError::msg(format!("invalid JSON: {e}"))),
+        },
+    }
+}
+
+/// A buffer whose every byte is reserved against the run's memory limit (and, for output, the
+/// output limit), so encoding stops near the limit instead of building gigabytes first.
+struct Budgeted {
+    buf: Vec<u8>,
+    reservation: Option<super::limits::Reservation>,
+    /// Bytes the text may reach before the output limit trips (`dump`).
+    output_room: Option<usize>,
+    failed: Option<Error>,
+}
+
+use crate::error::Error;
+
+impl std::io::Write for Budgeted {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let need = self.buf.len().saturating_add(data.len());
+        if let Some(room) = self.output_room
+            && need > room
+        {
+            self.failed = Some(Error::Limit {
+                limit: "output".into(),
+                message: String::new(),
+            });
+            return Err(std::io::Error::other("output limit"));
+        }
+        if need > self.buf.capacity() {
+            let cap = self.buf.capacity();
+            let new_cap = need.max(cap + cap / 2).max(16 * 1024);
+            if let Some(r) = &mut self.reservation
+                && let Err(e) = r.ensure(new_cap)
+            {
+                self.failed = Some(e);
+                return Err(std::io::Error::other("memory limit"));
+            }
+            self.buf.reserve_exact(new_cap - self.buf.len());
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serializes a Lua value in place, with the same rules as [`to_json`].
+struct Enc<'a> {
+    lua: &'a Lua,
+    m: &'a Markers,
+    value: &'a Value,
+    mode: Mode,
+    depth: usize,
+    stack: &'a std::cell::RefCell<Vec<usize>>,
+    /// The first conversion error (a message for the script).
+    failed: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl Enc<'_> {
+    fn at<'b>(&'b self, value: &'b Value) -> Enc<'b> {
+        Enc {
+            lua: self.lua,
+            m: self.m,
+            value,
+            mode: self.mode,
+            depth: self.depth + 1,
+            stack: self.stack,
+            failed: self.failed,
+        }
+    }
+
+    fn fail<E: serde::ser::Error>(&self, msg: String) -> E {
+        let mut slot = self.failed.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(msg.clone());
+        }
+        E::custom(msg)
+    }
+}
+
+impl serde::Serialize for Enc<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        let t =
+            match self.value {
+                Value::Table(t) => t,
+                // Strings are written from Lua's own bytes: no host copy of a big string.
+                Value::String(text) => {
+                    return match text.to_str() {
+                        Ok(t) => s.serialize_str(&t),
+                        Err(_) if self.mode == Mode::Lenient => {
+                            s.serialize_str(&String::from_utf8_lossy(&text.as_bytes()))
+                        }
+                        Err(_) => Err(self
+                            .fail("cannot encode a string that is not valid UTF-8 as JSON".into())),
+                    };
+                }
+                other => {
+                    // Other scalars (and placeholders) go through the tree converter: one node.
+                    let j = conv(self.m, other, self.mode, self.depth, &mut Walk::unbounded())
+                        .map_err(|e| self.fail::<S::Error>(e))?;
+                    return j.serialize(s);
+                }
+            };
+        let id = t.to_pointer() as usize;
+        if self.stack.borrow().contains(&id) {
+            return match self.mode {
+                Mode::Lenient => s.serialize_str("<cycle>"),
+                Mode::Strict => Err(self.fail("cannot encode a table that contains itself".into())),
+            };
+        }
+        if self.depth >= MAX_DEPTH {
+            return match self.mode {
+                Mode::Lenient => s.serialize_str("<too deep>"),
+                Mode::Strict => Err(self.fail(format!(
+                    "cannot encode tables nested more than {MAX_DEPTH} deep"
+                ))),
+            };
+        }
+        let marker = t.metatable().map(|mt| mt.to_pointer());
+        let want_array = marker == Some(self.m.array.to_pointer());
+        let want_object = marker == Some(self.m.object.to_pointer());
+        // First pass: the shape only. Holding a reference to every value of a table with
+        // millions of entries would exhaust the host's reference slots (and memory), so an
+        // array is then read one element at a time.
+        let mut n = 0usize;
+        let mut int_keys = true;
+        let mut max = 0i64;
+        t.for_each::<Value, Value>(|k, _| {
+            n += 1;
+            match k {
+                Value::Integer(i) if i >= 1 => max = max.max(i),
+                _ => int_keys = false,
+            }
+            Ok(())
+        })
+        .map_err(|e| self.fail::<S::Error>(e.to_string()))?;
+        // Distinct integer keys from 1 with the largest at most their count are exactly 1..n.
+        let is_sequence = int_keys && (max as u64) <= n as u64;
+        let as_array = if n == 0 {
+            want_array
+        } else {
+            is_sequence && !want_object
+        };
+        self.stack.borrow_mut().push(id);
+        let out = if as_array {
+            let mut seq = s.serialize_seq(Some(n))?;
+            for i in 1..=n {
+                let v: Value = t
+                    .raw_get(i)
+                    .map_err(|e| self.fail::<S::Error>(e.to_string()))?;
+                seq.serialize_element(&self.at(&v))?;
+            }
+            seq.end()
+        } else {
+            let mut entries: Vec<(Value, Value)> = Vec::with_capacity(n);
+            t.for_each::<Value, Value>(|k, v| {
+                entries.push((k, v));
+                Ok(())
+            })
+            .map_err(|e| self.fail::<S::Error>(e.to_string()))?;
+            let mut sorted: BTreeMap<String, &Value> = BTreeMap::new();
+            for (k, v) in &entries {
+                let key = key_string(k, self.mode).map_err(|e| self.fail::<S::Error>(e))?;
+                sorted.insert(key, v);
+            }
+            let mut map = s.serialize_map(Some(sorted.len()))?;
+            for (k, v) in sorted {
+                map.serialize_entry(&k, &self.at(v))?;
+            }
+            map.end()
+        };
+        self.stack.borrow_mut().pop();
+        out
+    }
+}
+
+/// Why encoding stopped.
+pub enum EncodeError {
+    /// The value cannot be JSON (a message for the script).
+    Invalid(String),
+    /// A limit tripped (memory, or output when `output_room` was given).
+    Limit(Error),
+}
+
+/// Encode a Lua value as JSON text into a buffer reserved against the memory limit, and hand the
+/// text to `finish` while the reservation still holds (so a Lua copy of it is counted too).
+pub fn encode_with<T>(
+    lua: &Lua,
+    value: &Value,
+    mode: Mode,
+    pretty: bool,
+    output_room: Option<usize>,
+    finish: impl FnOnce(&[u8]) -> T,
+) -> Result<T, EncodeError> {
+    let m = markers(lua).map_err(|e| EncodeError::Invalid(e.to_string()))?;
+    let reservation = match super::shared_of(lua) {
+        Ok(sh) => Some(sh.limits.reserve(lua, 0).map_err(EncodeError::Limit)?),
+        Err(_) => None,
+    };
+    let mut w = Budgeted {
+        buf: Vec::new(),
+        reservation,
+        output_room,
+        failed: None,
+    };
+    let stack = std::cell::RefCell::new(Vec::new());
+    let failed = std::cell::RefCell::new(None);
+    let enc = Enc {
+        lua,
+        m: &m,
+        value,
+        mode,
+        depth: 0,
+        stack: &stack,
+        failed: &failed,
+    };
+    let r = if pretty {
+        let mut ser = serde_json::Serializer::pretty(&mut w);
+        serde::Serialize::serialize(&enc, &mut ser)
+    } else {
+        let mut ser = serde_json::Serializer::new(&mut w);
+        serde::Serialize::serialize(&enc, &mut ser)
+    };
+    if let Some(e) = w.failed.take() {
+        return Err(EncodeError::Limit(e));
+    }
+    if let Err(e) = r {
+        let msg = failed.into_inner().unwrap_or_else(|| e.to_string());
+        return Err(EncodeError::Invalid(msg));
+    }
+    let out = finish(&w.buf);
+    drop(w);
+    Ok(out)
+}
+
 /// A new empty table that encodes as `[]`.
 pub fn empty_array(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
@@ -337,22 +721,20 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                 Some(Value::Table(o)) => o.raw_get::<Option<bool>>("pretty")?.unwrap_or(false),
                 _ => false,
             };
-            let j = to_json(lua, &v, Mode::Strict)
-                .map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
-            let s = if pretty {
-                serde_json::to_string_pretty(&j)
-            } else {
-                serde_json::to_string(&j)
+            match encode_with(lua, &v, Mode::Strict, pretty, None, |text| {
+                lua.create_string(text)
+            }) {
+                Ok(s) => Ok(s?),
+                Err(EncodeError::Invalid(e)) => Err(HostError::msg(format!("json.encode: {e}"))),
+                Err(EncodeError::Limit(e)) => Err(HostError::Lua(mlua::Error::external(e))),
             }
-            .map_err(|e| HostError::msg(format!("json.encode: {e}")))?;
-            Ok(s)
         })?,
     )?;
     json.raw_set(
         "decode",
         lift(lua, |lua, args: MultiValue| {
             let s = match args.front() {
-                Some(Value::String(s)) => s.as_bytes().to_vec(),
+                Some(Value::String(s)) => s.clone(),
                 other => {
                     return Err(HostError::msg(format!(
                         "json.decode: expected string, got {}",
@@ -360,9 +742,11 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                     )));
                 }
             };
-            let j: Json = serde_json::from_slice(&s)
-                .map_err(|e| HostError::msg(format!("json.decode: invalid JSON: {e}")))?;
-            Ok(from_json(lua, &j, Nulls::Keep)?)
+            let bytes = s.as_bytes();
+            match decode_bytes(lua, &bytes, Nulls::Keep) {
+                Err(HostError::Msg(m)) => Err(HostError::msg(format!("json.decode: {m}"))),
+                other => other,
+            }
         })?,
     )?;
     json.raw_set("null", lua.null())?;
@@ -413,6 +797,45 @@ mod tests {
             to_json(&lua, &drop, Mode::Strict).unwrap(),
             json!({"b": [null, 1]})
         );
+    }
+
+    #[test]
+    fn streaming_decode_and_encode_match_the_tree_bridge() {
+        let lua = state();
+        for text in [
+            r#"{"b":[1,2,null,{"c":[]}],"a":{},"d":1.5,"e":"\u00e9x","f":-7,"g":18446744073709551615,"h":true,"a2":1e300}"#,
+            r#"[[],[[]],{"k":{"k":{"k":null}}},0.1,-0.0,"\"quoted\""]"#,
+            r#""just a string""#,
+            r#"{"dup":1,"dup":2}"#,
+        ] {
+            let tree: Json = serde_json::from_str(text).unwrap();
+            for nulls in [Nulls::Keep, Nulls::DropInObjects] {
+                let via_tree = from_json(&lua, &tree, nulls).unwrap();
+                let streamed = match decode_bytes(&lua, text.as_bytes(), nulls) {
+                    Ok(v) => v,
+                    Err(_) => panic!("decode failed: {text}"),
+                };
+                let a = to_json(&lua, &via_tree, Mode::Strict).unwrap();
+                let b = to_json(&lua, &streamed, Mode::Strict).unwrap();
+                assert_eq!(a, b, "{text}");
+                for pretty in [false, true] {
+                    let expected = if pretty {
+                        serde_json::to_string_pretty(&a).unwrap()
+                    } else {
+                        serde_json::to_string(&a).unwrap()
+                    };
+                    let got = match encode_with(&lua, &streamed, Mode::Strict, pretty, None, |t| {
+                        String::from_utf8(t.to_vec()).unwrap()
+                    }) {
+                        Ok(s) => s,
+                        Err(_) => panic!("encode failed: {text}"),
+                    };
+                    assert_eq!(got, expected, "{text}");
+                }
+            }
+        }
+        assert!(decode_bytes(&lua, b"[1,", Nulls::Keep).is_err());
+        assert!(decode_bytes(&lua, b"[1] x", Nulls::Keep).is_err());
     }
 
     #[test]

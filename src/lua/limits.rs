@@ -114,11 +114,19 @@ pub struct LimitState {
     /// Microseconds the VM spent running (between ticks, host waits excluded): the CPU budget's
     /// backstop for work done inside C functions, which the instruction count cannot see.
     vm_time_us: AtomicU64,
-    /// Host awaits in flight (HTTP, prompts): the VM is not stalled while these wait.
+    /// Blocking host waits in progress (a terminal prompt, a write to stdout): the VM is not
+    /// stalled while these wait, and the time is not VM time.
     in_host: AtomicUsize,
+    /// The run's future is being polled (or the runtime is otherwise running Lua): only then can
+    /// the VM stall. Between polls every branch is awaiting the host (HTTP) and nothing runs;
+    /// during one, a branch may sit in a long C call while others wait on HTTP.
+    running: AtomicUsize,
     pub calls: AtomicU64,
     pub output_bytes: AtomicUsize,
     peak_memory: AtomicUsize,
+    /// Bytes host functions hold for the script right now (JSON text, regex results, copies):
+    /// counted against the same memory limit as Lua's own allocations. See [`Reservation`].
+    host_reserved: AtomicUsize,
     finished: AtomicBool,
 }
 
@@ -134,9 +142,11 @@ impl LimitState {
             last_tick_us: AtomicU64::new(0),
             vm_time_us: AtomicU64::new(0),
             in_host: AtomicUsize::new(0),
+            running: AtomicUsize::new(0),
             calls: AtomicU64::new(0),
             output_bytes: AtomicUsize::new(0),
             peak_memory: AtomicUsize::new(0),
+            host_reserved: AtomicUsize::new(0),
             finished: AtomicBool::new(false),
         })
     }
@@ -273,6 +283,31 @@ impl LimitState {
         self.last_tick_us.store(self.now_us(), Ordering::Relaxed);
     }
 
+    /// A host boundary that must not count as a sign of life (writing output): the time spent
+    /// inside is not VM time, but the stall clock keeps running from where it was.
+    pub fn enter_quiet(self: &Arc<Self>) -> QuietGuard {
+        self.in_host.fetch_add(1, Ordering::SeqCst);
+        QuietGuard {
+            state: self.clone(),
+            entered_us: self.now_us(),
+        }
+    }
+
+    /// Reserve `bytes` of host memory against the run's memory limit (see [`Reservation`]).
+    pub fn reserve(self: &Arc<Self>, lua: &Lua, bytes: usize) -> Result<Reservation, Error> {
+        let mut r = Reservation {
+            state: self.clone(),
+            lua: lua.clone(),
+            bytes: 0,
+        };
+        r.grow(bytes)?;
+        Ok(r)
+    }
+
+    pub fn host_reserved(&self) -> usize {
+        self.host_reserved.load(Ordering::SeqCst)
+    }
+
     /// A hook tick: the VM has been running since the last tick or boundary. Answers the VM
     /// time used so far.
     fn vm_tick(&self) -> Duration {
@@ -285,16 +320,38 @@ impl LimitState {
         Duration::from_micros(used)
     }
 
-    /// Enter a host wait (HTTP, prompt): the watchdog does not count it as a stall.
+    /// Enter a blocking host wait (a terminal prompt): neither VM time nor a stall. For a host
+    /// future use [`LimitState::host`], which holds this only while the future is polled.
     pub fn enter_host(self: &Arc<Self>) -> HostGuard {
-        self.tick();
+        self.vm_tick();
         self.in_host.fetch_add(1, Ordering::SeqCst);
         HostGuard(self.clone())
     }
 
-    /// Seconds the VM has shown no sign of life while not waiting on the host.
+    /// Await a host future (an integration call, the next row): each poll of it is host work
+    /// (a credential helper, decoding a response), neither VM time nor a stall; while it is
+    /// pending, other branches of the script may run and are counted as usual.
+    pub async fn host<F: std::future::Future>(self: &Arc<Self>, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        std::future::poll_fn(|cx| {
+            let _host = self.enter_host();
+            fut.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// The VM runs (one poll of the run's future, or host code that runs Lua after it): the
+    /// stall clock and the VM-time clock run until the guard is dropped.
+    pub fn enter_running(self: &Arc<Self>) -> RunningGuard {
+        self.tick();
+        self.running.fetch_add(1, Ordering::SeqCst);
+        RunningGuard(self.clone())
+    }
+
+    /// How long the VM has shown no sign of life while running (not between polls, not in a
+    /// blocking host wait).
     pub fn stalled_for(&self) -> Option<Duration> {
-        if self.in_host.load(Ordering::SeqCst) > 0 {
+        if self.running.load(Ordering::SeqCst) == 0 || self.in_host.load(Ordering::SeqCst) > 0 {
             return None;
         }
         let last = self.last_tick_us.load(Ordering::Relaxed);
@@ -330,6 +387,16 @@ impl LimitState {
     }
 }
 
+/// Leaves the running state when dropped, counting the time since the last tick as VM time.
+pub struct RunningGuard(Arc<LimitState>);
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0.vm_tick();
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Leaves the host wait when dropped.
 pub struct HostGuard(Arc<LimitState>);
 
@@ -337,6 +404,84 @@ impl Drop for HostGuard {
     fn drop(&mut self) {
         self.0.in_host.fetch_sub(1, Ordering::SeqCst);
         self.0.tick();
+    }
+}
+
+/// Leaves a quiet host boundary when dropped: the wait is moved out of both the VM time and the
+/// stall clock (the last sign of life moves forward by the time spent waiting, no more).
+pub struct QuietGuard {
+    state: Arc<LimitState>,
+    entered_us: u64,
+}
+
+impl Drop for QuietGuard {
+    fn drop(&mut self) {
+        let waited = self.state.now_us().saturating_sub(self.entered_us);
+        self.state.last_tick_us.fetch_add(waited, Ordering::Relaxed);
+        self.state.in_host.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Host memory held for the script, counted against `--memory-limit` together with Lua's own
+/// allocations: while it is held, Lua's allocator limit is lowered by the reserved bytes, so the
+/// host's buffer plus the Lua value built from it never exceed the one budget. Going over trips
+/// the `memory` limit (like Lua running out of memory does). Released when dropped.
+pub struct Reservation {
+    state: Arc<LimitState>,
+    lua: Lua,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// Reserve `extra` more bytes.
+    pub fn grow(&mut self, extra: usize) -> Result<(), Error> {
+        if extra == 0 {
+            return Ok(());
+        }
+        let st = &self.state;
+        let total = st
+            .host_reserved
+            .fetch_add(extra, Ordering::SeqCst)
+            .saturating_add(extra);
+        self.bytes = self.bytes.saturating_add(extra);
+        let limit = st.limits.memory;
+        let mut used = self.lua.used_memory();
+        if used.saturating_add(total) > limit {
+            // Garbage counts in `used_memory` until collected: collect before refusing, as Lua's
+            // own allocator does before it reports an out-of-memory error.
+            let _ = self.lua.gc_collect();
+            used = self.lua.used_memory();
+        }
+        if used.saturating_add(total) > limit {
+            st.trip(Kind::Memory);
+            return Err(st.error_for(Kind::Memory));
+        }
+        st.note_memory(used.saturating_add(total));
+        self.apply();
+        Ok(())
+    }
+
+    /// Make sure at least `total` bytes are reserved.
+    pub fn ensure(&mut self, total: usize) -> Result<(), Error> {
+        self.grow(total.saturating_sub(self.bytes))
+    }
+
+    fn apply(&self) {
+        let st = &self.state;
+        let reserved = st.host_reserved.load(Ordering::SeqCst);
+        // 0 would mean "no limit" to the allocator.
+        let lua_limit = st.limits.memory.saturating_sub(reserved).max(1);
+        let _ = self.lua.set_memory_limit(lua_limit);
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.state
+            .host_reserved
+            .fetch_sub(self.bytes, Ordering::SeqCst);
+        self.bytes = 0;
+        self.apply();
     }
 }
 
@@ -355,7 +500,7 @@ pub fn install(lua: &Lua, state: &Arc<LimitState>) -> mlua::Result<()> {
                 .fetch_add(u64::from(HOOK_EVERY), Ordering::Relaxed)
                 + u64::from(HOOK_EVERY);
             let vm_time = st.vm_tick();
-            st.note_memory(lua.used_memory());
+            st.note_memory(lua.used_memory().saturating_add(st.host_reserved()));
             if n > st.budget || vm_time.as_secs_f64() > st.limits.cpu {
                 st.trip(Kind::Cpu);
             } else if Instant::now() > st.deadline() {
@@ -459,6 +604,37 @@ mod tests {
         assert_eq!(parse_count("0").unwrap(), 0);
         assert!(parse_count("-1").is_err());
         assert!(parse_count("1.5").is_err());
+    }
+
+    #[test]
+    fn reservations_share_the_lua_memory_limit() {
+        let st = LimitState::new(Limits {
+            memory: 8 << 20,
+            ..Limits::default()
+        });
+        let lua = Lua::new();
+        install(&lua, &st).unwrap();
+        // Half the budget held by the host: Lua cannot build a 3 MiB string (6 MiB with its buffer).
+        let held = st.reserve(&lua, 4 << 20).unwrap();
+        assert_eq!(st.host_reserved(), 4 << 20);
+        let big = lua
+            .load("return string.rep('x', 3 * 1024 * 1024)")
+            .eval::<mlua::Value>();
+        assert!(big.is_err());
+        drop(held);
+        assert_eq!(st.host_reserved(), 0);
+        // Released: the same allocation fits again.
+        let s: mlua::LuaString = lua
+            .load("return string.rep('x', 3 * 1024 * 1024)")
+            .eval()
+            .unwrap();
+        assert_eq!(s.as_bytes().len(), 3 << 20);
+        drop(s);
+        // More than the budget trips the memory limit and releases what it took.
+        let r = st.reserve(&lua, 9 << 20);
+        assert!(r.is_err());
+        assert_eq!(st.tripped(), Some(Kind::Memory));
+        assert_eq!(st.host_reserved(), 0);
     }
 
     #[test]

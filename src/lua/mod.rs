@@ -519,9 +519,15 @@ impl Runtime {
             .lua
             .named_registry_value(sandbox::RUN)
             .map_err(|e| lua_error_json(&e))?;
-        let fut = Box::pin(run.call_async::<MultiValue>(chunk));
+        let mut fut = Box::pin(run.call_async::<MultiValue>(chunk));
         let deadline = tokio::time::Instant::from_std(limits.deadline());
-        let mut fut = fut;
+        // The VM runs only while its future is polled: that is when the stall clock (the
+        // watchdog's view of a long C call) and the VM-time clock run, even while other
+        // branches of the script wait on HTTP.
+        let mut vm = std::future::poll_fn(|cx| {
+            let _running = limits.enter_running();
+            fut.as_mut().poll(cx)
+        });
         // A signal stops the run even while it waits on HTTP (the hook only sees running Lua).
         let signalled = async {
             loop {
@@ -535,13 +541,17 @@ impl Runtime {
             }
         };
         let outcome = tokio::select! {
-            r = &mut fut => Some(r),
+            r = &mut vm => Some(r),
             _ = tokio::time::sleep_until(deadline) => None,
             _ = signalled => None,
         };
         if outcome.is_none() {
             limits.trip(limits::Kind::Timeout);
         }
+        // From here on the host runs Lua itself (dropping the future, `__tostring` of an error
+        // value, converting the results): all of it inside the CPU limit.
+        let _running = limits.enter_running();
+        drop(vm);
         drop(fut);
         self.shared.limits.note_memory(self.lua.used_memory());
         if let Some(kind) = limits.tripped()
@@ -565,7 +575,13 @@ impl Runtime {
             Some(Value::Boolean(true)) => Ok(json::result_values(&self.lua, it)),
             _ => {
                 let err = it.next().unwrap_or(Value::Nil);
-                Err(self.error_value_json(&err))
+                let j = self.error_value_json(&err);
+                // Describing the error runs the script's `__tostring`: a limit it hit (a loop)
+                // is what stopped the run, not the error it was describing.
+                match limits.tripped() {
+                    Some(kind) if kind != limits::Kind::Done => Err(limits.error_json_for(kind)),
+                    _ => Err(j),
+                }
             }
         }
     }

@@ -38,8 +38,10 @@ impl Output {
                 b.push('\n');
             }
         } else {
-            // A slow reader on the other end of the pipe is not the script burning CPU.
-            let _waiting = self.limits.enter_host();
+            // A slow reader on the other end of the pipe is not the script burning CPU, but
+            // output is no sign of life either: a script stuck in C calls between prints must
+            // still reach its CPU limit.
+            let _waiting = self.limits.enter_quiet();
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(text.as_bytes());
             let _ = out.write_all(b"\n");
@@ -66,14 +68,47 @@ impl Output {
 
 /// The `dump` rendering of a value.
 pub fn render(lua: &Lua, v: &Value) -> String {
+    render_budgeted(lua, v).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+/// The `dump` rendering, built in a buffer counted against the memory limit and stopped once it
+/// is longer than the output still allowed: a shared 30 MB string referenced a thousand times
+/// trips a limit instead of growing to gigabytes.
+fn render_budgeted(lua: &Lua, v: &Value) -> Result<String, crate::Error> {
     match v {
-        Value::Nil => "nil".into(),
-        Value::String(s) => serde_json::to_string(&s.to_string_lossy()).unwrap_or_default(),
+        Value::Nil => Ok("nil".into()),
+        Value::String(s) => Ok(serde_json::to_string(&s.to_string_lossy()).unwrap_or_default()),
         other => {
-            let j = json::result_value(lua, other);
-            serde_json::to_string_pretty(&j).unwrap_or_default()
+            let room = super::shared_of(lua).ok().map(|sh| {
+                let l = &sh.limits;
+                l.limits
+                    .max_output
+                    .saturating_sub(l.output_bytes.load(std::sync::atomic::Ordering::SeqCst))
+                    .saturating_add(1)
+            });
+            match json::encode_with(lua, other, json::Mode::Lenient, true, room, |text| {
+                String::from_utf8_lossy(text).into_owned()
+            }) {
+                Ok(s) => Ok(s),
+                Err(json::EncodeError::Invalid(e)) => {
+                    Ok(serde_json::to_string(&format!("<{e}>")).unwrap_or_default())
+                }
+                Err(json::EncodeError::Limit(e)) => Err(e),
+            }
         }
     }
+}
+/// A limit hit while rendering: trip it for the run and raise it.
+fn limit_error(lua: &Lua, e: crate::Error) -> mlua::Error {
+    let Ok(sh) = super::shared_of(lua) else {
+        return mlua::Error::external(e);
+    };
+    if e.to_json()["limit"] == "output" {
+        sh.limits.trip(super::limits::Kind::Output);
+    }
+    sh.limits
+        .lua_error()
+        .unwrap_or_else(|| mlua::Error::external(e))
 }
 
 /// How `print` shows one value.
@@ -92,7 +127,7 @@ fn print_text(lua: &Lua, tostring: &Function, v: &Value) -> mlua::Result<String>
                     .call::<mlua::LuaString>(v.clone())?
                     .to_string_lossy()
             } else {
-                render(lua, v)
+                render_budgeted(lua, v).map_err(|e| limit_error(lua, e))?
             }
         }
         other => tostring
@@ -150,7 +185,8 @@ pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
                 emit(&sh, "nil")?;
             }
             for v in args.iter() {
-                emit(&sh, &render(lua, v))?;
+                let text = render_budgeted(lua, v).map_err(|e| limit_error(lua, e))?;
+                emit(&sh, &text)?;
             }
             Ok(args)
         })?,

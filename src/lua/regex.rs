@@ -40,6 +40,19 @@ fn arg_str(args: &MultiValue, i: usize, func: &str, what: &str) -> HostResult<St
     }
 }
 
+/// Count host bytes held for the script (the subject's copy, a result being built) against the
+/// run's memory limit; `None` outside a runtime (unit tests).
+fn reserve(lua: &Lua, bytes: usize) -> HostResult<Option<super::limits::Reservation>> {
+    match super::shared_of(lua) {
+        Ok(sh) => sh
+            .limits
+            .reserve(lua, bytes)
+            .map(Some)
+            .map_err(|e| HostError::Lua(mlua::Error::external(e))),
+        Err(_) => Ok(None),
+    }
+}
+
 fn opt_str(args: &MultiValue, i: usize) -> Option<String> {
     match args.get(i) {
         Some(Value::String(s)) => Some(s.to_string_lossy()),
@@ -142,6 +155,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         lift(lua, move |lua, args: MultiValue| {
             let s = arg_str(&args, 0, "match", "subject")?;
             let p = arg_str(&args, 1, "match", "pattern")?;
+            let _held = reserve(lua, s.len())?;
             let re = compile(&c, "match", &p, &opt_str(&args, 2).unwrap_or_default())?;
             Ok(match re.captures(&s) {
                 Some(caps) => Value::Table(captures_table(lua, &re, &caps)?),
@@ -156,6 +170,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
         lift(lua, move |lua, args: MultiValue| {
             let s = arg_str(&args, 0, "match_all", "subject")?;
             let p = arg_str(&args, 1, "match_all", "pattern")?;
+            let _held = reserve(lua, s.len())?;
             let re = compile(&c, "match_all", &p, &opt_str(&args, 2).unwrap_or_default())?;
             let out = lua.create_table()?;
             let mut any = false;
@@ -191,9 +206,7 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
             let re = compile(&c, "gsub", &p, "")?;
             let limit = limit_arg(&args, 3, "gsub")?;
             let repl = args.get(2).cloned().unwrap_or(Value::Nil);
-            let max_len = super::shared_of(lua)
-                .map(|s| s.limits.limits.memory)
-                .unwrap_or(64 << 20);
+            let mut held = reserve(lua, s.len().saturating_mul(2))?;
             let mut out = String::with_capacity(s.len());
             let mut last = 0;
             let mut count = 0usize;
@@ -241,15 +254,21 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
                 out.push_str(&piece);
                 last = whole.end();
                 count += 1;
-                if out.len() > max_len {
-                    return Err(HostError::msg(format!(
-                        "regex.gsub: the result would be larger than {} (the memory limit)",
-                        super::limits::format_size(max_len)
-                    )));
+                if let Some(r) = &mut held {
+                    r.ensure(s.len().saturating_add(out.capacity()))
+                        .map_err(|e| HostError::Lua(mlua::Error::external(e)))?;
                 }
             }
             out.push_str(&s[last..]);
-            Ok((out, count))
+            if let Some(r) = &mut held {
+                r.ensure(s.len().saturating_add(out.capacity()))
+                    .map_err(|e| HostError::Lua(mlua::Error::external(e)))?;
+            }
+            // Made while the buffer is still counted, so the Lua copy fits the same budget.
+            let result = lua.create_string(&out)?;
+            drop(out);
+            drop(held);
+            Ok((result, count))
         })?,
     )?;
 
@@ -261,11 +280,23 @@ pub fn install(lua: &Lua) -> mlua::Result<()> {
             let p = arg_str(&args, 1, "split", "pattern")?;
             let re = compile(&c, "split", &p, "")?;
             let limit = limit_arg(&args, 2, "split")?;
-            let parts: Vec<String> = match limit {
-                Some(l) if l > 0 => re.splitn(&s, l).map(str::to_string).collect(),
-                _ => re.split(&s).map(str::to_string).collect(),
-            };
-            Ok(json::string_array(lua, &parts)?)
+            let _held = reserve(lua, s.len())?;
+            // Pieces go straight into the Lua table (Lua's allocator counts them): no host list.
+            let t = json::empty_array(lua)?;
+            let push = |i: usize, piece: &str| t.raw_set(i + 1, piece);
+            match limit {
+                Some(l) if l > 0 => {
+                    for (i, piece) in re.splitn(&s, l).enumerate() {
+                        push(i, piece)?;
+                    }
+                }
+                _ => {
+                    for (i, piece) in re.split(&s).enumerate() {
+                        push(i, piece)?;
+                    }
+                }
+            }
+            Ok(t)
         })?,
     )?;
 

@@ -30,7 +30,7 @@ pub const PAGING: &str = "kosmo.paging";
 pub const LAST_RESPONSE: &str = "kosmo.last_response";
 
 const BOOTSTRAP: &str = r##"
-local G, check, PENDING = ...
+local G, check, PENDING, tripped = ...
 local pcall, xpcall, error, select, type, rawequal, rawget, setmetatable, tostring =
   pcall, xpcall, error, select, type, rawequal, rawget, setmetatable, tostring
 local load = load
@@ -66,11 +66,23 @@ G.setmetatable = function(t, mt)
   return setmetatable(t, mt)
 end
 G.pcall = function(f, ...) return check(pcall(f, ...)) end
-G.xpcall = function(f, h, ...) return check(xpcall(f, h, ...)) end
+-- A limit raised by the instruction hook reaches the message handler with hooks off (Lua calls it
+-- from inside the hook), where no limit could stop a loop: once a limit has tripped, the
+-- script's handler is skipped and the error passes through unchanged.
+G.xpcall = function(f, h, ...)
+  if type(h) ~= "function" then return check(xpcall(f, h, ...)) end
+  local function handler(e)
+    if tripped() then return e end
+    return h(e)
+  end
+  return check(xpcall(f, handler, ...))
+end
 G.coroutine = {
   create = create, resume = resume_w, status = status, wrap = wrap_w, yield = yield,
   running = running, isyieldable = isyieldable,
-  close = function(c) return check(close(c)) end,
+  -- A coroutine stopped by a limit died inside the hook, with hooks off: its `__close`
+  -- handlers would run unchecked, so once a limit has tripped, closing raises it instead.
+  close = function(c) check() return check(close(c)) end,
 }
 G.load = function(chunk, name, mode, ...)
   if mode == "b" then return nil, "binary chunks are not allowed" end
@@ -285,6 +297,9 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
         Ok(())
     });
 
+    let st = limits.clone();
+    let tripped = lua.create_function(move |_, ()| Ok(st.tripped().is_some()))?;
+
     let (lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler, paging): (
         Function,
         Function,
@@ -299,6 +314,7 @@ pub fn new_state(limits: &Arc<LimitState>) -> mlua::Result<Lua> {
         g,
         check,
         Value::LightUserData(Lua::poll_pending()),
+        tripped,
     ))?;
     lua.set_named_registry_value(LIFT, lift)?;
     lua.set_named_registry_value(RUN, run)?;

@@ -549,9 +549,9 @@ fn host_side_amplification() {
     use Expect::*;
     run_battery(vec![
         case(
-            "json.encode of a shared big string",
+            "json.encode of a shared big string (pcall cannot catch it)",
             "local s = ('x'):rep(3e7) local t = {} for i = 1, 1000 do t[i] = s end return (pcall(json.encode, t))",
-            Result(json!([false])),
+            Limit("memory"),
         ),
         case(
             "returning a shared big string many times",
@@ -569,9 +569,9 @@ fn host_side_amplification() {
             Limit("output"),
         ),
         case(
-            "regex.gsub blow-up",
+            "regex.gsub blow-up (pcall cannot catch it)",
             "local s = ('x'):rep(1e6) return (pcall(regex.gsub, s, '.', ('y'):rep(10000)))",
-            Result(json!([false])),
+            Limit("memory"),
         ),
         case(
             "many return values",
@@ -579,4 +579,182 @@ fn host_side_amplification() {
             Contained,
         ),
     ]);
+}
+
+/// Host-side work done for the script (JSON, regex, dump) counts against `--memory-limit`: it stops
+/// with the memory limit near the budget, never an abort and never gigabytes first. Each case
+/// gets a CPU budget (60 s) it cannot reach, so only the memory limit can fire.
+#[test]
+fn host_side_memory_in_budget() {
+    use Expect::*;
+    run_battery(vec![
+        case(
+            "json.decode of a 30 MB document",
+            "local s = '[' .. string.rep('{\"a\":[1,2]},', 2.5e6) .. '1]' return #json.decode(s)",
+            Limit("memory"),
+        ),
+        case(
+            "json.decode of a 30 MB document under pcall",
+            "local s = '[' .. string.rep('{\"a\":[1,2]},', 2.5e6) .. '1]' return pcall(json.decode, s)",
+            Limit("memory"),
+        ),
+        with(
+            "json.decode of a 30 MB document fits a bigger budget",
+            "local s = '[' .. string.rep('{\"a\":[1,2]},', 2.5e6) .. '1]' local t = json.decode(s) return #t, t[7].a[2], json.is_null(json.decode('null'))",
+            &["--memory-limit", "1G"],
+            Result(json!([2_500_001, 2, true])),
+        ),
+        case(
+            "json.encode of a shared 10 MB string",
+            "local s = ('x'):rep(1e7) local t = {} for i = 1, 100 do t[i] = s end return #json.encode(t)",
+            Limit("memory"),
+        ),
+        case(
+            "json.encode with pretty output of a shared string",
+            "local s = ('x'):rep(1e7) local t = {} for i = 1, 100 do t[i] = {s} end return #json.encode(t, {pretty = true})",
+            Limit("memory"),
+        ),
+        case(
+            "json round trip keeps shapes, order and nulls",
+            "local t = json.decode('{\"b\":[1,2,null],\"a\":{},\"c\":[],\"d\":1.5,\"e\":\"\\\\u00e9\"}') return json.encode(t), json.encode({z = 1, y = {true, false}}, {pretty = true})",
+            Result(json!([
+                "{\"a\":{},\"b\":[1,2,null],\"c\":[],\"d\":1.5,\"e\":\"é\"}",
+                "{\n  \"y\": [\n    true,\n    false\n  ],\n  \"z\": 1\n}"
+            ])),
+        ),
+        with(
+            "json.encode of an array of two million strings",
+            "local t = {} for i = 1, 2e6 do t[i] = 'x' end return #json.encode(t)",
+            &["--memory-limit", "256M"],
+            Result(json!([8_000_001])),
+        ),
+        case(
+            "json.decode errors stay catchable",
+            "local ok, e = pcall(json.decode, '[1,') return ok, (e:find('json.decode: invalid JSON', 1, true) ~= nil)",
+            Result(json!([false, true])),
+        ),
+        case(
+            "regex.split into ten million pieces",
+            "return #regex.split(string.rep('a', 1e7), '')",
+            Limit("memory"),
+        ),
+        with(
+            "regex.split of the same string fits a bigger budget",
+            "return #regex.split(string.rep('a', 1e6), '')",
+            &["--memory-limit", "512M"],
+            Result(json!([1_000_002])),
+        ),
+        case(
+            "regex.gsub that grows a 1 MB string a hundredfold",
+            "local s = ('x'):rep(1e6) return #(regex.gsub(s, '.', ('y'):rep(100)))",
+            Limit("memory"),
+        ),
+        with(
+            "dump of a shared big string over the memory left",
+            "local s = ('x'):rep(3e7) local t = {} for i = 1, 1000 do t[i] = s end dump(t)",
+            &["--memory-limit", "40M"],
+            Limit("memory"),
+        ),
+        case(
+            "dump of a shared big string over the output left",
+            "local s = ('x'):rep(3e7) local t = {} for i = 1, 1000 do t[i] = s end dump(t)",
+            Limit("output"),
+        ),
+        with(
+            "print of a table holding a shared big string",
+            "local s = ('x'):rep(3e7) local t = {} for i = 1, 1000 do t[i] = s end print(t)",
+            &["--memory-limit", "40M"],
+            Limit("memory"),
+        ),
+    ]);
+}
+
+/// The CPU limit holds where the instruction hook used to be off or blind: message handlers,
+/// `__close` and `__tostring` metamethods, an error object that loops when described, and a
+/// CPU-bound branch beside an integration call that is waiting.
+#[test]
+fn cpu_limit_in_handlers_metamethods_and_beside_calls() {
+    use Expect::*;
+    run_battery(vec![
+        case(
+            "xpcall message handler that loops",
+            "xpcall(error, function(e) while true do end end)",
+            Limit("cpu"),
+        ),
+        case(
+            "xpcall handler that loops after the limit tripped",
+            "while true do xpcall(function() while true do end end, function(e) while true do end end) end",
+            Limit("cpu"),
+        ),
+        case(
+            "xpcall handlers still run for ordinary errors",
+            "return xpcall(error, function(e) return 'handled: ' .. e end, 'boom')",
+            Result(json!([false, "handled: boom"])),
+        ),
+        case(
+            "error object whose __tostring loops",
+            "error(setmetatable({}, {__tostring = function() while true do end end}))",
+            Limit("cpu"),
+        ),
+        case(
+            "print of a value whose __tostring loops",
+            "print(setmetatable({}, {__tostring = function() while true do end end}))",
+            Limit("cpu"),
+        ),
+        case(
+            "__close that loops while an error unwinds",
+            "pcall(function() local x <close> = setmetatable({}, {__close = function() while true do end end}) error('x') end) return 'survived'",
+            Limit("cpu"),
+        ),
+        case(
+            "__close that loops when a coroutine is closed",
+            "local co = coroutine.create(function() local x <close> = setmetatable({}, {__close = function() while true do end end}) coroutine.yield() end) coroutine.resume(co) coroutine.close(co)",
+            Limit("cpu"),
+        ),
+        with(
+            "a CPU-bound branch beside a waiting call",
+            "local a = app.integrations.anthropic a.list_models{} return parallel(function() while true do end end, function() return a.wait_for_message_batch{id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end)",
+            &["--offline"],
+            Limit("cpu"),
+        ),
+        with(
+            "a waiting call beside a CPU-bound branch",
+            "local a = app.integrations.anthropic a.list_models{} return parallel(function() return a.wait_for_message_batch{id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end, function() while true do end end)",
+            &["--offline"],
+            Limit("cpu"),
+        ),
+        with(
+            "one long C call beside a waiting call (the watchdog sees it)",
+            "local a = app.integrations.anthropic a.list_models{} return parallel(function() return a.wait_for_message_batch{id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF'} end, function() return ('a'):rep(30000):find('.-.-.-.-.-.-b') end)",
+            &["--offline"],
+            Limit("cpu"),
+        ),
+        with(
+            "waiting on a call is not CPU",
+            "local a = app.integrations.anthropic return parallel(function() return (pcall(a.wait_for_message_batch, {id = 'msgbatch_013Zva2CMHLNnXjNJJKqJ2EF', timeout_seconds = 2, interval_seconds = 0.5})) end, function() return 1 end)",
+            &["--offline", "--cpu-limit", "1"],
+            Result(json!([false, 1])),
+        ),
+    ]);
+}
+
+/// Output is no sign of life: a loop of long C calls that prints between them (text mode, where
+/// `print` writes to stdout) still reaches its CPU limit instead of running to the wall clock.
+#[test]
+fn print_does_not_reset_the_cpu_clock() {
+    let r = run(&[
+        "integrations:lua",
+        "--eval",
+        "while true do print(#(('a'):rep(3e6):rep(3))) end",
+        "--cpu-limit",
+        "2",
+        "--timeout",
+        "120",
+    ]);
+    assert_eq!(r.code, 1, "stderr: {}", r.stderr);
+    assert!(
+        r.stderr.contains("cpu limit exceeded") && r.stderr.contains("[limit_exceeded]"),
+        "stderr: {}",
+        r.stderr
+    );
 }
