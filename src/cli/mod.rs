@@ -272,6 +272,12 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
         .skip(1)
         .take_while(|a| *a != "--")
         .any(|a| a == "--json");
+    // The Lua commands' usage errors are their one envelope, like every other outcome of theirs.
+    let lua_command = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "integrations:lua" || a == "mcp:lua");
     if wants_json {
         let message = e
             .render()
@@ -281,13 +287,16 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
             .filter(|l| !l.is_empty())
             .collect::<Vec<_>>()
             .join("\n");
-        print_json(&serde_json::json!({
-            "success": false,
-            "error": {
-                "code": "usage_error",
-                "message": message.strip_prefix("error: ").unwrap_or(&message),
-            },
-        }));
+        let message = message.strip_prefix("error: ").unwrap_or(&message);
+        if lua_command {
+            let outcome = crate::lua::envelope::Outcome::usage(message, Default::default());
+            print_json(&outcome.to_json());
+        } else {
+            print_json(&serde_json::json!({
+                "success": false,
+                "error": {"code": "usage_error", "message": message},
+            }));
+        }
     } else {
         let _ = e.print();
     }

@@ -1,5 +1,6 @@
 //! The one `--json` envelope, for every outcome:
-//! `{success, output, error, result, execution_time_ms, memory_usage, integration_calls, meta}`.
+//! `{schema_version, success, output, error, result, execution_time_ms, memory_usage,
+//! integration_calls, meta}` (the contract: `docs/json-envelope.md`).
 //!
 //! `error` is null or `{code, message, ...}`; `result` is the list of the chunk's return values
 //! (`return 42` → `[42]`, no return → `[]`, null when the run failed); each `integration_calls`
@@ -9,6 +10,10 @@
 //! success, 1 on failure, 2 on usage errors, 130 / 143 / 129 when SIGINT / SIGTERM / SIGHUP stopped the run.
 
 use serde_json::{Value as Json, json};
+
+/// The envelope's contract version (`schema_version`), documented with its JSON Schema in
+/// `docs/json-envelope.md`. Adding a field keeps it; removing or retyping one bumps it.
+pub const SCHEMA_VERSION: u32 = 1;
 
 /// What the envelope's `meta` records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -105,6 +110,7 @@ impl Outcome {
 
     pub fn to_json(&self) -> Json {
         json!({
+            "schema_version": SCHEMA_VERSION,
             "success": self.success,
             "output": self.output,
             "error": self.error,

@@ -55,7 +55,8 @@ pub fn eval(code: &str, extra: &[&str]) -> Run {
     run(&args)
 }
 
-const ENVELOPE_KEYS: [&str; 8] = [
+const ENVELOPE_KEYS: [&str; 9] = [
+    "schema_version",
     "success",
     "output",
     "error",
@@ -79,6 +80,13 @@ pub fn assert_envelope(r: &Run) {
     let mut want = ENVELOPE_KEYS.to_vec();
     want.sort();
     assert_eq!(keys, want, "envelope keys");
+    // Every envelope a test sees is checked against the documented contract.
+    if let Err(problems) = crate::support::check_envelope(&r.env) {
+        panic!(
+            "envelope breaks docs/json-envelope.schema.json: {problems}\n{}",
+            r.env
+        );
+    }
     for k in ["permission_bypassed", "dry_run", "read_only", "offline"] {
         assert!(r.env["meta"][k].is_boolean(), "meta.{k}: {}", r.env["meta"]);
     }

@@ -8,6 +8,7 @@ mod architecture;
 mod cli;
 mod configure;
 mod docs;
+mod envelope;
 mod exec;
 mod foundation;
 mod guide;

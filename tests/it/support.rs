@@ -125,3 +125,25 @@ impl Drop for Sim {
         let _ = self.child.wait();
     }
 }
+
+/// Check a `--json` envelope of the Lua commands against `docs/json-envelope.schema.json`.
+pub fn check_envelope(env: &serde_json::Value) -> Result<(), String> {
+    static VALIDATOR: OnceLock<jsonschema::Validator> = OnceLock::new();
+    let v = VALIDATOR.get_or_init(|| {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json-envelope.schema.json"),
+        )
+        .expect("the envelope schema is readable");
+        let schema: serde_json::Value = serde_json::from_str(&text).expect("the schema is JSON");
+        jsonschema::validator_for(&schema).expect("the envelope schema compiles")
+    });
+    let problems: Vec<String> = v
+        .iter_errors(env)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
