@@ -60,7 +60,7 @@ def raises(cls, fn):
     raise AssertionError(f"expected {cls.__name__}")
 
 
-def wait_ended(batch_id, timeout=30):
+def wait_ended(batch_id, timeout=120):  # a hang guard, far from the 300 ms batch delay
     deadline = time.time() + timeout
     while time.time() < deadline:
         b = api.messages.batches.retrieve(batch_id)
