@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::registry::{Registry, RegistryOptions};
 
 pub mod accounts_cmd;
+pub mod call_cmd;
 pub mod configure_cmd;
 pub mod docs_cmd;
 pub mod doctor_cmd;
@@ -121,6 +122,20 @@ pub enum Command {
         after_help = "Examples:\n  kosmo simulator:serve NAME --port 0\n  kosmo simulator:serve NAME --mock --key api_key=sk-test\n  kosmo simulator:serve NAME --set batch_delay_ms=500 --faults 'FUNCTION=429'"
     )]
     SimulatorServe(simulator_cmd::ServeArgs),
+    /// Call one function from the shell: NAME.FUNCTION [JSON] [--KEY VALUE]... (see --help).
+    #[command(
+        name = "integrations:call",
+        disable_help_flag = true,
+        after_help = "Examples:\n  kosmo integrations:call NAME.FUNCTION --id 0123 --json"
+    )]
+    IntegrationsCall {
+        /// NAME.FUNCTION, an optional JSON payload, --KEY VALUE parameters and options.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<String>,
+    },
+    /// `integrations:NAME FUNCTION ...`, the shortcut of integrations:call.
+    #[command(external_subcommand)]
+    External(Vec<String>),
     /// Print a shell completion script: `kosmo completions bash > /etc/bash_completion.d/kosmo`.
     #[command(
         name = "completions",
@@ -231,8 +246,49 @@ pub fn main() -> ExitCode {
             Command::DocsGenerate(a) => docs_cmd::generate(&ctx, a),
             Command::SimulatorServe(a) => simulator_cmd::serve(&ctx, a).await,
             Command::Completions { .. } => ExitCode::SUCCESS,
+            Command::IntegrationsCall { args } => call_cmd::run(&ctx, args).await,
+            Command::External(argv) => external(&ctx, argv).await,
         }
     })
+}
+
+/// An unknown subcommand: `integrations:NAME` of a loaded integration is the shortcut of
+/// `integrations:call NAME.FUNCTION`; anything else is a usage error with the closest command.
+async fn external(ctx: &Context, mut argv: Vec<String>) -> ExitCode {
+    let json = argv.iter().any(|a| a == "--json");
+    let command = if argv.is_empty() {
+        String::new()
+    } else {
+        argv.remove(0)
+    };
+    if let Some(name) = command.strip_prefix("integrations:")
+        && ctx
+            .registry()
+            .map(|r| r.get(name).is_some())
+            .unwrap_or(false)
+    {
+        return call_cmd::shortcut(ctx, name, argv).await;
+    }
+    use clap::CommandFactory;
+    let known: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .collect();
+    let close = crate::error::closest(&command, known.iter().map(String::as_str));
+    let mut message = format!("unrecognized command '{command}'");
+    if let Some(best) = close.first() {
+        message.push_str(&format!("; did you mean '{best}'?"));
+    }
+    message.push_str(" (kosmo --help lists the commands; integrations:NAME calls a function of a loaded integration)");
+    if json {
+        print_json(&serde_json::json!({
+            "success": false,
+            "error": {"code": "usage_error", "message": message},
+        }));
+    } else {
+        eprintln!("error: {message}");
+    }
+    ExitCode::from(EXIT_USAGE)
 }
 
 /// `--color` as given, read before clap runs so that clap's own errors honour it too; an

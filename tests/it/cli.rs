@@ -106,3 +106,142 @@ fn every_command_has_an_example_in_its_help() {
         );
     }
 }
+
+fn stdout_of(dir: &TempDir, args: &[&str]) -> (i32, String) {
+    let out = kosmo(dir.path()).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn call_and_lua_give_the_same_result_and_the_same_error() {
+    let dir = TempDir::new().unwrap();
+    let envelope = |args: &[&str]| -> Value {
+        let (_, out) = stdout_of(&dir, args);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+    };
+    let call = envelope(&[
+        "integrations:call",
+        "anthropic.list_models",
+        "{\"limit\": 2}",
+        "--offline",
+        "--json",
+    ]);
+    let lua = envelope(&[
+        "integrations:lua",
+        "--offline",
+        "--json",
+        "--eval",
+        "return app.integrations.anthropic.list_models{limit = 2}",
+    ]);
+    assert_eq!(call["success"], true, "{call}");
+    assert_eq!(call["result"], lua["result"]);
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&call), keys(&lua));
+    crate::support::check_envelope(&call).unwrap();
+
+    // The same validation error, from flags (kebab-case maps to snake_case).
+    let call = envelope(&[
+        "integrations:anthropic",
+        "list_models",
+        "--limit",
+        "0",
+        "--before-id",
+        "x",
+        "--offline",
+        "--json",
+    ]);
+    let lua = envelope(&[
+        "integrations:lua",
+        "--offline",
+        "--json",
+        "--eval",
+        "return app.integrations.anthropic.list_models{limit = 0, before_id = 'x'}",
+    ]);
+    assert_eq!(call["error"]["code"], "validation_error", "{call}");
+    assert_eq!(call["error"]["errors"], lua["error"]["errors"]);
+
+    // Writes need permission, like in Lua.
+    let (code, _) = stdout_of(
+        &dir,
+        &[
+            "integrations:call",
+            "anthropic.create_message",
+            "--model",
+            "m",
+            "--messages",
+            "[{\"role\": \"user\", \"content\": \"hi\"}]",
+            "--offline",
+        ],
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn call_types_values_by_the_schema_and_prints_rows_one_per_line() {
+    let dir = TempDir::new().unwrap();
+    // A string parameter stays a string, even when it looks like a number.
+    let (code, out) = stdout_of(
+        &dir,
+        &[
+            "integrations:call",
+            "anthropic.create_message",
+            "--model",
+            "0123",
+            "--max-tokens",
+            "5",
+            "--messages",
+            "[{\"role\": \"user\", \"content\": \"hi\"}]",
+            "--dry-run",
+            "--offline",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let req: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(req["body"]["model"], "0123", "{out}");
+    assert_eq!(req["body"]["max_tokens"], 5, "{out}");
+    // --all follows every page.
+    let (code, out) = stdout_of(
+        &dir,
+        &[
+            "integrations:anthropic",
+            "list_models",
+            "--limit",
+            "1",
+            "--all",
+            "--offline",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    assert!(all["data"].as_array().unwrap().len() > 1, "{out}");
+    // JSONL results: one row per line.
+    let (code, out) = stdout_of(
+        &dir,
+        &[
+            "integrations:anthropic",
+            "get_message_batch_results",
+            "--id",
+            "msgbatch_01HkcTjaV5uDC8jWR4ZsDV8d",
+            "--offline",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows[0]["custom_id"], "question-1");
+    // Usage errors.
+    let (code, _) = stdout_of(
+        &dir,
+        &["integrations:call", "anthropic.list_models", "{}", "x"],
+    );
+    assert_eq!(code, 2);
+    let (code, out) = stdout_of(&dir, &["integrations:lsit", "--json"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("integrations:list"), "{out}");
+}
