@@ -230,14 +230,8 @@ impl Executor {
 
     /// Validate, build, send (with retries), decode.
     pub async fn call(&self, mut call: Call<'_>) -> Result<CallOutput> {
-        let integ = self.registry.require(call.integration)?;
-        let (name, f) = integ.require_function(call.function)?;
-        let target = Target {
-            integ,
-            name,
-            f,
-            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
-        };
+        let target = self.target(&call)?;
+        let f = target.f;
         let args = self.check(&target, &call.args)?;
         if let Some(poll) = &f.poll {
             return paginate::poll(self, &target, poll, args, call.dry_run).await;
@@ -275,14 +269,8 @@ impl Executor {
     /// same normalized, validated arguments `call` builds the request from. Fails exactly where
     /// `call` would fail before any I/O (unknown function, unsupported, invalid arguments).
     pub fn local_files(&self, call: &Call<'_>) -> Result<Vec<LocalFile>> {
-        let integ = self.registry.require(call.integration)?;
-        let (name, f) = integ.require_function(call.function)?;
-        let target = Target {
-            integ,
-            name,
-            f,
-            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
-        };
+        let target = self.target(call)?;
+        let f = target.f;
         let args = self.check(&target, &call.args)?;
         let mut out = Vec::new();
         // `call` honours `save_to` whenever it is present (a passthrough function accepts it
@@ -320,14 +308,8 @@ impl Executor {
 
     /// Open a JSONL function's response as a row stream, read as the rows arrive.
     pub async fn rows(&self, call: Call<'_>) -> Result<RowStream> {
-        let integ = self.registry.require(call.integration)?;
-        let (name, f) = integ.require_function(call.function)?;
-        let target = Target {
-            integ,
-            name,
-            f,
-            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
-        };
+        let target = self.target(&call)?;
+        let (name, f) = (target.name, target.f);
         if f.response != ResponseKind::Jsonl {
             return Err(Error::Validation {
                 function: name.into(),
@@ -366,14 +348,8 @@ impl Executor {
     /// Walk a paginated function's pages lazily: one request per [`PageStream::next`]. A dry
     /// run yields the first request, rendered, once.
     pub fn pages(&self, call: Call<'_>) -> Result<PageStream> {
-        let integ = self.registry.require(call.integration)?;
-        let (name, f) = integ.require_function(call.function)?;
-        let target = Target {
-            integ,
-            name,
-            f,
-            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
-        };
+        let target = self.target(&call)?;
+        let (name, f) = (target.name, target.f);
         let Some(spec) = &f.pagination else {
             return Err(Error::Validation {
                 function: name.into(),
@@ -391,6 +367,18 @@ impl Executor {
         }
         let walker = paginate::Walker::new(spec, prepared, &args);
         Ok(PageStream::new(self, &target, Some(walker), None, secrets))
+    }
+
+    /// Resolve a call's integration, function (any of its names) and account.
+    fn target(&self, call: &Call<'_>) -> Result<Target<'_>> {
+        let integ = self.registry.require(call.integration)?;
+        let (name, f) = integ.require_function(call.function)?;
+        Ok(Target {
+            integ,
+            name,
+            f,
+            account: call.account.unwrap_or(DEFAULT_ACCOUNT).to_string(),
+        })
     }
 
     /// Refuse unsupported functions, then validate, all before any I/O.

@@ -211,6 +211,14 @@ pub fn api_error(
 ) -> Error {
     let request_id = request_id(manifest, headers);
     let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    // The type when the body does not name one: a declared rate limit, else the status's.
+    let by_status = || {
+        if rate_limited {
+            "rate_limit_error".to_string()
+        } else {
+            status_type(manifest, status)
+        }
+    };
     let err = if let Some(mut e) = parsed
         .as_ref()
         .and_then(|v| error_from_value(manifest, status, v, request_id.clone(), retry_after))
@@ -230,28 +238,18 @@ pub fn api_error(
             .or_else(|| v.get("error").and_then(Value::as_str))
             .map(str::to_string)
             .unwrap_or_else(|| snippet(&v.to_string()));
-        let error_type = if rate_limited {
-            "rate_limit_error".to_string()
-        } else {
-            status_type(manifest, status)
-        };
         Error::Api {
             status,
-            error_type,
+            error_type: by_status(),
             message,
             request_id: request_id.or_else(|| body_request_id(manifest, v)),
             retry_after,
             detail: Some(Box::new(detail_of(manifest, v))),
         }
     } else if let Some(text) = plain_text(headers, body) {
-        let error_type = if rate_limited {
-            "rate_limit_error".to_string()
-        } else {
-            status_type(manifest, status)
-        };
         Error::Api {
             status,
-            error_type,
+            error_type: by_status(),
             message: snippet(text.trim()),
             request_id,
             retry_after,
@@ -266,15 +264,10 @@ pub fn api_error(
         // An HTML page (a proxy's or gateway's error) or an empty body: still an error answer
         // with a status, typed by the status like the SDKs do, never `bad_response`.
         let what = describe_unexpected(headers, body, parsed.is_some());
-        let error_type = if rate_limited {
-            "rate_limit_error".to_string()
-        } else {
-            status_type(manifest, status)
-        };
         let kept = String::from_utf8_lossy(&body[..body.len().min(64 * 1024)]).into_owned();
         Error::Api {
             status,
-            error_type,
+            error_type: by_status(),
             message: format!("HTTP {status}: {what}"),
             request_id,
             retry_after,
@@ -565,7 +558,7 @@ functions:
         let j = e.to_json();
         assert_eq!(j["api_code"], "card_declined");
         assert_eq!(j["param"], "source");
-        // GitHub-style JSON without a type: the status decides, the message is read, the body kept.
+        // JSON without a type (as some APIs send): the status decides, the message is read, the body kept.
         let body = br#"{"message": "Validation Failed", "errors": [{"field": "title", "code": "missing_field"}]}"#;
         let e = api_error(&m, 422, &h, body, &[], None, false);
         assert_eq!(e.code(), "invalid_request");
