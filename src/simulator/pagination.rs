@@ -2,22 +2,12 @@
 //! a body pointer or a response header, with an optional reverse cursor), page number, offset /
 //! limit and RFC 8288 `Link` headers; items at a pointer or at the root of the response.
 //!
-//! The declaration is read through its serialized form, so this module depends only on the key
-//! names of the manifest format, not on how the manifest structs spell them.
-
 use serde_json::{Map, Value, json};
 
 use super::request::Call;
 use super::wire::{Reply, set_pointer};
 use crate::manifest::Function;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Style {
-    Cursor,
-    Page,
-    Offset,
-    Link,
-}
+pub use crate::manifest::PaginationStyle as Style;
 
 /// A function's pagination, as the simulator needs it.
 #[derive(Debug, Clone)]
@@ -39,10 +29,6 @@ pub struct Paging {
     pub total: Option<String>,
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
 /// A bare word (`data`, the older form) means `/data`.
 pub fn pointer(p: &str) -> String {
     if p.is_empty() || p.starts_with('/') {
@@ -53,64 +39,27 @@ pub fn pointer(p: &str) -> String {
 }
 
 impl Paging {
-    /// The function's declared pagination, if any (and if its style is one this module knows).
+    /// The function's declared pagination, if any.
     pub fn of(f: &Function) -> Option<Paging> {
-        let spec = serde_json::to_value(f.pagination.as_ref()?).ok()?;
-        let style_name = text(&spec, "style")?;
-        let mut p = Paging {
-            style: Style::Cursor,
-            items: pointer(&text(&spec, "items").unwrap_or_else(|| "data".into())),
-            cursor_from: spec
-                .pointer("/cursor/from")
-                .and_then(Value::as_str)
-                .map(pointer),
-            cursor_header: spec
-                .pointer("/cursor/header")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            cursor_param: spec
-                .pointer("/cursor/param")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            reverse_from: spec
-                .pointer("/reverse/from")
-                .and_then(Value::as_str)
-                .map(pointer),
-            reverse_param: spec
-                .pointer("/reverse/param")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            has_more: text(&spec, "has_more").map(|p| pointer(&p)),
-            page_param: text(&spec, "page_param").unwrap_or_else(|| "page".into()),
-            start: spec.get("start").and_then(Value::as_i64).unwrap_or(1),
-            offset_param: text(&spec, "offset_param").unwrap_or_else(|| "offset".into()),
-            limit_param: text(&spec, "limit_param").unwrap_or_else(|| "limit".into()),
-            size_param: text(&spec, "size_param"),
-            total: text(&spec, "total").map(|p| pointer(&p)),
-        };
-        p.style = match style_name.as_str() {
-            "cursor" => Style::Cursor,
-            "page" => Style::Page,
-            "offset" => Style::Offset,
-            "link" => Style::Link,
-            // The styles of the format before pagination was declared field by field: the
-            // same pages, spelled out as a cursor declaration.
-            "id_cursor" => {
-                p.cursor_from = Some("/last_id".into());
-                p.cursor_param = Some("after_id".into());
-                p.reverse_from = Some("/first_id".into());
-                p.reverse_param = Some("before_id".into());
-                p.has_more = Some("/has_more".into());
-                Style::Cursor
-            }
-            "page_cursor" => {
-                p.cursor_from = Some("/next_page".into());
-                p.cursor_param = Some("page".into());
-                Style::Cursor
-            }
-            _ => return None,
-        };
-        Some(p)
+        let spec = f.pagination.as_ref()?;
+        let cursor = spec.cursor.as_ref();
+        let reverse = spec.reverse.as_ref();
+        Some(Paging {
+            style: spec.style,
+            items: spec.items_pointer(),
+            cursor_from: cursor.and_then(|c| c.from.as_deref()).map(pointer),
+            cursor_header: cursor.and_then(|c| c.header.clone()),
+            cursor_param: cursor.map(|c| c.param.clone()),
+            reverse_from: reverse.and_then(|c| c.from.as_deref()).map(pointer),
+            reverse_param: reverse.map(|c| c.param.clone()),
+            has_more: spec.has_more.as_deref().map(pointer),
+            page_param: spec.page_param.clone(),
+            start: spec.start,
+            offset_param: spec.offset_param.clone(),
+            limit_param: spec.limit_param.clone(),
+            size_param: spec.size_param.clone(),
+            total: spec.total.as_deref().map(pointer),
+        })
     }
 
     /// The parameter that sets the page size.
