@@ -172,6 +172,17 @@ impl Permissions {
         out
     }
 
+    /// `accounts` (those with credentials, `default` first) followed by the accounts that only
+    /// `config.yaml` knows (permission settings, no credentials yet): every account a user set up.
+    pub fn with_accounts(&self, integration: &str, mut accounts: Vec<String>) -> Vec<String> {
+        for a in self.accounts(integration) {
+            if !accounts.contains(&a) {
+                accounts.push(a);
+            }
+        }
+        accounts
+    }
+
     pub fn policy(&self, integration: &str, account: &str, class: Class) -> Policy {
         let pick = |p: &PolicyPair| match class {
             Class::Read => p.read,

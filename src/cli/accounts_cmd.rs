@@ -49,13 +49,7 @@ fn accounts(ctx: &Context, args: &AccountsArgs) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for integ in integrations {
         let m = &integ.manifest;
-        let mut names = creds.accounts(&m.name);
-        for a in perms.accounts(&m.name) {
-            if !names.contains(&a) {
-                names.push(a);
-            }
-        }
-        for account in names {
+        for account in perms.with_accounts(&m.name, creds.accounts(&m.name)) {
             // An account known only from config.yaml has no credentials entry yet.
             let sources = match creds.describe(m, &account) {
                 Ok(s) => s,

@@ -140,42 +140,32 @@ async fn doctor(ctx: &Context, args: &DoctorArgs) -> Result<Vec<Finding>> {
         None => registry.iter().cloned().collect(),
     };
     let dir = config_dir();
-    out.extend(config_findings(&dir));
-    let creds = match Credentials::load(Some(dir.clone())) {
-        Ok(c) => c,
-        // Already reported by config_findings; nothing below can work without it.
-        Err(_) => return Ok(out),
+    // Each config file is read once: the findings report what failed, the checks use the rest.
+    let loaded = Loaded {
+        creds: Credentials::load(Some(dir.clone())),
+        perms: Permissions::load(Some(&dir)),
+        exec: ExecConfig::load(&dir),
     };
-    let perms = Permissions::load(Some(&dir)).unwrap_or_default();
-    let exec_config = ExecConfig::load(&dir).unwrap_or_default();
+    out.extend(config_findings(&dir, &loaded));
+    let Ok(creds) = loaded.creds else {
+        // Already reported; nothing below can work without it.
+        return Ok(out);
+    };
+    let perms = loaded.perms.unwrap_or_default();
+    let exec_config = loaded.exec.unwrap_or_default();
 
     // Offline: one simulator per integration, placeholder keys (as `integrations:lua --offline`).
-    let mut simulators = Vec::new();
-    let live_creds = if args.offline {
-        let mut urls = std::collections::BTreeMap::new();
-        for integ in &integrations {
-            let opts = crate::simulator::SimulatorOptions {
-                integration: integ.name().to_string(),
-                ..Default::default()
-            };
-            let sim = crate::simulator::start(registry.clone(), opts).await?;
-            urls.insert(integ.name().to_string(), sim.base_url.clone());
-            simulators.push(sim);
-        }
-        Credentials::offline_each(urls)
+    let (live_creds, simulators) = if args.offline {
+        let names = integrations.iter().map(|i| i.name().to_string()).collect();
+        crate::simulator::start_each(&registry, names).await
     } else {
-        creds.clone()
+        (creds.clone(), Vec::new())
     };
     let executor = Executor::new(registry.clone(), Arc::new(live_creds), exec_config)?;
 
     for integ in &integrations {
         let m = &integ.manifest;
-        let mut accounts = creds.accounts(&m.name);
-        for a in perms.accounts(&m.name) {
-            if !accounts.contains(&a) {
-                accounts.push(a);
-            }
-        }
+        let mut accounts = perms.with_accounts(&m.name, creds.accounts(&m.name));
         if let Some(only) = &args.account {
             if !accounts.contains(only) {
                 out.push(Finding::failed(
@@ -204,7 +194,14 @@ async fn doctor(ctx: &Context, args: &DoctorArgs) -> Result<Vec<Finding>> {
 }
 
 /// The config directory: readable, and private where it holds secrets.
-fn config_findings(dir: &Path) -> Vec<Finding> {
+/// The config files, each read once.
+struct Loaded {
+    creds: Result<Credentials>,
+    perms: Result<Permissions>,
+    exec: Result<ExecConfig>,
+}
+
+fn config_findings(dir: &Path, loaded: &Loaded) -> Vec<Finding> {
     let mut out = Vec::new();
     let shown = dir.display().to_string();
     if !dir.exists() {
@@ -235,25 +232,24 @@ fn config_findings(dir: &Path) -> Vec<Finding> {
             }
         }
     }
-    match Credentials::load(Some(dir.to_path_buf())) {
-        Ok(_) => {}
-        Err(e) => out.push(Finding::failed(
+    if let Err(e) = &loaded.creds {
+        out.push(Finding::failed(
             "config",
             e.to_string(),
             format!(
                 "fix or remove {} (kosmo integrations:configure rewrites it)",
                 dir.join(CREDENTIALS_FILE).display()
             ),
-        )),
+        ));
     }
-    if let Err(e) = Permissions::load(Some(dir)) {
+    if let Err(e) = &loaded.perms {
         out.push(Finding::failed(
             "config",
             e.to_string(),
             "fix config.yaml: permissions are allow, ask or deny",
         ));
     }
-    if let Err(e) = ExecConfig::load(dir) {
+    if let Err(e) = &loaded.exec {
         out.push(Finding::failed(
             "config",
             e.to_string(),

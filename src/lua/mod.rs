@@ -292,47 +292,32 @@ impl Shared {
             .clone()
     }
 
-    /// One in-process simulator per integration (each answers from its own manifest), so no
-    /// call of one integration can reach another's simulator. They are cheap: a listener each.
+    /// One in-process simulator per integration ([`crate::simulator::start_each`]), kept
+    /// running for the rest of the run.
     async fn start_simulators(&self, registry: &Arc<Registry>) -> Result<Credentials, Json> {
-        let mut urls = std::collections::BTreeMap::new();
-        let mut started = Vec::new();
-        for integ in registry.iter() {
-            let opts = crate::simulator::SimulatorOptions {
-                integration: integ.name().to_string(),
-                ..Default::default()
-            };
-            match crate::simulator::start(registry.clone(), opts).await {
-                Ok(sim) => {
-                    urls.insert(integ.name().to_string(), sim.base_url.clone());
-                    started.push(sim);
-                }
-                // Its calls then fail with "no simulator" instead of reaching another one.
-                Err(e) => tracing::warn!("no simulator for {}: {e}", integ.name()),
-            }
-        }
+        let (creds, started) = crate::simulator::start_each(
+            registry,
+            registry.iter().map(|i| i.name().to_string()).collect(),
+        )
+        .await;
         if let Ok(mut slot) = self.services.simulators.lock() {
             slot.extend(started);
         }
-        Ok(Credentials::offline_each(urls))
+        Ok(creds)
     }
 
     /// Account names for an integration: `default`, those with credentials, and those with
     /// their own settings in `config.yaml`. The same in offline mode, so an unknown name there
     /// is a typo to report, not an account.
     pub fn accounts(&self, integration: &str) -> Vec<String> {
-        let mut out = match self.credentials() {
+        let out = match self.credentials() {
             Ok(c) => c.accounts(integration),
             Err(_) => vec!["default".into()],
         };
-        if let Ok(p) = self.permissions() {
-            for a in p.accounts(integration) {
-                if !out.contains(&a) {
-                    out.push(a);
-                }
-            }
+        match self.permissions() {
+            Ok(p) => p.with_accounts(integration, out),
+            Err(_) => out,
         }
-        out
     }
 
     /// Register a call in flight; answers its id for [`Shared::end_call`].

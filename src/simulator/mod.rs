@@ -110,6 +110,32 @@ impl Drop for RunningSimulator {
     }
 }
 
+/// One in-process simulator per named integration (each answers from its own manifest, so no
+/// call of one integration can reach another's), and credentials that point each integration at
+/// its own with placeholder keys: what `--offline` runs use. One that cannot start is left out
+/// with a warning; its calls then fail with "no simulator" instead.
+pub async fn start_each(
+    registry: &Arc<Registry>,
+    names: Vec<String>,
+) -> (crate::credentials::Credentials, Vec<RunningSimulator>) {
+    let mut urls = BTreeMap::new();
+    let mut started = Vec::new();
+    for name in names {
+        let opts = SimulatorOptions {
+            integration: name.clone(),
+            ..Default::default()
+        };
+        match start(registry.clone(), opts).await {
+            Ok(sim) => {
+                urls.insert(name, sim.base_url.clone());
+                started.push(sim);
+            }
+            Err(e) => tracing::warn!("no simulator for {name}: {e}"),
+        }
+    }
+    (crate::credentials::Credentials::offline_each(urls), started)
+}
+
 /// Start a simulator in-process on `opts.host:opts.port` (0 picks a free port).
 pub async fn start(registry: Arc<Registry>, opts: SimulatorOptions) -> Result<RunningSimulator> {
     let mut opts = opts;
