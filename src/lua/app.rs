@@ -18,9 +18,9 @@
 //! `e:lower()` (fields such as `e.code` win over string methods).
 //!
 //! `rows(f, args)` iterates the rows of a JSONL function in constant memory:
-//! `for row in rows(app.integrations.anthropic.get_message_batch_results, {id = b.id}) do end`;
+//! `for row in rows(app.integrations.<name>.<jsonl_function>, {id = b.id}) do end`;
 //! `f` may be any `app.integrations` function (any account) or a name like
-//! `"anthropic.get_message_batch_results"` / `"anthropic.work.get_message_batch_results"`.
+//! `"<name>.<function>"` / `"<name>.<account>.<function>"`.
 //!
 //! `pages(f, args)` / `items(f, args)` walk a paginated function lazily (one request per page,
 //! each permitted once at the start, then counted and recorded like a call); `last_response()`
@@ -427,6 +427,13 @@ impl<'a> Recorder<'a> {
         })
     }
 
+    /// Record a failed call, and give back the error value the script sees.
+    fn fail(&self, lua: &Lua, e: &Error) -> HostError {
+        let j = e.to_json();
+        self.record(e.status(), e.request_id(), Some(&j));
+        raise(lua, &j, Some(&self.function), Some(&self.account))
+    }
+
     fn record(&self, http_status: Option<u16>, request_id: Option<&str>, error: Option<&Json>) {
         if let Some(id) = self.in_flight {
             // Already recorded as cut off (the run stopped while this call was finishing).
@@ -489,10 +496,8 @@ fn prepare(
             let e = Error::Validation {
                 function: format!("{integration}.{lua_name}"),
                 errors: vec![msg],
-            }
-            .to_json();
-            recorder.record(None, None, Some(&e));
-            return Err(raise(lua, &e, Some(lua_name), Some(&account)));
+            };
+            return Err(recorder.fail(lua, &e));
         }
     };
     if let Err(e) = shared.limits.count_call() {
@@ -513,9 +518,7 @@ fn prepare(
             class: f.class,
         };
         if let Err(e) = permit(shared, req) {
-            let j = e.to_json();
-            recorder.record(None, None, Some(&j));
-            return Err(raise(lua, &j, Some(lua_name), Some(&account)));
+            return Err(recorder.fail(lua, &e));
         }
     }
     Ok(Prepared {
@@ -551,7 +554,7 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         sink
     });
     let call = p.call(shared.options.dry_run, sink);
-    check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
+    check_files(&lua, &shared, &exec, &recorder, &call)?;
     let (result, handler_failed) = {
         // Host work while polled; while it waits, other branches run and are counted.
         let fut = shared.limits.host(exec.call(call));
@@ -722,11 +725,7 @@ async fn open_pages(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResu
             class: p.class,
             fetched: Arc::new(std::sync::atomic::AtomicU32::new(0)),
         })?),
-        Err(e) => {
-            let j = e.to_json();
-            Recorder::new(&shared, &p).record(None, None, Some(&j));
-            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
-        }
+        Err(e) => Err(Recorder::new(&shared, &p).fail(&lua, &e)),
     }
 }
 
@@ -811,9 +810,7 @@ async fn next_page(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
         }
         Err(e) => {
             *guard = None;
-            let j = e.to_json();
-            recorder.record(e.status(), e.request_id(), Some(&j));
-            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+            Err(recorder.fail(&lua, &e))
         }
     }
 }
@@ -851,7 +848,6 @@ fn check_files(
     lua: &Lua,
     shared: &Shared,
     exec: &crate::exec::Executor,
-    p: &Prepared,
     recorder: &Recorder<'_>,
     call: &Call<'_>,
 ) -> HostResult<()> {
@@ -859,11 +855,7 @@ fn check_files(
         Ok(files) => shared.files.check(&files),
         Err(_) => Ok(()),
     };
-    verdict.map_err(|e| {
-        let j = e.to_json();
-        recorder.record(None, None, Some(&j));
-        raise(lua, &j, Some(&p.function), Some(&p.account))
-    })
+    verdict.map_err(|e| recorder.fail(lua, &e))
 }
 
 /// Why the `on_event` callback stopped a call.
@@ -988,7 +980,7 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     let recorder = Recorder::new(&shared, &p);
     let exec = executor_for(&lua, &shared, &p, &recorder).await?;
     let call = p.call(shared.options.dry_run, None);
-    check_files(&lua, &shared, &exec, &p, &recorder, &call)?;
+    check_files(&lua, &shared, &exec, &recorder, &call)?;
     let result = shared.limits.host(exec.rows(call)).await;
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
@@ -1004,11 +996,7 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
                 account: p.account,
             })?)
         }
-        Err(e) => {
-            let j = e.to_json();
-            recorder.record(e.status(), e.request_id(), Some(&j));
-            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
-        }
+        Err(e) => Err(recorder.fail(&lua, &e)),
     }
 }
 
