@@ -845,16 +845,21 @@ fn warn_if_readable(path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_readable(_path: &Path) {}
 
+/// Create `dir` (and its parents) if missing. The config dir holds secrets: new directories
+/// are the owner's alone (0700 on Unix).
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| Error::io(dir, e))
+}
+
 /// Write a file that only its owner may read (mode 0600 on Unix), atomically via a rename.
 pub fn write_private(path: &Path, contents: &str) -> Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
-        // The config dir holds secrets: new directories are the owner's alone.
-        let mut builder = std::fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(|e| Error::io(dir, e))?;
+        create_private_dir(dir)?;
     }
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();

@@ -20,7 +20,7 @@ use crate::manifest::Manifest;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ConfigureArgs {
-    /// The integration, e.g. anthropic.
+    /// The integration's name.
     pub integration: String,
     /// Account name.
     #[arg(long, default_value = "default")]
@@ -378,11 +378,7 @@ fn ensure_object<'a>(
 /// An exclusive advisory lock on `<dir>/.lock`, held until the returned file is dropped. The
 /// lock file is created 0600 in a 0700 directory; it stays behind, empty, and is reused.
 fn lock_config_dir(dir: &std::path::Path) -> Result<std::fs::File> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| Error::io(dir, e))?;
+    crate::credentials::create_private_dir(dir)?;
     let path = dir.join(".lock");
     let mut opts = std::fs::OpenOptions::new();
     opts.read(true).write(true).create(true).truncate(false);

@@ -281,14 +281,19 @@ async fn external(ctx: &Context, mut argv: Vec<String>) -> ExitCode {
     }
     message.push_str(" (kosmo --help lists the commands; integrations:NAME calls a function of a loaded integration)");
     if json {
-        print_json(&serde_json::json!({
-            "success": false,
-            "error": {"code": "usage_error", "message": message},
-        }));
+        print_usage_json(&message);
     } else {
         eprintln!("error: {message}");
     }
     ExitCode::from(EXIT_USAGE)
+}
+
+/// A usage error on stdout under `--json`, for the commands whose envelope is `{success, error}`.
+fn print_usage_json(message: &str) {
+    print_json(&serde_json::json!({
+        "success": false,
+        "error": {"code": "usage_error", "message": message},
+    }));
 }
 
 /// `--color` as given, read before clap runs so that clap's own errors honour it too; an
@@ -348,10 +353,7 @@ fn usage_error(e: clap::Error, argv: &[std::ffi::OsString]) -> ExitCode {
             let outcome = crate::lua::envelope::Outcome::usage(message, Default::default());
             print_json(&outcome.to_json());
         } else {
-            print_json(&serde_json::json!({
-                "success": false,
-                "error": {"code": "usage_error", "message": message},
-            }));
+            print_usage_json(message);
         }
     } else {
         let _ = e.print();
