@@ -21,7 +21,7 @@ pub enum Format {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DocsArgs {
-    /// A page: `anthropic`, `anthropic.create_message`, `integrations.anthropic`, `overview`, ...
+    /// A page: `NAME`, `NAME.FUNCTION`, `integrations.NAME`, `overview`, ...
     pub page: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "markdown")]
@@ -41,7 +41,7 @@ pub struct GenerateArgs {
     pub check: bool,
 }
 
-/// Named accounts from the credentials file, so `integrations.anthropic.work` pages exist. A
+/// Named accounts from the credentials file, so `integrations.<name>.work` pages exist. A
 /// missing or unreadable file only means there are none to show.
 fn configured_accounts(registry: &crate::registry::Registry) -> BTreeMap<String, Vec<String>> {
     match crate::credentials::Credentials::load(None) {

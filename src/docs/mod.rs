@@ -38,7 +38,7 @@ pub struct SearchHit {
 /// One rendered page.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Page {
-    /// The canonical name (`integrations.anthropic.create_message`).
+    /// The canonical name (`integrations.<name>.<function>`).
     pub page: String,
     pub title: String,
     pub summary: String,
@@ -260,7 +260,7 @@ impl std::fmt::Debug for Docs {
 }
 
 impl Docs {
-    /// `accounts`: named accounts per integration, so `integrations.anthropic.work` exists.
+    /// `accounts`: named accounts per integration, so `integrations.<name>.work` exists.
     pub fn new(registry: Arc<Registry>, accounts: BTreeMap<String, Vec<String>>) -> Self {
         Docs {
             inner: Arc::new(Inner {
@@ -323,8 +323,8 @@ impl Docs {
         v
     }
 
-    /// Resolve a page name: guide pages, `anthropic`, `anthropic.create_message` (aliases and full
-    /// names too), `integrations.` and `app.` prefixes, and `integrations.anthropic.work[.fn]`.
+    /// Resolve a page name: guide pages, `<name>`, `<name>.<function>` (aliases and full
+    /// names too), `integrations.` and `app.` prefixes, and `integrations.<name>.<account>[.fn]`.
     fn resolve(&self, page: &str) -> Option<Target> {
         let p = page.trim();
         let p = p.strip_prefix("app.").unwrap_or(p);
@@ -471,7 +471,7 @@ impl Docs {
     }
 
     /// The context of one function page: from the full views when they exist, else built alone
-    /// (so `docs.read("anthropic.create_message")` does not build all 40 function views).
+    /// (so `docs.read("<name>.<function>")` does not build every function view).
     fn function_slot(&self, integration: &str, name: &str) -> Result<FunctionSlot> {
         let missing = || Error::UnknownPage {
             message: format!("Page 'integrations.{integration}.{name}' not found."),
@@ -545,8 +545,8 @@ impl Docs {
         }
     }
 
-    /// Render a page as markdown. Accepts `anthropic`, `anthropic.create_message`,
-    /// `integrations.anthropic[.fn]`, `app.`-prefixed names and guide pages.
+    /// Render a page as markdown. Accepts `<name>`, `<name>.<function>`,
+    /// `integrations.<name>[.fn]`, `app.`-prefixed names and guide pages.
     pub fn read(&self, page: &str) -> Result<String> {
         self.page(page).map(|p| p.markdown)
     }
@@ -591,8 +591,8 @@ impl Docs {
         out
     }
 
-    /// Page names, optionally under a namespace (`integrations`, `anthropic`,
-    /// `integrations.anthropic`, `app.integrations.anthropic`).
+    /// Page names, optionally under a namespace (`integrations`, `<name>`,
+    /// `integrations.<name>`, `app.integrations.<name>`).
     pub fn list(&self, namespace: Option<&str>) -> Result<Vec<String>> {
         let pages: Vec<String> = self.pages().into_iter().map(|p| p.page).collect();
         let ns = match namespace.map(str::trim) {

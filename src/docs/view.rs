@@ -23,9 +23,9 @@ pub struct IntegrationView {
     pub description: String,
     pub docs_url: Option<String>,
     pub category: String,
-    /// `app.integrations["anthropic"]`, as the seed page writes it.
+    /// `app.integrations["<name>"]`, as the seed page writes it.
     pub namespace: String,
-    /// `app.integrations.anthropic`.
+    /// `app.integrations.<name>`.
     pub root: String,
     pub page: String,
     pub intro: String,
@@ -125,7 +125,7 @@ pub struct FunctionView {
     pub name: String,
     pub integration: String,
     pub full_name: String,
-    /// `anthropic.anthropic_create_message`, the form the seed page prints.
+    /// `<name>.<name>_<function>`, the form the seed page prints.
     pub qualified_name: String,
     pub lua_path: String,
     pub call: String,

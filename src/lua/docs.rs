@@ -1,6 +1,6 @@
 //! `docs.read(page)`, `docs.list([namespace])`, `docs.search(query[, limit])` and the agent
 //! tool name `lua_read_doc(page)`, all answered by [`crate::docs::Docs`] (pages such as
-//! `anthropic`, `anthropic.create_message`, `integrations.anthropic`, `app.`-prefixed names).
+//! `<name>`, `<name>.<function>`, `integrations.<name>`, `app.`-prefixed names).
 
 use std::sync::Arc;
 

@@ -166,7 +166,7 @@ fn conv(
         Value::Thread(_) => return placeholder("thread", mode),
         Value::Error(e) if mode == Mode::Lenient => Json::String(e.to_string()),
         Value::UserData(ud) if mode == Mode::Lenient => {
-            // Host namespaces have a readable name (`app.integrations.anthropic`).
+            // Host namespaces have a readable name (`app.integrations.<name>`).
             match ud.to_string() {
                 Ok(s) if !s.starts_with("userdata") => Json::String(format!("<{s}>")),
                 _ => Json::String("<userdata>".into()),
