@@ -332,7 +332,7 @@ fn opt_str_arg(v: Option<Value>) -> Option<String> {
 }
 
 /// Check permissions (prompting when allowed); records nothing.
-fn permit(shared: &Arc<Shared>, req: Request<'_>) -> Result<(), Error> {
+pub(crate) fn permit(shared: &Arc<Shared>, req: Request<'_>) -> Result<(), Error> {
     let key = (
         req.integration.to_string(),
         req.account.to_string(),

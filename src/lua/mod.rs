@@ -192,13 +192,19 @@ pub struct Shared {
     /// `(integration, account, class)` the user allowed for the rest of the run at a prompt.
     pub(crate) allowed_for_run: Mutex<HashSet<(String, String, String)>>,
     pub(crate) services: Services,
+    /// Configured MCP servers, each started on first use and shut down with the run.
+    pub mcp: crate::mcp::Clients,
 }
 
 impl Shared {
     fn new(options: Options) -> Arc<Shared> {
         let limits = limits::LimitState::new(options.limits.clone());
         let files = files::FilePolicy::new(&options.allow_paths, options.read_only);
+        let mcp = crate::mcp::Clients::new(crate::mcp::Locations::standard(
+            options.config_dir.as_deref(),
+        ));
         Arc::new(Shared {
+            mcp,
             output: output::Output::new(options.capture_output, limits.clone()),
             limits,
             options,
@@ -428,10 +434,10 @@ impl Runtime {
             Mode::Integrations => {
                 docs::install(&lua, shared)?;
                 app::install(&lua, shared)?;
-                mcp::install(&lua)?;
+                mcp::install(&lua, shared)?;
             }
             Mode::McpOnly => {
-                mcp::install(&lua)?;
+                mcp::install(&lua, shared)?;
                 mcp::install_app(&lua)?;
             }
         }

@@ -16,6 +16,7 @@ mod hardening;
 mod integrations;
 mod lua;
 mod manifests;
+mod mcp;
 mod registry_qa;
 mod simulator;
 mod support;

@@ -1,0 +1,311 @@
+//! MCP both ways: configured servers (`mcp:list`), the Lua client (`mcp.*`, `app.mcp.*`,
+//! `mcp:lua`) against our deterministic fixture server (tests/fixtures/mcp_server.rs) over stdio
+//! and streamable HTTP, and `mcp:serve` driven by an MCP client.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+use crate::lua::{Run, run_in};
+
+const FIXTURE: &str = env!("CARGO_BIN_EXE_kosmo-test-mcp-server");
+
+/// A working dir (also the config dir) whose `.mcp.json` configures the fixture as `fx`, with
+/// spawns logged to `spawns.log`.
+fn project(extra_yaml: &str) -> TempDir {
+    let dir = TempDir::new().unwrap();
+    let spawn_log = dir.path().join("spawns.log");
+    std::fs::write(
+        dir.path().join(".mcp.json"),
+        serde_json::to_string(&json!({"mcpServers": {
+            "fx": {"command": FIXTURE, "args": [], "env": {"FIXTURE_SPAWN_LOG": spawn_log}}
+        }}))
+        .unwrap(),
+    )
+    .unwrap();
+    if !extra_yaml.is_empty() {
+        std::fs::write(dir.path().join("config.yaml"), extra_yaml).unwrap();
+    }
+    dir
+}
+
+fn spawns(dir: &Path) -> usize {
+    std::fs::read_to_string(dir.join("spawns.log"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
+fn mcp_lua(dir: &Path, code: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["mcp:lua", "--json", "--eval", code];
+    args.extend_from_slice(extra);
+    run_in(dir, &args, None)
+}
+
+fn ok(r: &Run) -> &Value {
+    assert_eq!(r.env["success"], true, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.code, 0);
+    &r.env["result"]
+}
+
+#[test]
+fn list_shows_sources_and_precedence_without_secrets() {
+    let dir = project("mcp:\n  servers:\n    fx: {command: shadowed}\n    yaml_one: {command: cat, timeout: 5, permissions: {write: allow}}\n");
+    std::fs::write(
+        dir.path().join("mcp.json"),
+        r#"{"mcpServers": {"remote": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${SECRET_TOKEN}"}},
+                          "broken": {"command": "x", "args": ["${UNSET_FOR_TEST}"]}}}"#,
+    )
+    .unwrap();
+    let mut cmd = crate::support::kosmo(dir.path());
+    cmd.current_dir(dir.path())
+        .env("SECRET_TOKEN", "hunter2-secret")
+        .env_remove("UNSET_FOR_TEST")
+        .args(["mcp:list", "--json"]);
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("hunter2"), "a secret leaked: {stdout}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let by_name = |n: &str| {
+        v["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == n)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(by_name("fx")["scope"], "project");
+    assert_eq!(by_name("fx")["transport"], "stdio");
+    assert_eq!(by_name("fx")["env"], json!(["FIXTURE_SPAWN_LOG"]));
+    assert_eq!(by_name("yaml_one")["scope"], "config");
+    assert_eq!(by_name("yaml_one")["timeout_s"], 5.0);
+    assert_eq!(by_name("yaml_one")["permissions"]["write"], "allow");
+    assert_eq!(by_name("remote")["scope"], "user");
+    assert_eq!(by_name("remote")["transport"], "http");
+    assert_eq!(by_name("remote")["headers"], json!(["Authorization"]));
+    assert_eq!(by_name("broken")["status"], "invalid");
+    assert!(
+        by_name("broken")["error"]
+            .as_str()
+            .unwrap()
+            .contains("UNSET_FOR_TEST")
+    );
+    assert_eq!(v["shadowed"][0]["name"], "fx");
+    assert_eq!(v["shadowed"][0]["scope"], "config");
+    // Text output names each server and where it came from.
+    let mut cmd = crate::support::kosmo(dir.path());
+    cmd.current_dir(dir.path()).args(["mcp:list"]);
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("fx") && text.contains(".mcp.json"), "{text}");
+    assert!(text.contains("remote") && text.contains("http://127.0.0.1:9/mcp"), "{text}");
+    // Listing starts nothing.
+    assert_eq!(spawns(dir.path()), 0);
+}
+
+#[test]
+fn servers_are_listed_and_started_only_when_used() {
+    let dir = project("");
+    let r = mcp_lua(dir.path(), "return mcp.servers(), json.encode(app.mcp.nope)", &[]);
+    let res = ok(&r);
+    assert_eq!(res[0][0]["name"], "fx");
+    assert_eq!(res[0][0]["transport"], "stdio");
+    assert_eq!(res[0][0]["status"], "configured");
+    assert!(res[0][0]["source"].as_str().unwrap().contains(".mcp.json"));
+    assert_eq!(res[1], "null");
+    assert_eq!(spawns(dir.path()), 0, "a script that uses no MCP tool spawned a server");
+    // integrations:lua that never touches MCP spawns nothing either.
+    let r = run_in(dir.path(), &["integrations:lua", "--json", "--eval", "return 1"], None);
+    ok(&r);
+    assert_eq!(spawns(dir.path()), 0);
+
+    let r = mcp_lua(
+        dir.path(),
+        "local t = mcp.tools('fx'); local s = mcp.servers()[1]; return #t, s.status, s.tools, t[1].name, t[1].input_schema.required[1], t[1].annotations.readOnlyHint",
+        &[],
+    );
+    let res = ok(&r);
+    assert_eq!(res, &json!([8, "running", 8, "echo", "text", true]));
+    assert_eq!(spawns(dir.path()), 1);
+}
+
+#[test]
+fn tools_are_callable_and_results_are_shaped() {
+    let dir = project("");
+    let r = mcp_lua(
+        dir.path(),
+        r#"return app.mcp.fx.echo{text = "hi"},
+                  mcp.call("fx", "add", {a = 2, b = 3}),
+                  mcp.call("fx.echo", {text = "dotted"}),
+                  app.mcp.fx["dashed-name"](),
+                  #app.mcp.fx.big{n = 200000}"#,
+        &[],
+    );
+    let res = ok(&r);
+    assert_eq!(res, &json!(["hi", {"sum": 5.0}, "dotted", "dash ok", 200000]));
+    // Server chatter on stderr never reaches stdout (the one JSON envelope).
+    assert!(!r.stdout.contains("fixture:"), "{}", r.stdout);
+    // Every call is in integration_calls.
+    let calls = r.env["integration_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 5);
+    assert_eq!(calls[0]["path"], "mcp.fx.echo");
+    assert_eq!(calls[0]["function"], "echo");
+    assert_eq!(calls[0]["class"], "read");
+    assert_eq!(calls[0]["status"], "ok");
+}
+
+#[test]
+fn tool_errors_and_bad_arguments_raise_structured_errors() {
+    let dir = project("");
+    let r = mcp_lua(
+        dir.path(),
+        r#"local ok1, e1 = pcall(app.mcp.fx.fail)
+           local ok2, e2 = pcall(app.mcp.fx.echo, {text = 5})
+           local ok3, e3 = pcall(app.mcp.fx.nope)
+           local ok4, e4 = pcall(mcp.call, "ghost", "x", {})
+           return ok1, e1.code, e1.message, e1.server, e1.tool, e1.content[1].text,
+                  ok2, e2.code, ok3, e3.code, ok4, tostring(e4)"#,
+        &[],
+    );
+    let res = ok(&r);
+    assert_eq!(res[0], false);
+    assert_eq!(res[1], "mcp_tool_error");
+    assert!(res[2].as_str().unwrap().contains("it broke on purpose"));
+    assert_eq!(res[3], "fx");
+    assert_eq!(res[4], "fail");
+    assert_eq!(res[5], "it broke on purpose");
+    assert_eq!(res[6], false);
+    assert_eq!(res[7], "validation_error");
+    assert_eq!(res[8], false);
+    assert_eq!(res[9], "mcp_unknown_tool");
+    assert_eq!(res[10], false);
+    assert!(res[11].as_str().unwrap().contains("no MCP server named 'ghost'"));
+    let calls = r.env["integration_calls"].as_array().unwrap();
+    assert!(calls.iter().all(|c| c["status"] == "error"), "{calls:?}");
+    // Unraised, the tool error fails the run with its code.
+    let r = mcp_lua(dir.path(), "return app.mcp.fx.fail()", &[]);
+    assert_eq!(r.env["success"], false);
+    assert_eq!(r.env["error"]["code"], "mcp_tool_error");
+    assert_eq!(r.code, 1);
+}
+
+#[test]
+fn writes_need_permission_and_read_only_refuses_them() {
+    let dir = project("");
+    let r = mcp_lua(dir.path(), "return app.mcp.fx.write_note{note = 'n'}", &[]);
+    assert_eq!(r.env["error"]["code"], "permission_denied", "{}", r.stdout);
+    assert!(r.env["error"]["message"].as_str().unwrap().contains("mcp.servers.fx.permissions.write"));
+    let r = mcp_lua(dir.path(), "return app.mcp.fx.write_note{note = 'n'}", &["--force"]);
+    assert_eq!(ok(&r), &json!(["saved: n"]));
+    assert_eq!(r.env["integration_calls"][0]["class"], "write");
+    let r = mcp_lua(
+        dir.path(),
+        "return app.mcp.fx.write_note{note = 'n'}",
+        &["--force", "--read-only"],
+    );
+    assert_eq!(r.env["error"]["code"], "permission_denied");
+    // Reads still work under --read-only.
+    let r = mcp_lua(dir.path(), "return app.mcp.fx.echo{text = 'r'}", &["--read-only"]);
+    assert_eq!(ok(&r), &json!(["r"]));
+    // A per-server override in config.yaml allows the write.
+    let dir = project("mcp:\n  servers:\n    fx: {permissions: {write: allow}}\n");
+    let r = mcp_lua(dir.path(), "return app.mcp.fx.write_note{note = 'ok'}", &[]);
+    assert_eq!(ok(&r), &json!(["saved: ok"]));
+}
+
+#[test]
+fn timeouts_crashes_and_max_calls() {
+    let dir = project("mcp:\n  servers:\n    fx: {timeout: 1}\n");
+    let r = mcp_lua(
+        dir.path(),
+        "local ok, e = pcall(app.mcp.fx.slow, {seconds = 30}); return ok, e.code, e.server",
+        &[],
+    );
+    assert_eq!(ok(&r), &json!([false, "mcp_timeout", "fx"]));
+    let r = mcp_lua(
+        dir.path(),
+        "local ok, e = pcall(app.mcp.fx.crash); local ok2, e2 = pcall(app.mcp.fx.echo, {text = 'x'}); return ok, e.code, ok2, e2.code, mcp.servers()[1].status",
+        &[],
+    );
+    let res = ok(&r);
+    assert_eq!(res[0], false);
+    assert_eq!(res[1], "mcp_server_failed");
+    assert_eq!(res[2], false);
+    assert_eq!(res[3], "mcp_server_failed");
+    assert_eq!(res[4], "failed");
+    let r = mcp_lua(
+        dir.path(),
+        "for i = 1, 3 do app.mcp.fx.echo{text = 'x'} end",
+        &["--max-calls", "2"],
+    );
+    assert_eq!(r.env["error"]["code"], "limit_exceeded", "{}", r.stdout);
+    assert_eq!(r.env["error"]["limit"], "calls");
+    // The run's --timeout stops a slow tool too (and the server is shut down).
+    let dir = project("");
+    let r = mcp_lua(dir.path(), "return app.mcp.fx.slow{seconds = 60}", &["--timeout", "2"]);
+    assert_eq!(r.env["error"]["code"], "limit_exceeded", "{}", r.stdout);
+}
+
+#[test]
+fn resources_and_prompts() {
+    let dir = project("");
+    let r = mcp_lua(
+        dir.path(),
+        r#"local rs = mcp.resources("fx")
+           local c = mcp.read_resource("fx", rs[1].uri)
+           local ps = mcp.prompts("fx")
+           local p = mcp.get_prompt("fx", "greet", {name = "Ada"})
+           return rs[1].uri, c[1].text, ps[1].name, p.messages[1].content.text"#,
+        &[],
+    );
+    assert_eq!(
+        ok(&r),
+        &json!(["memo://one", "memo text", "greet", "Hello, Ada!"])
+    );
+}
+
+#[test]
+fn streamable_http_transport() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(FIXTURE)
+        .args(["--http", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().to_string();
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join(".mcp.json"),
+        serde_json::to_string(&json!({"mcpServers": {
+            "web": {"type": "http", "url": format!("http://{addr}/mcp"), "headers": {"X-Test": "${TEST_HEADER:-yes}"}}
+        }}))
+        .unwrap(),
+    )
+    .unwrap();
+    let r = mcp_lua(
+        dir.path(),
+        "return app.mcp.web.add{a = 1, b = 2}, mcp.servers()[1].transport",
+        &[],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(ok(&r), &json!([{"sum": 3.0}, "http"]));
+}
+
+#[test]
+fn integrations_lua_sees_app_mcp_too() {
+    let dir = project("");
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "--json", "--eval", "return app.mcp.fx.echo{text = 'both'}"],
+        None,
+    );
+    assert_eq!(ok(&r), &json!(["both"]));
+}
