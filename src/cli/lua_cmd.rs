@@ -370,8 +370,9 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
             spawn_watchdog(rt.shared().clone(), json);
             spawn_signal_handler(rt.shared().clone(), json);
             let outcome = rt.run_bytes(&code, &name).await;
-            rt.shared().mcp.shutdown().await;
+            // The run is over (the watchdog stands down), then its MCP servers are shut down.
             rt.shared().limits.finish();
+            rt.shared().mcp.shutdown().await;
             emit(&outcome, json)
         }
         Source::Repl => {

@@ -72,25 +72,23 @@ pub fn list(_ctx: &Context, args: ListArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     for s in cfg.servers.values() {
-        let what = match &s.transport {
-            Ok(Transport::Stdio { .. }) => {
-                let cmd = s.raw.get("command").and_then(Value::as_str).unwrap_or("");
-                let args: Vec<&str> = s
-                    .raw
-                    .get("args")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_str).collect())
-                    .unwrap_or_default();
-                format!("stdio  {cmd} {}", args.join(" "))
-            }
-            Ok(Transport::Http { .. }) => format!(
-                "http   {}",
-                s.raw.get("url").and_then(Value::as_str).unwrap_or("")
-            ),
-            Err(why) => format!("invalid: {why}"),
+        let raw = |k: &str| s.raw.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let what = if s.raw.get("url").is_some() {
+            format!("http   {}", raw("url"))
+        } else {
+            let args: Vec<&str> = s
+                .raw
+                .get("args")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!("stdio  {} {}", raw("command"), args.join(" "))
         };
         outln!("{:<20} {}", s.name, what.trim_end());
         outln!("{:<20} from {}", "", s.source.describe());
+        if let Err(why) = &s.transport {
+            outln!("{:<20} invalid: {why}", "");
+        }
     }
     for (name, src) in &cfg.shadowed {
         outln!("(also defined in {}: '{name}', shadowed)", src.describe());

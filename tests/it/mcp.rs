@@ -96,11 +96,15 @@ fn list_shows_sources_and_precedence_without_secrets() {
     assert_eq!(v["shadowed"][0]["scope"], "config");
     // Text output names each server and where it came from.
     let mut cmd = crate::support::kosmo(dir.path());
-    cmd.current_dir(dir.path()).args(["mcp:list"]);
+    cmd.current_dir(dir.path())
+        .env("SECRET_TOKEN", "hunter2-secret")
+        .args(["mcp:list"]);
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("fx") && text.contains(".mcp.json"), "{text}");
     assert!(text.contains("remote") && text.contains("http://127.0.0.1:9/mcp"), "{text}");
+    assert!(text.contains("UNSET_FOR_TEST"), "{text}");
+    assert!(!text.contains("hunter2"), "a secret leaked: {text}");
     // Listing starts nothing.
     assert_eq!(spawns(dir.path()), 0);
 }
