@@ -187,7 +187,7 @@ impl<'a> Record<'a> {
         let entry = json!({
             "path": format!("mcp.{server}.{tool}"),
             "function": tool,
-            "account": null,
+            "account": "default",
             "class": class.map(Class::as_str),
             "status": "ok",
             "duration_ms": 0.0,

@@ -43,6 +43,7 @@ fn mcp_lua(dir: &Path, code: &str, extra: &[&str]) -> Run {
 }
 
 fn ok(r: &Run) -> &Value {
+    crate::lua::assert_envelope(r);
     assert_eq!(r.env["success"], true, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert_eq!(r.code, 0);
     &r.env["result"]
@@ -156,6 +157,7 @@ fn tools_are_callable_and_results_are_shaped() {
     assert_eq!(calls.len(), 5);
     assert_eq!(calls[0]["path"], "mcp.fx.echo");
     assert_eq!(calls[0]["function"], "echo");
+    assert_eq!(calls[0]["account"], "default");
     assert_eq!(calls[0]["class"], "read");
     assert_eq!(calls[0]["status"], "ok");
 }
