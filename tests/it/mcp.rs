@@ -315,3 +315,181 @@ fn integrations_lua_sees_app_mcp_too() {
     );
     assert_eq!(ok(&r), &json!(["both"]));
 }
+
+// ---------------------------------------------------------------------------------------------
+// mcp:serve, driven by the official SDK's client.
+
+mod serve {
+    use rmcp::ServiceExt;
+    use rmcp::model::{CallToolRequestParams, ReadResourceRequestParams};
+    use rmcp::transport::TokioChildProcess;
+    use serde_json::{Value, json};
+    use tempfile::TempDir;
+
+    fn kosmo_serve(dir: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kosmo"));
+        cmd.arg("mcp:serve")
+            .args(args)
+            .current_dir(dir)
+            .env("KOSMO_CONFIG_DIR", dir)
+            .env("HOME", dir)
+            .env_remove("ANTHROPIC_API_KEY")
+            .env_remove("KOSMO_MANIFEST_PATH")
+            .env_remove("KOSMO_LOG")
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn call(
+        client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+        name: &str,
+        args: Value,
+    ) -> Value {
+        let p = CallToolRequestParams::new(name.to_string())
+            .with_arguments(args.as_object().cloned().unwrap_or_default());
+        serde_json::to_value(client.call_tool(p).await.unwrap()).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_builtin_function_is_a_tool_with_hints_and_calls_reach_the_simulator() {
+        let dir = TempDir::new().unwrap();
+        let transport = TokioChildProcess::new(kosmo_serve(dir.path(), &["--offline"])).unwrap();
+        let client = ().serve(transport).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        let tools: Vec<Value> = tools
+            .iter()
+            .map(|t| serde_json::to_value(t).unwrap())
+            .collect();
+        // Every function of every built-in integration, plus `lua`.
+        let reg = kosmo::registry::Registry::load(&kosmo::registry::RegistryOptions {
+            dirs: Vec::new(),
+            ignore_env: true,
+        })
+        .unwrap();
+        let total: usize = reg.iter().map(|i| i.manifest.functions.len()).sum();
+        assert_eq!(tools.len(), total + 1);
+        for integ in reg.iter() {
+            let m = &integ.manifest;
+            for (name, f) in &m.functions {
+                let tool_name = m.full_name(name, f);
+                let t = tools
+                    .iter()
+                    .find(|t| t["name"] == tool_name.as_str())
+                    .unwrap_or_else(|| panic!("{tool_name} is not served"));
+                let read = f.class == kosmo::manifest::Class::Read;
+                assert_eq!(t["annotations"]["readOnlyHint"], read, "{tool_name}");
+                if read {
+                    assert_eq!(t["annotations"]["destructiveHint"], false);
+                    assert_eq!(t["annotations"]["idempotentHint"], true);
+                }
+                assert_eq!(t["inputSchema"], integ.input_schema(name).unwrap(), "{tool_name}");
+            }
+        }
+        let get_model = tools
+            .iter()
+            .find(|t| t["name"] == "anthropic_get_model")
+            .unwrap();
+        assert!(get_model["description"].as_str().unwrap().len() > 10);
+
+        // A read against the simulator: structured content.
+        let r = call(&client, "anthropic_list_models", json!({"limit": 2})).await;
+        assert_ne!(r["isError"], true, "{r}");
+        assert!(r["structuredContent"]["data"].is_array(), "{r}");
+        // A structured error as a tool error.
+        let r = call(&client, "anthropic_get_model", json!({})).await;
+        assert_eq!(r["isError"], true, "{r}");
+        assert_eq!(r["structuredContent"]["error"]["code"], "validation_error", "{r}");
+        // A write without --force: refused (no terminal to ask on).
+        let r = call(
+            &client,
+            "anthropic_create_message",
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(r["isError"], true, "{r}");
+        assert_eq!(r["structuredContent"]["error"]["code"], "permission_denied", "{r}");
+        // The lua tool answers the envelope.
+        let r = call(
+            &client,
+            "lua",
+            json!({"code": "return #app.integrations.anthropic.list_models{limit = 1}.data"}),
+        )
+        .await;
+        assert_eq!(r["structuredContent"]["success"], true, "{r}");
+        assert_eq!(r["structuredContent"]["result"], json!([1]), "{r}");
+        assert_eq!(
+            r["structuredContent"]["integration_calls"][0]["function"],
+            "list_models"
+        );
+        // Docs are resources.
+        let resources = client.list_all_resources().await.unwrap();
+        let uris: Vec<String> = resources
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap()["uri"].as_str().unwrap().to_string())
+            .collect();
+        assert!(uris.contains(&"kosmo://docs/errors".to_string()), "{uris:?}");
+        let page = client
+            .read_resource(ReadResourceRequestParams::new("kosmo://docs/errors"))
+            .await
+            .unwrap();
+        let page = serde_json::to_value(page).unwrap();
+        assert!(page["contents"][0]["text"].as_str().unwrap().contains("mcp_tool_error"));
+        client.cancel().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn force_integration_filter_and_read_only() {
+        let dir = TempDir::new().unwrap();
+        let transport = TokioChildProcess::new(kosmo_serve(
+            dir.path(),
+            &["--offline", "--force", "--integration", "anthropic"],
+        ))
+        .unwrap();
+        let client = ().serve(transport).await.unwrap();
+        let tools = client.list_all_tools().await.unwrap();
+        assert!(tools.iter().all(|t| t.name.starts_with("anthropic_") || t.name == "lua"));
+        let r = call(
+            &client,
+            "anthropic_create_message",
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_ne!(r["isError"], true, "{r}");
+        assert_eq!(r["structuredContent"]["type"], "message", "{r}");
+        client.cancel().await.unwrap();
+
+        let transport = TokioChildProcess::new(kosmo_serve(
+            dir.path(),
+            &["--offline", "--force", "--read-only"],
+        ))
+        .unwrap();
+        let client = ().serve(transport).await.unwrap();
+        let r = call(
+            &client,
+            "anthropic_create_message",
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await;
+        assert_eq!(r["structuredContent"]["error"]["code"], "permission_denied", "{r}");
+        client.cancel().await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn streamable_http() {
+        use rmcp::transport::StreamableHttpClientTransport;
+        use tokio::io::AsyncBufReadExt;
+        let dir = TempDir::new().unwrap();
+        let mut cmd = kosmo_serve(dir.path(), &["--offline", "--http", "127.0.0.1:0"]);
+        cmd.stdout(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = lines.next_line().await.unwrap().unwrap();
+        let url = line.rsplit(' ').next().unwrap().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+        let client = ().serve(StreamableHttpClientTransport::from_uri(url)).await.unwrap();
+        let r = call(&client, "openai_list_models", json!({})).await;
+        assert_ne!(r["isError"], true, "{r}");
+        client.cancel().await.unwrap();
+        let _ = child.kill().await;
+    }
+}
