@@ -431,7 +431,10 @@ mod tests {
             "mcp:\n  servers:\n    files: {command: x, permissions: {write: allow, read: deny}}\n    other: {command: y}\n",
         )
         .unwrap();
-        assert_eq!(p.policy("mcp.files", "default", Class::Write), Policy::Allow);
+        assert_eq!(
+            p.policy("mcp.files", "default", Class::Write),
+            Policy::Allow
+        );
         assert_eq!(p.policy("mcp.files", "default", Class::Read), Policy::Deny);
         assert_eq!(p.policy("mcp.other", "default", Class::Write), Policy::Ask);
         assert_eq!(

@@ -72,7 +72,13 @@ pub fn list(_ctx: &Context, args: ListArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     for s in cfg.servers.values() {
-        let raw = |k: &str| s.raw.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let raw = |k: &str| {
+            s.raw
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let what = if s.raw.get("url").is_some() {
             format!("http   {}", raw("url"))
         } else {
@@ -150,11 +156,13 @@ pub async fn serve(ctx: &Context, args: ServeArgs) -> ExitCode {
         limits: l,
     };
     // Building the server starts the call worker (its own thread): off the async workers.
-    let server = match tokio::task::spawn_blocking(move || crate::mcp::serve::KosmoServer::new(&opts)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return fail(&e, false),
-        Err(e) => return fail(&crate::Error::config(e.to_string()), false),
-    };
+    let server =
+        match tokio::task::spawn_blocking(move || crate::mcp::serve::KosmoServer::new(&opts)).await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return fail(&e, false),
+            Err(e) => return fail(&crate::Error::config(e.to_string()), false),
+        };
     let result = match &args.http {
         Some(addr) => {
             crate::mcp::serve::serve_http(server, addr, |bound| {

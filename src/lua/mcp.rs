@@ -299,7 +299,8 @@ async fn call_tool(
         return Err(fail(rec, e));
     }
     if shared.options.dry_run {
-        let plan = json!({"dry_run": true, "mcp": {"server": server, "tool": tool, "arguments": obj}});
+        let plan =
+            json!({"dry_run": true, "mcp": {"server": server, "tool": tool, "arguments": obj}});
         rec.done(None);
         return to_lua(lua, &plan);
     }
@@ -410,9 +411,8 @@ async fn get_prompt(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResu
     let server = server_arg(&args, "get_prompt")?;
     let name = str_at(&args, 1)
         .ok_or_else(|| HostError::msg("mcp.get_prompt: expected (server, name[, args])"))?;
-    let obj = args_object(&lua, args.get(2), &json!({})).map_err(|m| {
-        HostError::msg(format!("mcp.get_prompt: {m}"))
-    })?;
+    let obj = args_object(&lua, args.get(2), &json!({}))
+        .map_err(|m| HostError::msg(format!("mcp.get_prompt: {m}")))?;
     // Prompt arguments are strings on the wire.
     let obj: Map<String, Json> = obj
         .into_iter()
@@ -446,7 +446,10 @@ pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     macro_rules! async_fn {
         ($name:literal, $f:ident) => {{
             let sh = shared.clone();
-            m.raw_set($name, lift_async(lua, move |lua, args| $f(lua, sh.clone(), args))?)?;
+            m.raw_set(
+                $name,
+                lift_async(lua, move |lua, args| $f(lua, sh.clone(), args))?,
+            )?;
         }};
     }
     async_fn!("tools", tools);
@@ -518,7 +521,8 @@ impl UserData for McpServerNs {
             let call: mlua::Function = lua.named_registry_value(CALL_TOOL)?;
             let make: mlua::Function = lua.named_registry_value(super::sandbox::MAKE_FN)?;
             let path = format!("mcp.{}.{tool}", this.name);
-            let f: mlua::Function = make.call((call, this.name.as_str(), Value::Nil, tool, path))?;
+            let f: mlua::Function =
+                make.call((call, this.name.as_str(), Value::Nil, tool, path))?;
             Ok(Value::Function(f))
         });
         methods.add_meta_method(

@@ -13,9 +13,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
 use rmcp::service::{Peer, RoleClient, RunningService, ServiceError};
-use rmcp::ServiceExt;
 use serde_json::{Map, Value as Json, json};
 
 use super::config::{Config, Locations, STARTUP_TIMEOUT, Server, Transport};
@@ -66,7 +66,10 @@ impl Connection {
             ServiceError::McpError(m) => mcp_err(
                 McpErrorKind::Protocol,
                 name,
-                format!("MCP server '{name}' refused {what}: {} (JSON-RPC code {})", m.message, m.code.0),
+                format!(
+                    "MCP server '{name}' refused {what}: {} (JSON-RPC code {})",
+                    m.message, m.code.0
+                ),
             ),
             ServiceError::Timeout { .. } => self.timeout(what, timeout),
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => mcp_err(
@@ -169,12 +172,15 @@ impl Connection {
     ) -> Result<Json, Error> {
         let params = CallToolRequestParams::new(tool.to_string()).with_arguments(args);
         let r = self
-            .request(&format!("tools/call {tool}"), deadline, self.peer.call_tool(params))
+            .request(
+                &format!("tools/call {tool}"),
+                deadline,
+                self.peer.call_tool(params),
+            )
             .await
             .map_err(|e| with_tool(e, tool))?;
-        serde_json::to_value(&r).map_err(|e| {
-            mcp_err(McpErrorKind::Protocol, &self.server.name, e.to_string())
-        })
+        serde_json::to_value(&r)
+            .map_err(|e| mcp_err(McpErrorKind::Protocol, &self.server.name, e.to_string()))
     }
 
     pub async fn resources(&self, deadline: Option<Instant>) -> Result<Vec<Json>, Error> {
@@ -220,7 +226,11 @@ impl Connection {
             params = params.with_arguments(args);
         }
         let r = self
-            .request(&format!("prompts/get {name}"), deadline, self.peer.get_prompt(params))
+            .request(
+                &format!("prompts/get {name}"),
+                deadline,
+                self.peer.get_prompt(params),
+            )
             .await?;
         serde_json::to_value(&r)
             .map_err(|e| mcp_err(McpErrorKind::Protocol, &self.server.name, e.to_string()))
@@ -326,8 +336,8 @@ async fn connect(server: &Server) -> Result<Connection, Error> {
                 };
                 custom.insert(hk, hv);
             }
-            let config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
-                .custom_headers(custom);
+            let config =
+                StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(custom);
             let transport =
                 StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
             let handshake = tokio::time::timeout(STARTUP_TIMEOUT, ().serve(transport)).await;
@@ -486,13 +496,10 @@ impl Clients {
         let r = slot
             .get_or_init(|| async {
                 tracing::debug!(target: "kosmo::mcp", server = %name, "starting");
-                connect(&server)
-                    .await
-                    .map(Arc::new)
-                    .map_err(|e| match e {
-                        Error::Mcp { kind, message, .. } => (kind, message),
-                        other => (McpErrorKind::ServerFailed, other.to_string()),
-                    })
+                connect(&server).await.map(Arc::new).map_err(|e| match e {
+                    Error::Mcp { kind, message, .. } => (kind, message),
+                    other => (McpErrorKind::ServerFailed, other.to_string()),
+                })
             })
             .await;
         match r {
@@ -512,15 +519,18 @@ impl Clients {
             .servers
             .values()
             .map(|s| {
-                let (status, tools, error) = match (&s.transport, slots.get(&s.name).and_then(|x| x.get())) {
-                    (Err(why), _) => ("invalid", None, Some(why.clone())),
-                    (Ok(_), None) => ("configured", None, None),
-                    (Ok(_), Some(Ok(c))) if c.peer.is_transport_closed() => {
-                        ("failed", c.tool_count(), Some("the server exited".to_string()))
-                    }
-                    (Ok(_), Some(Ok(c))) => ("running", c.tool_count(), None),
-                    (Ok(_), Some(Err((_, m)))) => ("failed", None, Some(m.clone())),
-                };
+                let (status, tools, error) =
+                    match (&s.transport, slots.get(&s.name).and_then(|x| x.get())) {
+                        (Err(why), _) => ("invalid", None, Some(why.clone())),
+                        (Ok(_), None) => ("configured", None, None),
+                        (Ok(_), Some(Ok(c))) if c.peer.is_transport_closed() => (
+                            "failed",
+                            c.tool_count(),
+                            Some("the server exited".to_string()),
+                        ),
+                        (Ok(_), Some(Ok(c))) => ("running", c.tool_count(), None),
+                        (Ok(_), Some(Err((_, m)))) => ("failed", None, Some(m.clone())),
+                    };
                 Status {
                     name: s.name.clone(),
                     transport: s

@@ -314,11 +314,10 @@ fn transport_of(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> std::result::Result<Transport, String> {
     let x = |s: &str| expand(s, env);
-    let kind = e.kind.as_deref().unwrap_or(if e.url.is_some() {
-        "http"
-    } else {
-        "stdio"
-    });
+    let kind = e
+        .kind
+        .as_deref()
+        .unwrap_or(if e.url.is_some() { "http" } else { "stdio" });
     match kind {
         "stdio" => {
             let command = e
@@ -347,7 +346,9 @@ fn transport_of(
                     .collect::<std::result::Result<_, String>>()?,
             })
         }
-        "sse" => Err("the legacy SSE transport is not supported; use streamable HTTP (type \"http\")".into()),
+        "sse" => Err(
+            "the legacy SSE transport is not supported; use streamable HTTP (type \"http\")".into(),
+        ),
         other => Err(match other.strip_prefix("invalid: ") {
             Some(why) => format!("invalid entry: {why}"),
             None => format!("unknown transport type '{other}' (use stdio or http)"),
@@ -356,7 +357,10 @@ fn transport_of(
 }
 
 /// Expand `${VAR}` and `${VAR:-default}`; an unset variable without a default is an error naming it.
-pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+pub fn expand(
+    s: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("${") {
@@ -372,7 +376,10 @@ pub fn expand(s: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Res
             Some((n, d)) => (n, Some(d)),
             None => (inner, None),
         };
-        match (env(name).filter(|v| !v.is_empty() || default.is_none()), default) {
+        match (
+            env(name).filter(|v| !v.is_empty() || default.is_none()),
+            default,
+        ) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
             (None, None) => {
@@ -418,7 +425,10 @@ mod tests {
         assert_eq!(expand("${NOPE:-x}/${TOKEN}", &env).unwrap(), "x/t0k");
         assert_eq!(expand("${EMPTY:-d}", &env).unwrap(), "d");
         assert_eq!(expand("${EMPTY}", &env).unwrap(), "");
-        assert_eq!(expand("$HOME ${unterminated", &env).unwrap(), "$HOME ${unterminated");
+        assert_eq!(
+            expand("$HOME ${unterminated", &env).unwrap(),
+            "$HOME ${unterminated"
+        );
         let e = expand("${NOPE}", &env).unwrap_err();
         assert!(e.contains("NOPE"), "{e}");
     }
@@ -471,7 +481,10 @@ mod tests {
         // The raw entry hides env values.
         assert_eq!(a.raw["env"]["K"], "…");
         assert_eq!(cfg.get("b").unwrap().source.scope, "config");
-        assert_eq!(cfg.get("c").unwrap().transport.as_ref().unwrap().kind(), "http");
+        assert_eq!(
+            cfg.get("c").unwrap().transport.as_ref().unwrap().kind(),
+            "http"
+        );
         match &cfg.get("h").unwrap().transport {
             Ok(Transport::Http { headers, .. }) => {
                 assert_eq!(headers["Authorization"], "Bearer t0k")
@@ -493,7 +506,11 @@ mod tests {
         let wd = tempfile::tempdir().unwrap();
         let cd = tempfile::tempdir().unwrap();
         write(wd.path(), PROJECT_FILE, "{not json");
-        write(cd.path(), USER_FILE, r#"{"mcpServers": {"s": {"type": "sse", "url": "x"}}}"#);
+        write(
+            cd.path(),
+            USER_FILE,
+            r#"{"mcpServers": {"s": {"type": "sse", "url": "x"}}}"#,
+        );
         let loc = Locations {
             working_dir: wd.path().into(),
             config_dir: cd.path().into(),

@@ -82,7 +82,8 @@ impl Caller {
             allow_prompt: false,
             allow_paths: Vec::new(),
         };
-        let (tx, rx) = std::sync::mpsc::channel::<(String, tokio::sync::oneshot::Sender<Outcome>)>();
+        let (tx, rx) =
+            std::sync::mpsc::channel::<(String, tokio::sync::oneshot::Sender<Outcome>)>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<()>>();
         std::thread::Builder::new()
             .name("kosmo-mcp-calls".into())
@@ -483,9 +484,18 @@ mod tests {
 
     #[test]
     fn hints_follow_class_and_flags() {
-        assert_eq!(hints(Class::Read, Some(Method::Get), false), (true, false, true));
-        assert_eq!(hints(Class::Write, Some(Method::Post), false), (false, false, false));
-        assert_eq!(hints(Class::Write, Some(Method::Delete), true), (false, true, true));
+        assert_eq!(
+            hints(Class::Read, Some(Method::Get), false),
+            (true, false, true)
+        );
+        assert_eq!(
+            hints(Class::Write, Some(Method::Post), false),
+            (false, false, false)
+        );
+        assert_eq!(
+            hints(Class::Write, Some(Method::Delete), true),
+            (false, true, true)
+        );
     }
 
     #[test]

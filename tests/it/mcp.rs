@@ -44,14 +44,20 @@ fn mcp_lua(dir: &Path, code: &str, extra: &[&str]) -> Run {
 
 fn ok(r: &Run) -> &Value {
     crate::lua::assert_envelope(r);
-    assert_eq!(r.env["success"], true, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(
+        r.env["success"], true,
+        "stdout: {}\nstderr: {}",
+        r.stdout, r.stderr
+    );
     assert_eq!(r.code, 0);
     &r.env["result"]
 }
 
 #[test]
 fn list_shows_sources_and_precedence_without_secrets() {
-    let dir = project("mcp:\n  servers:\n    fx: {command: shadowed}\n    yaml_one: {command: cat, timeout: 5, permissions: {write: allow}}\n");
+    let dir = project(
+        "mcp:\n  servers:\n    fx: {command: shadowed}\n    yaml_one: {command: cat, timeout: 5, permissions: {write: allow}}\n",
+    );
     std::fs::write(
         dir.path().join("mcp.json"),
         r#"{"mcpServers": {"remote": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"Authorization": "Bearer ${SECRET_TOKEN}"}},
@@ -103,7 +109,10 @@ fn list_shows_sources_and_precedence_without_secrets() {
     let out = cmd.output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("fx") && text.contains(".mcp.json"), "{text}");
-    assert!(text.contains("remote") && text.contains("http://127.0.0.1:9/mcp"), "{text}");
+    assert!(
+        text.contains("remote") && text.contains("http://127.0.0.1:9/mcp"),
+        "{text}"
+    );
     assert!(text.contains("UNSET_FOR_TEST"), "{text}");
     assert!(!text.contains("hunter2"), "a secret leaked: {text}");
     // Listing starts nothing.
@@ -113,16 +122,28 @@ fn list_shows_sources_and_precedence_without_secrets() {
 #[test]
 fn servers_are_listed_and_started_only_when_used() {
     let dir = project("");
-    let r = mcp_lua(dir.path(), "return mcp.servers(), json.encode(app.mcp.nope)", &[]);
+    let r = mcp_lua(
+        dir.path(),
+        "return mcp.servers(), json.encode(app.mcp.nope)",
+        &[],
+    );
     let res = ok(&r);
     assert_eq!(res[0][0]["name"], "fx");
     assert_eq!(res[0][0]["transport"], "stdio");
     assert_eq!(res[0][0]["status"], "configured");
     assert!(res[0][0]["source"].as_str().unwrap().contains(".mcp.json"));
     assert_eq!(res[1], "null");
-    assert_eq!(spawns(dir.path()), 0, "a script that uses no MCP tool spawned a server");
+    assert_eq!(
+        spawns(dir.path()),
+        0,
+        "a script that uses no MCP tool spawned a server"
+    );
     // integrations:lua that never touches MCP spawns nothing either.
-    let r = run_in(dir.path(), &["integrations:lua", "--json", "--eval", "return 1"], None);
+    let r = run_in(
+        dir.path(),
+        &["integrations:lua", "--json", "--eval", "return 1"],
+        None,
+    );
     ok(&r);
     assert_eq!(spawns(dir.path()), 0);
 
@@ -149,7 +170,10 @@ fn tools_are_callable_and_results_are_shaped() {
         &[],
     );
     let res = ok(&r);
-    assert_eq!(res, &json!(["hi", {"sum": 5.0}, "dotted", "dash ok", 200000]));
+    assert_eq!(
+        res,
+        &json!(["hi", {"sum": 5.0}, "dotted", "dash ok", 200000])
+    );
     // Server chatter on stderr never reaches stdout (the one JSON envelope).
     assert!(!r.stdout.contains("fixture:"), "{}", r.stdout);
     // Every call is in integration_calls.
@@ -187,7 +211,12 @@ fn tool_errors_and_bad_arguments_raise_structured_errors() {
     assert_eq!(res[8], false);
     assert_eq!(res[9], "mcp_unknown_tool");
     assert_eq!(res[10], false);
-    assert!(res[11].as_str().unwrap().contains("no MCP server named 'ghost'"));
+    assert!(
+        res[11]
+            .as_str()
+            .unwrap()
+            .contains("no MCP server named 'ghost'")
+    );
     let calls = r.env["integration_calls"].as_array().unwrap();
     assert!(calls.iter().all(|c| c["status"] == "error"), "{calls:?}");
     // Unraised, the tool error fails the run with its code.
@@ -202,8 +231,17 @@ fn writes_need_permission_and_read_only_refuses_them() {
     let dir = project("");
     let r = mcp_lua(dir.path(), "return app.mcp.fx.write_note{note = 'n'}", &[]);
     assert_eq!(r.env["error"]["code"], "permission_denied", "{}", r.stdout);
-    assert!(r.env["error"]["message"].as_str().unwrap().contains("mcp.servers.fx.permissions.write"));
-    let r = mcp_lua(dir.path(), "return app.mcp.fx.write_note{note = 'n'}", &["--force"]);
+    assert!(
+        r.env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mcp.servers.fx.permissions.write")
+    );
+    let r = mcp_lua(
+        dir.path(),
+        "return app.mcp.fx.write_note{note = 'n'}",
+        &["--force"],
+    );
     assert_eq!(ok(&r), &json!(["saved: n"]));
     assert_eq!(r.env["integration_calls"][0]["class"], "write");
     let r = mcp_lua(
@@ -213,7 +251,11 @@ fn writes_need_permission_and_read_only_refuses_them() {
     );
     assert_eq!(r.env["error"]["code"], "permission_denied");
     // Reads still work under --read-only.
-    let r = mcp_lua(dir.path(), "return app.mcp.fx.echo{text = 'r'}", &["--read-only"]);
+    let r = mcp_lua(
+        dir.path(),
+        "return app.mcp.fx.echo{text = 'r'}",
+        &["--read-only"],
+    );
     assert_eq!(ok(&r), &json!(["r"]));
     // A per-server override in config.yaml allows the write.
     let dir = project("mcp:\n  servers:\n    fx: {permissions: {write: allow}}\n");
@@ -250,7 +292,11 @@ fn timeouts_crashes_and_max_calls() {
     assert_eq!(r.env["error"]["limit"], "calls");
     // The run's --timeout stops a slow tool too (and the server is shut down).
     let dir = project("");
-    let r = mcp_lua(dir.path(), "return app.mcp.fx.slow{seconds = 60}", &["--timeout", "2"]);
+    let r = mcp_lua(
+        dir.path(),
+        "return app.mcp.fx.slow{seconds = 60}",
+        &["--timeout", "2"],
+    );
     assert_eq!(r.env["error"]["code"], "limit_exceeded", "{}", r.stdout);
 }
 
@@ -310,7 +356,12 @@ fn integrations_lua_sees_app_mcp_too() {
     let dir = project("");
     let r = run_in(
         dir.path(),
-        &["integrations:lua", "--json", "--eval", "return app.mcp.fx.echo{text = 'both'}"],
+        &[
+            "integrations:lua",
+            "--json",
+            "--eval",
+            "return app.mcp.fx.echo{text = 'both'}",
+        ],
         None,
     );
     assert_eq!(ok(&r), &json!(["both"]));
@@ -382,7 +433,11 @@ mod serve {
                     assert_eq!(t["annotations"]["destructiveHint"], false);
                     assert_eq!(t["annotations"]["idempotentHint"], true);
                 }
-                assert_eq!(t["inputSchema"], integ.input_schema(name).unwrap(), "{tool_name}");
+                assert_eq!(
+                    t["inputSchema"],
+                    integ.input_schema(name).unwrap(),
+                    "{tool_name}"
+                );
             }
         }
         let get_model = tools
@@ -398,7 +453,10 @@ mod serve {
         // A structured error as a tool error.
         let r = call(&client, "anthropic_get_model", json!({})).await;
         assert_eq!(r["isError"], true, "{r}");
-        assert_eq!(r["structuredContent"]["error"]["code"], "validation_error", "{r}");
+        assert_eq!(
+            r["structuredContent"]["error"]["code"], "validation_error",
+            "{r}"
+        );
         // A write without --force: refused (no terminal to ask on).
         let r = call(
             &client,
@@ -407,7 +465,10 @@ mod serve {
         )
         .await;
         assert_eq!(r["isError"], true, "{r}");
-        assert_eq!(r["structuredContent"]["error"]["code"], "permission_denied", "{r}");
+        assert_eq!(
+            r["structuredContent"]["error"]["code"], "permission_denied",
+            "{r}"
+        );
         // The lua tool answers the envelope.
         let r = call(
             &client,
@@ -425,15 +486,28 @@ mod serve {
         let resources = client.list_all_resources().await.unwrap();
         let uris: Vec<String> = resources
             .iter()
-            .map(|r| serde_json::to_value(r).unwrap()["uri"].as_str().unwrap().to_string())
+            .map(|r| {
+                serde_json::to_value(r).unwrap()["uri"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
-        assert!(uris.contains(&"kosmo://docs/errors".to_string()), "{uris:?}");
+        assert!(
+            uris.contains(&"kosmo://docs/errors".to_string()),
+            "{uris:?}"
+        );
         let page = client
             .read_resource(ReadResourceRequestParams::new("kosmo://docs/errors"))
             .await
             .unwrap();
         let page = serde_json::to_value(page).unwrap();
-        assert!(page["contents"][0]["text"].as_str().unwrap().contains("mcp_tool_error"));
+        assert!(
+            page["contents"][0]["text"]
+                .as_str()
+                .unwrap()
+                .contains("mcp_tool_error")
+        );
         client.cancel().await.unwrap();
     }
 
@@ -447,7 +521,11 @@ mod serve {
         .unwrap();
         let client = ().serve(transport).await.unwrap();
         let tools = client.list_all_tools().await.unwrap();
-        assert!(tools.iter().all(|t| t.name.starts_with("anthropic_") || t.name == "lua"));
+        assert!(
+            tools
+                .iter()
+                .all(|t| t.name.starts_with("anthropic_") || t.name == "lua")
+        );
         let r = call(
             &client,
             "anthropic_create_message",
@@ -470,7 +548,10 @@ mod serve {
             json!({"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}),
         )
         .await;
-        assert_eq!(r["structuredContent"]["error"]["code"], "permission_denied", "{r}");
+        assert_eq!(
+            r["structuredContent"]["error"]["code"], "permission_denied",
+            "{r}"
+        );
         client.cancel().await.unwrap();
     }
 
@@ -492,4 +573,39 @@ mod serve {
         client.cancel().await.unwrap();
         let _ = child.kill().await;
     }
+}
+
+#[test]
+fn docs_read_renders_server_and_tool_pages() {
+    let dir = project("");
+    let r = run_in(
+        dir.path(),
+        &[
+            "integrations:lua",
+            "--json",
+            "--eval",
+            r#"local ok, e = pcall(docs.read, "mcp.fx.nope")
+               return docs.read("mcp.fx"), docs.read("mcp.fx.echo"), lua_read_doc("app.mcp.fx.dashed-name"), ok, e.code"#,
+        ],
+        None,
+    );
+    let res = ok(&r);
+    let server = res[0].as_str().unwrap();
+    assert!(server.starts_with("# mcp.fx"), "{server}");
+    assert!(server.contains("| `write_note` | write |"), "{server}");
+    assert!(server.contains("| `echo` | read |"), "{server}");
+    let tool = res[1].as_str().unwrap();
+    assert!(tool.contains("# mcp.fx.echo"), "{tool}");
+    assert!(tool.contains("`app.mcp.fx.echo`"), "{tool}");
+    // The parameter table of the integration pages, from the tool's input schema.
+    assert!(tool.contains("| `text` | string | yes |"), "{tool}");
+    assert!(tool.contains("What to echo."), "{tool}");
+    assert!(
+        res[2]
+            .as_str()
+            .unwrap()
+            .contains(r#"app.mcp.fx["dashed-name"]"#)
+    );
+    assert_eq!(res[3], false);
+    assert_eq!(res[4], "unknown_page");
 }
