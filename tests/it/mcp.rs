@@ -609,3 +609,225 @@ fn docs_read_renders_server_and_tool_pages() {
     assert_eq!(res[3], false);
     assert_eq!(res[4], "unknown_page");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Real peers from the npm registry (tests/oracle/mcp, installed by .ci/run): the reference
+// server-everything driven by kosmo's Lua client, and the MCP Inspector CLI driving mcp:serve.
+
+mod peers {
+    use std::path::PathBuf;
+
+    use serde_json::{Value, json};
+    use tempfile::TempDir;
+
+    use super::ok;
+    use crate::lua::run_in;
+
+    /// `tests/oracle/mcp/node_modules`, or `None` (skipped loudly; under CI a failure).
+    fn node_modules() -> Option<PathBuf> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/mcp/node_modules");
+        if dir.join("@modelcontextprotocol/server-everything").is_dir() {
+            return Some(dir);
+        }
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the MCP peers are not installed: run `npm ci` in tests/oracle/mcp (.ci/run does)"
+        );
+        eprintln!("SKIPPED: MCP peers not installed (cd tests/oracle/mcp && npm ci)");
+        None
+    }
+
+    fn everything(modules: &std::path::Path) -> String {
+        modules
+            .join("@modelcontextprotocol/server-everything/dist/index.js")
+            .display()
+            .to_string()
+    }
+
+    #[test]
+    fn server_everything_over_stdio() {
+        let Some(modules) = node_modules() else {
+            return;
+        };
+        let dir = TempDir::new().unwrap();
+        std::fs::write(
+            dir.path().join(".mcp.json"),
+            serde_json::to_string(&json!({"mcpServers": {
+                "everything": {"command": "node", "args": [everything(&modules), "stdio"]}
+            }}))
+            .unwrap(),
+        )
+        .unwrap();
+        let r = run_in(
+            dir.path(),
+            &[
+                "mcp:lua",
+                "--json",
+                "--eval",
+                r#"local names = {}
+                   for _, t in ipairs(mcp.tools("everything")) do names[t.name] = t.annotations.readOnlyHint or false end
+                   local ok, e = pcall(app.mcp.everything["toggle-simulated-logging"])
+                   local ok2, e2 = pcall(app.mcp.everything.echo, {})
+                   return mcp.servers()[1].name, names.echo, names["toggle-simulated-logging"],
+                          app.mcp.everything.echo{message = "hi"},
+                          app.mcp.everything["get-sum"]{a = 2, b = 3},
+                          app.mcp.everything["get-structured-content"]{location = "New York"},
+                          app.mcp.everything["get-tiny-image"]()[2].type,
+                          ok, e.code, ok2, e2.code,
+                          #mcp.resources("everything") > 0, #mcp.prompts("everything") > 0"#,
+            ],
+            None,
+        );
+        let res = ok(&r);
+        assert_eq!(res[0], "everything");
+        assert_eq!(res[1], true, "echo is read-only: {res}");
+        assert_eq!(res[2], false, "toggle-simulated-logging is a write: {res}");
+        assert_eq!(res[3], "Echo: hi");
+        assert!(res[4].as_str().unwrap().contains('5'), "{res}");
+        assert!(res[5].is_object(), "structured content: {res}");
+        assert_eq!(res[6], "image");
+        // A write needs --force; bad arguments fail before anything is sent.
+        assert_eq!(res[7], false);
+        assert_eq!(res[8], "permission_denied");
+        assert_eq!(res[9], false);
+        assert_eq!(res[10], "validation_error");
+        assert_eq!(res[11], true);
+        assert_eq!(res[12], true);
+        // The server's own output never reaches stdout: it is exactly one envelope.
+        assert!(serde_json::from_str::<Value>(&r.stdout).is_ok());
+        let r = run_in(
+            dir.path(),
+            &[
+                "mcp:lua",
+                "--json",
+                "--force",
+                "--eval",
+                r#"return app.mcp.everything["toggle-simulated-logging"]()"#,
+            ],
+            None,
+        );
+        ok(&r);
+        assert_eq!(r.env["integration_calls"][0]["class"], "write");
+    }
+
+    #[test]
+    fn server_everything_over_streamable_http() {
+        use std::io::BufRead;
+        let Some(modules) = node_modules() else {
+            return;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("node")
+            .args([everything(&modules), "streamableHttp".into()])
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while err.read_line(&mut line).unwrap() > 0 && !line.contains("listening") {
+            line.clear();
+        }
+        let dir = TempDir::new().unwrap();
+        std::fs::write(
+            dir.path().join(".mcp.json"),
+            serde_json::to_string(&json!({"mcpServers": {
+                "web": {"type": "http", "url": format!("http://127.0.0.1:{port}/mcp")}
+            }}))
+            .unwrap(),
+        )
+        .unwrap();
+        let r = run_in(
+            dir.path(),
+            &[
+                "mcp:lua",
+                "--json",
+                "--eval",
+                "return app.mcp.web.echo{message = 'over http'}",
+            ],
+            None,
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(ok(&r), &json!(["Echo: over http"]));
+    }
+
+    fn inspector(modules: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> Value {
+        let out = std::process::Command::new(modules.join(".bin/mcp-inspector"))
+            .arg("--cli")
+            .arg(env!("CARGO_BIN_EXE_kosmo"))
+            .args(["mcp:serve", "--offline"])
+            .args(args)
+            .current_dir(dir)
+            .env("KOSMO_CONFIG_DIR", dir)
+            .env("HOME", dir)
+            .env_remove("KOSMO_MANIFEST_PATH")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "inspector output is not JSON ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    #[test]
+    fn inspector_cli_drives_mcp_serve() {
+        let Some(modules) = node_modules() else {
+            return;
+        };
+        let dir = TempDir::new().unwrap();
+        let list = inspector(&modules, dir.path(), &["--method", "tools/list"]);
+        let tools = list["tools"].as_array().unwrap();
+        let reg = kosmo::registry::Registry::load(&kosmo::registry::RegistryOptions {
+            dirs: Vec::new(),
+            ignore_env: true,
+        })
+        .unwrap();
+        let total: usize = reg.iter().map(|i| i.manifest.functions.len()).sum();
+        assert_eq!(tools.len(), total + 1);
+        let get_model = tools
+            .iter()
+            .find(|t| t["name"] == "openai_get_model")
+            .unwrap();
+        assert_eq!(get_model["annotations"]["readOnlyHint"], true);
+        let create = tools
+            .iter()
+            .find(|t| t["name"] == "anthropic_create_message")
+            .unwrap();
+        assert_eq!(create["annotations"]["readOnlyHint"], false);
+        let r = inspector(
+            &modules,
+            dir.path(),
+            &[
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "anthropic_list_models",
+                "--tool-arg",
+                "limit=1",
+            ],
+        );
+        assert_eq!(r["isError"], false, "{r}");
+        assert_eq!(
+            r["structuredContent"]["data"].as_array().unwrap().len(),
+            1,
+            "{r}"
+        );
+        let r = inspector(&modules, dir.path(), &["--method", "resources/list"]);
+        assert!(
+            r["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["uri"] == "kosmo://docs/errors")
+        );
+    }
+}
