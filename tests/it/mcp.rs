@@ -300,6 +300,64 @@ fn timeouts_crashes_and_max_calls() {
     assert_eq!(r.env["error"]["code"], "limit_exceeded", "{}", r.stdout);
 }
 
+/// Whether process `pid` is gone (or a zombie waiting for its new parent to reap it), polling up
+/// to 20 s.
+fn gone(pid: u32) -> bool {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            Err(_) => return true,
+            Ok(s) if s.lines().any(|l| l.starts_with("State:") && l.contains('Z')) => return true,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+    false
+}
+
+#[test]
+fn servers_are_shut_down_at_exit_and_on_a_signal() {
+    let dir = project("");
+    // A normal end: the server started by the run is gone after it.
+    let r = mcp_lua(dir.path(), "return app.mcp.fx.echo{text = 'x'}", &[]);
+    ok(&r);
+    let log = std::fs::read_to_string(dir.path().join("spawns.log")).unwrap();
+    let pid: u32 = log.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(gone(pid), "the MCP server outlived the run");
+    // SIGTERM while a tool call is in flight: the envelope says interrupted, the server is gone.
+    let _ = std::fs::remove_file(dir.path().join("spawns.log"));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kosmo"));
+    cmd.args(["mcp:lua", "--json", "--eval", "return app.mcp.fx.slow{seconds = 60}"])
+        .current_dir(dir.path())
+        .env("KOSMO_CONFIG_DIR", dir.path())
+        .env("HOME", dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    crate::support::wait_for_signal_handler(child.id(), 15);
+    let started = std::time::Instant::now();
+    let pid = loop {
+        if let Some(p) = std::fs::read_to_string(dir.path().join("spawns.log"))
+            .ok()
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()))
+        {
+            break p;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the server never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // Let the call reach the server (its stderr says so) before the signal.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["success"], false);
+    assert_eq!(env["error"]["code"], "interrupted", "{env}");
+    assert_eq!(env["integration_calls"][0]["status"], "error");
+    assert!(gone(pid), "the MCP server outlived an interrupted run");
+}
+
 #[test]
 fn resources_and_prompts() {
     let dir = project("");
