@@ -307,7 +307,12 @@ fn gone(pid: u32) -> bool {
     while started.elapsed() < std::time::Duration::from_secs(20) {
         match std::fs::read_to_string(format!("/proc/{pid}/status")) {
             Err(_) => return true,
-            Ok(s) if s.lines().any(|l| l.starts_with("State:") && l.contains('Z')) => return true,
+            Ok(s)
+                if s.lines()
+                    .any(|l| l.starts_with("State:") && l.contains('Z')) =>
+            {
+                return true;
+            }
             Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
         }
     }
@@ -326,23 +331,35 @@ fn servers_are_shut_down_at_exit_and_on_a_signal() {
     // SIGTERM while a tool call is in flight: the envelope says interrupted, the server is gone.
     let _ = std::fs::remove_file(dir.path().join("spawns.log"));
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_kosmo"));
-    cmd.args(["mcp:lua", "--json", "--eval", "return app.mcp.fx.slow{seconds = 60}"])
-        .current_dir(dir.path())
-        .env("KOSMO_CONFIG_DIR", dir.path())
-        .env("HOME", dir.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped());
+    cmd.args([
+        "mcp:lua",
+        "--json",
+        "--eval",
+        "return app.mcp.fx.slow{seconds = 60}",
+    ])
+    .current_dir(dir.path())
+    .env("KOSMO_CONFIG_DIR", dir.path())
+    .env("HOME", dir.path())
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped());
     let child = cmd.spawn().unwrap();
     crate::support::wait_for_signal_handler(child.id(), 15);
     let started = std::time::Instant::now();
     let pid = loop {
         if let Some(p) = std::fs::read_to_string(dir.path().join("spawns.log"))
             .ok()
-            .and_then(|l| l.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()))
+            .and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|p| p.parse::<u32>().ok())
+            })
         {
             break p;
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(20), "the server never started");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the server never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
     // Let the call reach the server (its stderr says so) before the signal.
@@ -356,6 +373,40 @@ fn servers_are_shut_down_at_exit_and_on_a_signal() {
     assert_eq!(env["error"]["code"], "interrupted", "{env}");
     assert_eq!(env["integration_calls"][0]["status"], "error");
     assert!(gone(pid), "the MCP server outlived an interrupted run");
+}
+
+#[test]
+fn a_server_that_exits_or_hangs_at_start_gives_a_clear_error() {
+    let dir = TempDir::new().unwrap();
+    std::fs::write(
+        dir.path().join(".mcp.json"),
+        serde_json::to_string(&json!({"mcpServers": {
+            "dies": {"command": FIXTURE, "args": ["--exit"]},
+            "hangs": {"command": FIXTURE, "args": ["--hang"]},
+            "missing": {"command": "/nonexistent/mcp-server"}
+        }}))
+        .unwrap(),
+    )
+    .unwrap();
+    let r = mcp_lua(
+        dir.path(),
+        "local ok, e = pcall(mcp.tools, 'dies'); local ok2, e2 = pcall(app.mcp.missing.x) return ok, e.code, e.message, ok2, e2.code, e2.message",
+        &[],
+    );
+    let res = ok(&r);
+    assert_eq!(res[0], false);
+    assert_eq!(res[1], "mcp_server_failed");
+    // The server's last words are in the message.
+    assert!(res[2].as_str().unwrap().contains("giving up"), "{res}");
+    assert_eq!(res[3], false);
+    assert_eq!(res[4], "mcp_server_failed");
+    assert!(
+        res[5].as_str().unwrap().contains("/nonexistent/mcp-server"),
+        "{res}"
+    );
+    // A server that never answers the handshake does not hang kosmo: the run's limit stops it.
+    let r = mcp_lua(dir.path(), "return mcp.tools('hangs')", &["--timeout", "2"]);
+    assert_eq!(r.env["error"]["code"], "limit_exceeded", "{}", r.stdout);
 }
 
 #[test]
