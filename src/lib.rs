@@ -20,6 +20,7 @@ pub mod manifest_check;
 pub mod mcp;
 pub mod permissions;
 pub mod registry;
+pub mod session;
 pub mod simulator;
 pub mod validate;
 
