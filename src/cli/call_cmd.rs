@@ -261,6 +261,7 @@ async fn execute(ctx: &Context, c: Planned) -> ExitCode {
                 std::sync::Arc::new(crate::permissions::terminal_prompt);
             p
         }),
+        progress: super::progress::for_terminal(c.json),
     });
     let request = Request::new(&c.integration, &c.function, c.args.clone())
         .account(c.account.as_deref())

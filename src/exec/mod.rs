@@ -9,6 +9,7 @@
 pub mod config;
 pub mod dry_run;
 pub mod paginate;
+pub mod progress;
 pub mod request;
 pub mod response;
 pub mod retry;
@@ -30,6 +31,7 @@ use crate::registry::{Integration, Registry};
 use crate::validate::{OPTION_FETCH_ALL, OPTION_SAVE_TO};
 
 pub use paginate::{PageOut, PageStream};
+pub use progress::Progress;
 pub use request::Prepared;
 pub use rows::RowStream;
 
@@ -134,6 +136,7 @@ pub struct Executor {
     credentials: Arc<Credentials>,
     config: ExecConfig,
     client: reqwest::Client,
+    progress: Option<Arc<dyn Progress>>,
 }
 
 /// A function resolved for one call.
@@ -282,7 +285,18 @@ impl Executor {
             credentials,
             config,
             client,
+            progress: None,
         })
+    }
+
+    /// Report long waits (polls, downloads) to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub(crate) fn progress(&self) -> Option<&dyn Progress> {
+        self.progress.as_deref()
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -814,6 +828,7 @@ impl Executor {
             .await
             .map_err(|e| Error::io(&tmp, e))?;
         let mut size: u64 = 0;
+        let total = resp.content_length();
         let mut body = resp.bytes_stream();
         let idle = self.config.stream_idle_timeout;
         let result: Result<()> = async {
@@ -834,11 +849,17 @@ impl Executor {
                         file.write_all(&chunk)
                             .await
                             .map_err(|e| Error::io(&tmp, e))?;
+                        if let Some(progress) = self.progress() {
+                            progress.downloaded(path, size, total);
+                        }
                     }
                 }
             }
         }
         .await;
+        if let Some(progress) = self.progress() {
+            progress.finished(path);
+        }
         if let Err(e) = result {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(e);

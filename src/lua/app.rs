@@ -218,6 +218,7 @@ fn index_integration(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult
         ));
     }
     shared.session.log().record(CallRecord {
+        id: None,
         meta: CallMeta {
             path: format!("{prefix}.{key}"),
             function: key.clone(),
@@ -501,7 +502,7 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let id = call_id.load(std::sync::atomic::Ordering::SeqCst);
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
-        session.log().finish(id, None, None, Some(err));
+        session.log().fail(id, err);
         return Err(HostError::Lua(e));
     }
     if let Some(failure) = handler_failed {
@@ -721,7 +722,7 @@ fn handler_error(
     let log = shared.session.log();
     match failure {
         HandlerFailure::Lua(e) => {
-            log.finish(id, None, None, Some(super::lua_error_json(&e)));
+            log.fail(id, super::lua_error_json(&e));
             HostError::Lua(e)
         }
         HandlerFailure::Raised(v @ Value::Table(_)) => {
@@ -733,7 +734,7 @@ fn handler_error(
             if let Some(m) = j.get("message") {
                 rec["message"] = m.clone();
             }
-            log.finish(id, None, None, Some(rec));
+            log.fail(id, rec);
             HostError::Value(v)
         }
         HandlerFailure::Raised(v) => {
@@ -745,7 +746,7 @@ fn handler_error(
                 message: format!("on_event: {msg}"),
             }
             .to_json();
-            log.finish(id, None, None, Some(j.clone()));
+            log.fail(id, j.clone());
             raise(lua, &j, Some(function), Some(account))
         }
     }
