@@ -249,7 +249,13 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
     let unset: Vec<String> = args
         .unset
         .iter()
-        .map(|k| if k == "base_url" { "url".to_string() } else { k.clone() })
+        .map(|k| {
+            if k == "base_url" {
+                "url".to_string()
+            } else {
+                k.clone()
+            }
+        })
         .collect();
     for k in &unset {
         if field_kind(manifest, k).is_none() {

@@ -314,32 +314,26 @@ fn offline_runs_take_simulator_settings() {
     let script = "local b = app.integrations.anthropic.create_message_batch{requests = {{custom_id = 'a', \
                   params = {model = 'claude-sonnet-4-5', max_tokens = 5, messages = {{role = 'user', content = 'hi'}}}}}} \
                   return app.integrations.anthropic.get_message_batch{id = b.id}.processing_status";
-    let (code, out) = stdout_of(
-        &dir,
-        &[
-            "integrations:lua",
-            "--offline",
-            "--force",
-            "--sim-set",
-            "anthropic.batch_delay_ms=60000",
-            "--eval",
-            script,
-        ],
+    let status_with = |setting: &str| {
+        let (code, out) = stdout_of(
+            &dir,
+            &[
+                "integrations:lua",
+                "--offline",
+                "--force",
+                "--sim-set",
+                setting,
+                "--eval",
+                script,
+            ],
+        );
+        (code, out.trim().to_string())
+    };
+    assert_eq!(
+        status_with("anthropic.batch_delay_ms=60000"),
+        (0, "in_progress".to_string())
     );
-    assert_eq!((code, out.trim()), (0, "in_progress"));
-    let (code, out) = stdout_of(
-        &dir,
-        &[
-            "integrations:lua",
-            "--offline",
-            "--force",
-            "--sim-set",
-            "batch_delay_ms=0",
-            "--eval",
-            script,
-        ],
-    );
-    assert_eq!((code, out.trim()), (0, "ended"));
+    assert_eq!(status_with("batch_delay_ms=0"), (0, "ended".to_string()));
     // A typo is an error that lists the known options, never a setting silently ignored.
     let (code, out) = stdout_of(
         &dir,
