@@ -193,7 +193,9 @@ fn call_and_lua_give_the_same_result_and_the_same_error() {
          messages = {{role = 'user', content = 'hi'}}}",
     ]);
     assert_eq!(call["error"]["code"], "permission_denied", "{call}");
-    assert_eq!(call["error"]["message"], lua["error"]["message"]);
+    for key in ["message", "function", "account"] {
+        assert_eq!(call["error"][key], lua["error"][key], "{key}");
+    }
     let record = |v: &Value| {
         let c = &v["integration_calls"][0];
         (
