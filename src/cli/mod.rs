@@ -20,6 +20,7 @@ pub mod integrations;
 pub mod lua_cmd;
 pub mod manifests_cmd;
 pub mod mcp_cmd;
+pub mod progress;
 pub mod simulator_cmd;
 
 /// `println!` that survives a closed stdout (`kosmo ... | head`): the reader has gone, so the

@@ -28,6 +28,7 @@ use super::{HostError, HostResult, Shared, error_table, lift, lift_async, shared
 use crate::error::{Error, McpErrorKind};
 use crate::manifest::Class;
 use crate::mcp::Connection;
+use crate::session::{CallLog, CallMeta, CallRecord};
 
 fn raise(lua: &Lua, e: &Error) -> HostError {
     // Naming a server that is not configured is a mistake in the script, like a wrong argument:
@@ -174,61 +175,46 @@ fn validate(schema: &Json, args: &Map<String, Json>) -> Vec<String> {
         .collect()
 }
 
-/// Records one tool call in `integration_calls`, also when the run cuts it off.
+/// Records one tool call in the session's log (the envelope's `integration_calls`). A call in
+/// flight when the run stops stays registered and is flushed with what stopped the run.
 struct Record<'a> {
-    shared: &'a Shared,
-    entry: Json,
-    started: Instant,
+    log: &'a CallLog,
+    meta: CallMeta,
     id: Option<u64>,
 }
 
 impl<'a> Record<'a> {
-    fn new(shared: &'a Shared, server: &str, tool: &str, class: Option<Class>) -> Record<'a> {
-        let entry = json!({
-            "path": format!("mcp.{server}.{tool}"),
-            "function": tool,
-            "account": "default",
-            "class": class.map(Class::as_str),
-            "status": "ok",
-            "duration_ms": 0.0,
-            "http_status": null,
-            "request_id": null,
-            "error": null,
-        });
-        let started = Instant::now();
-        let id = Some(shared.begin_call(entry.clone(), started));
+    fn new(shared: &'a Shared, server: &str, tool: &str) -> Record<'a> {
         Record {
-            shared,
-            entry,
-            started,
-            id,
+            log: shared.session.log(),
+            meta: CallMeta {
+                path: format!("mcp.{server}.{tool}"),
+                function: tool.to_string(),
+                account: "default".to_string(),
+                class: None,
+            },
+            id: None,
         }
     }
 
-    fn set_class(&mut self, class: Class) {
-        self.entry["class"] = json!(class.as_str());
+    /// The request is being sent.
+    fn begin(&mut self) {
+        self.id = Some(self.log.begin(self.meta.clone()));
     }
 
-    fn done(mut self, error: Option<&Json>) {
-        if let Some(id) = self.id.take()
-            && !self.shared.end_call(id)
-        {
-            return;
-        }
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        self.entry["duration_ms"] = json!((ms * 1000.0).round() / 1000.0);
-        if let Some(e) = error {
-            self.entry["status"] = json!("error");
-            self.entry["error"] = e.clone();
-        }
-        self.shared.record_call(self.entry.clone());
-    }
-}
-
-impl Drop for Record<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.shared.flush_in_flight(Some(id));
+    fn done(self, error: Option<Json>) {
+        match self.id {
+            Some(id) => {
+                self.log.finish(id, None, None, error);
+            }
+            None => self.log.record(CallRecord {
+                id: None,
+                meta: self.meta,
+                duration_ms: 0.0,
+                http_status: None,
+                request_id: None,
+                error,
+            }),
         }
     }
 }
@@ -244,10 +230,9 @@ async fn call_tool(
     if let Some(e) = shared.limits.lua_error() {
         return Err(HostError::Lua(e));
     }
-    let mut rec = Record::new(shared, server, tool, None);
+    let mut rec = Record::new(shared, server, tool);
     let fail = |rec: Record<'_>, e: Error| -> HostError {
-        let j = e.to_json();
-        rec.done(Some(&j));
+        rec.done(Some(e.to_json()));
         raise(lua, &e)
     };
     let conn = match shared.limits.host(shared.mcp.connect(server)).await {
@@ -259,7 +244,7 @@ async fn call_tool(
         Err(e) => return Err(fail(rec, e)),
     };
     let class = class_of(&desc);
-    rec.set_class(class);
+    rec.meta.class = Some(class);
     let schema = desc.get("inputSchema").cloned().unwrap_or(json!({}));
     let obj = match args_object(lua, args, &schema) {
         Ok(o) => o,
@@ -280,7 +265,7 @@ async fn call_tool(
         return Err(fail(rec, e));
     }
     if let Err(e) = shared.limits.count_call() {
-        rec.done(Some(&e.to_json()));
+        rec.done(Some(e.to_json()));
         return Err(HostError::Lua(
             shared
                 .limits
@@ -295,7 +280,7 @@ async fn call_tool(
         function: tool,
         class,
     };
-    if let Err(e) = super::app::permit(shared, req) {
+    if let Err(e) = shared.session.permit(req) {
         return Err(fail(rec, e));
     }
     if shared.options.dry_run {
@@ -304,13 +289,13 @@ async fn call_tool(
         rec.done(None);
         return to_lua(lua, &plan);
     }
+    rec.begin();
     let result = shared
         .limits
         .host(conn.call_tool(tool, obj, deadline(shared)))
         .await;
     if let Some(e) = shared.limits.lua_error() {
-        let err = shared.limits.error_json().unwrap_or(Json::Null);
-        rec.done(Some(&err));
+        rec.done(shared.limits.error_json());
         return Err(HostError::Lua(e));
     }
     match result.and_then(|r| crate::mcp::tool_value(server, tool, &r)) {

@@ -7,8 +7,8 @@
 //! `DELETE` or `PUT`, idempotent when the manifest says so. A `lua` tool runs a sandboxed script
 //! under the same limits, and the docs pages are resources (`kosmo://docs/<page>`).
 //!
-//! Calls go through the same path as Lua (validation, permissions, retries, `integration_calls`):
-//! [`Caller`] runs them; a failure is an MCP tool error (`isError`) carrying kosmo's error JSON.
+//! Calls go through [`Session::call`], the path of Lua and `integrations:call` (validation,
+//! permissions, retries); a failure is an MCP tool error (`isError`) carrying kosmo's error JSON.
 //! There is no terminal to ask on (stdin is the protocol), so a write whose permission is `ask`
 //! needs `--force` or `write: allow` in config.yaml, exactly as a headless Lua run.
 
@@ -29,7 +29,8 @@ use crate::docs::Docs;
 use crate::error::{Error, Result};
 use crate::lua::{Limits, Outcome};
 use crate::manifest::{Class, Method};
-use crate::registry::{Registry, RegistryOptions};
+use crate::registry::Registry;
+use crate::session::{Request as SessionRequest, Session, SessionOptions};
 
 /// What `mcp:serve` was asked for.
 #[derive(Debug, Clone, Default)]
@@ -57,16 +58,15 @@ struct Served {
     function: String,
 }
 
-/// Where calls go. Today a Lua runtime on a worker thread (the integration call path); the
-/// `Session` of the shell-commands issue replaces it.
-pub struct Caller {
+/// Runs the `lua` tool's scripts: one Lua runtime on its own thread for the server's life (the
+/// runtime's futures stay on that thread), one script at a time, each under the limits.
+pub struct LuaWorker {
     jobs: std::sync::mpsc::Sender<(String, tokio::sync::oneshot::Sender<Outcome>)>,
 }
 
-impl Caller {
-    /// Start the worker: one Lua runtime for the server's life (simulators started once when
-    /// offline), running one chunk at a time.
-    pub fn start(opts: &ServeOptions) -> Result<Caller> {
+impl LuaWorker {
+    /// Start the worker (its simulators start on its first offline call).
+    pub fn start(opts: &ServeOptions) -> Result<LuaWorker> {
         let options = crate::lua::Options {
             mode: crate::lua::Mode::Integrations,
             limits: opts.limits.clone(),
@@ -81,6 +81,7 @@ impl Caller {
             // stdin carries the protocol: never prompt.
             allow_prompt: false,
             allow_paths: Vec::new(),
+            ..Default::default()
         };
         let (tx, rx) =
             std::sync::mpsc::channel::<(String, tokio::sync::oneshot::Sender<Outcome>)>();
@@ -120,7 +121,7 @@ impl Caller {
         ready_rx
             .recv()
             .map_err(|_| Error::config("the call worker stopped"))??;
-        Ok(Caller { jobs: tx })
+        Ok(LuaWorker { jobs: tx })
     }
 
     /// Run a chunk; the outcome is the `--json` envelope's content.
@@ -140,36 +141,6 @@ impl Caller {
             ),
         }
     }
-
-    /// One integration function with JSON arguments.
-    pub async fn call(&self, integration: &str, function: &str, args: &Json) -> Outcome {
-        let text = serde_json::to_string(args).unwrap_or_else(|_| "{}".into());
-        let mut level = 0;
-        while text.contains(&format!("]{}]", "=".repeat(level))) {
-            level += 1;
-        }
-        let eq = "=".repeat(level);
-        let code = format!(
-            "local args = json.decode([{eq}[{text}]{eq}])\nreturn app.integrations[{}][{}](args)",
-            lua_quote(integration),
-            lua_quote(function)
-        );
-        self.run(code).await
-    }
-}
-
-fn lua_quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
-            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The MCP server.
@@ -178,7 +149,11 @@ pub struct KosmoServer {
     tools: Arc<Vec<Tool>>,
     served: Arc<BTreeMap<String, Served>>,
     docs: Arc<Docs>,
-    caller: Arc<Caller>,
+    /// The call path of every tool call: validation, permissions, retries, records.
+    session: Arc<Session>,
+    lua: Arc<LuaWorker>,
+    /// Wall-clock limit of one call.
+    timeout: std::time::Duration,
 }
 
 /// The hints of a function: `(readOnly, destructive, idempotent)`.
@@ -270,30 +245,52 @@ fn build_tools(
 
 impl KosmoServer {
     pub fn new(opts: &ServeOptions) -> Result<KosmoServer> {
-        let registry = Arc::new(Registry::load(&RegistryOptions {
-            dirs: opts.manifest_dirs.clone(),
-            ignore_env: false,
-        })?);
+        let session = Session::new(SessionOptions {
+            force: opts.force,
+            read_only: opts.read_only,
+            dry_run: false,
+            offline: opts.offline,
+            account: opts.account.clone(),
+            manifest_dirs: opts.manifest_dirs.clone(),
+            config_dir: opts.config_dir.clone(),
+            ..Default::default()
+        });
+        // No hooks: nothing counts against a script's budget, and with no prompt an `ask`
+        // permission is refused with the way to allow it (stdin is the protocol).
+        let registry = session.registry()?;
         let (tools, served) = build_tools(&registry, &opts.integrations)?;
-        let creds = crate::credentials::Credentials::load(opts.config_dir.clone()).ok();
-        let accounts = registry
-            .iter()
-            .map(|i| {
-                let name = i.name().to_string();
-                let list = creds
-                    .as_ref()
-                    .map(|c| c.accounts(&name))
-                    .unwrap_or_else(|| vec!["default".into()]);
-                (name, list)
-            })
-            .collect();
-        let docs = Docs::new(registry, accounts);
+        let docs = session.docs()?;
         Ok(KosmoServer {
             tools: Arc::new(tools),
             served: Arc::new(served),
             docs: Arc::new(docs),
-            caller: Arc::new(Caller::start(opts)?),
+            session: Arc::new(session),
+            lua: Arc::new(LuaWorker::start(opts)?),
+            timeout: std::time::Duration::try_from_secs_f64(opts.limits.timeout)
+                .unwrap_or(std::time::Duration::from_secs(600)),
         })
+    }
+
+    /// One function through the session, under the call timeout.
+    async fn call(&self, s: &Served, args: Json) -> std::result::Result<Json, Json> {
+        let req = SessionRequest::new(&s.integration, &s.function, args);
+        let out = match tokio::time::timeout(self.timeout, self.session.call(req)).await {
+            Ok(Ok(out)) => Ok(out.value),
+            Ok(Err(e)) => Err(e.to_json()),
+            Err(_) => Err(Error::Limit {
+                limit: "timeout".into(),
+                message: format!(
+                    "timeout: the call ran for more than {}s (raise it with mcp:serve --timeout)",
+                    self.timeout.as_secs_f64()
+                ),
+            }
+            .to_json()),
+        };
+        // The server runs for long: its record of calls is not kept.
+        if !self.session.log().has_in_flight() {
+            self.session.log().clear();
+        }
+        out
     }
 
     /// The names of the served tools.
@@ -302,41 +299,38 @@ impl KosmoServer {
     }
 }
 
-/// An outcome as a tool result: the first return value (structured when it is an object), or
-/// the error as a tool error.
-fn tool_result(outcome: &Outcome, envelope: bool) -> CallToolResult {
-    if envelope {
-        let j = outcome.to_json();
-        let text = serde_json::to_string_pretty(&j).unwrap_or_default();
-        let mut r = CallToolResult::structured(j);
-        r.content = vec![ContentBlock::text(text)];
-        if !outcome.success {
-            r.is_error = Some(true);
-        }
-        return r;
+/// A `lua` run as a tool result: the envelope (structured), `isError` when the run failed.
+fn envelope_result(outcome: &Outcome) -> CallToolResult {
+    let j = outcome.to_json();
+    let text = serde_json::to_string_pretty(&j).unwrap_or_default();
+    let mut r = CallToolResult::structured(j);
+    r.content = vec![ContentBlock::text(text)];
+    if !outcome.success {
+        r.is_error = Some(true);
     }
-    if outcome.success {
-        let value = outcome
-            .result
-            .as_ref()
-            .and_then(|r| r.first().cloned())
-            .unwrap_or(Json::Null);
-        if value.is_object() {
-            CallToolResult::structured(value)
-        } else {
+    r
+}
+
+/// A function's answer as a tool result: structured when it is an object, else text; an error
+/// as a tool error (`message [code]`, and kosmo's error object as `{error}`).
+fn call_result(result: std::result::Result<Json, Json>) -> CallToolResult {
+    match result {
+        Ok(value) if value.is_object() => CallToolResult::structured(value),
+        Ok(value) => {
             let text = match &value {
                 Json::String(s) => s.clone(),
                 other => serde_json::to_string_pretty(other).unwrap_or_default(),
             };
             CallToolResult::success(vec![ContentBlock::text(text)])
         }
-    } else {
-        let err = outcome.error.clone().unwrap_or(Json::Null);
-        let code = err["code"].as_str().unwrap_or("error");
-        let message = err["message"].as_str().unwrap_or("the call failed");
-        let mut r = CallToolResult::error(vec![ContentBlock::text(format!("{message} [{code}]"))]);
-        r.structured_content = Some(json!({"error": err}));
-        r
+        Err(err) => {
+            let code = err["code"].as_str().unwrap_or("error");
+            let message = err["message"].as_str().unwrap_or("the call failed");
+            let mut r =
+                CallToolResult::error(vec![ContentBlock::text(format!("{message} [{code}]"))]);
+            r.structured_content = Some(json!({ "error": err }));
+            r
+        }
     }
 }
 
@@ -380,8 +374,8 @@ impl ServerHandler for KosmoServer {
             let Some(code) = args.get("code").and_then(Json::as_str) else {
                 return Err(ErrorData::invalid_params("the lua tool needs {code}", None));
             };
-            let outcome = self.caller.run(code.to_string()).await;
-            return Ok(tool_result(&outcome, true).into());
+            let outcome = self.lua.run(code.to_string()).await;
+            return Ok(envelope_result(&outcome).into());
         }
         let Some(s) = self.served.get(request.name.as_ref()) else {
             return Err(ErrorData::invalid_params(
@@ -389,8 +383,7 @@ impl ServerHandler for KosmoServer {
                 None,
             ));
         };
-        let outcome = self.caller.call(&s.integration, &s.function, &args).await;
-        Ok(tool_result(&outcome, false).into())
+        Ok(call_result(self.call(s, args).await).into())
     }
 
     async fn list_resources(
@@ -481,6 +474,7 @@ pub async fn serve_http(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::RegistryOptions;
 
     #[test]
     fn hints_follow_class_and_flags() {

@@ -18,5 +18,6 @@ mod lua;
 mod manifests;
 mod mcp;
 mod registry_qa;
+mod session;
 mod simulator;
 mod support;
