@@ -223,6 +223,7 @@ impl<'a> Mapper<'a> {
         let mut names: Vec<String> = Vec::new();
         let mut taken: HashSet<String> = HashSet::new();
         let mut groups: Vec<(String, String)> = Vec::new();
+        let mut later: Vec<(String, Node)> = Vec::new();
         for op in spec.operations() {
             let base = match op.operation_id() {
                 Some(id) if !id.trim().is_empty() => snake(id),
@@ -270,6 +271,16 @@ impl<'a> Mapper<'a> {
                 }
             };
             let f = self.function(&op, &group);
+            if op.path.contains('?') {
+                // After the others: the simulator routes a method and path to the first function
+                // declaring it, and the variant without the fixed query accepts both requests.
+                later.push((fname, f));
+            } else {
+                functions.push(fname.clone(), f);
+                names.push(fname);
+            }
+        }
+        for (fname, f) in later {
             functions.push(fname.clone(), f);
             names.push(fname);
         }
@@ -729,8 +740,37 @@ impl<'a> Mapper<'a> {
             }
             params.push(node);
         }
-        if path != op.path {
-            // The placeholders are the argument names; the wire is unchanged.
+        // A fixed query string in the path key (`/v1/messages?beta=true`, which OpenAPI does
+        // not allow but specs carry): a query parameter that always sends its value.
+        if let Some((bare, query)) = path.clone().split_once('?') {
+            path = bare.to_string();
+            self.report.note(
+                "query_in_path",
+                "the path carries a fixed query string; it becomes a query parameter that always sends its value (const, send_default)",
+                op.label(),
+            );
+            for pair in query.split('&').filter(|x| !x.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy().into_owned();
+                let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+                let mut lua = snake(&k);
+                while names.contains(&lua) {
+                    lua.push('_');
+                }
+                names.insert(lua.clone());
+                let mut node = Node::map();
+                node.push("name", s(&lua));
+                node.push("in", s("query"));
+                node.push("description", s(&format!("Fixed by the spec's path (`?{pair}`): always sent.")));
+                node.push("send_default", Node::Scalar(Value::Bool(true)));
+                node.push("type", s("string"));
+                node.push("const", s(&v));
+                node.push("default", s(&v));
+                if lua != k {
+                    node.push("wire_name", s(&k));
+                }
+                params.push(node);
+            }
         }
 
         // Request body.

@@ -101,6 +101,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
             break;
         }
         for p in problems {
+            tracing::debug!("import check: {p}");
             let Some(rest) = p.pointer.strip_prefix("/functions/") else {
                 report.note("check_problem", format!("the manifest fails a check: {}", p.message), p.pointer.clone());
                 continue;
@@ -212,5 +213,32 @@ mod tests {
         assert_eq!(civil_date(0), "1970-01-01");
         assert_eq!(civil_date(20_454), "2026-01-01");
         assert_eq!(civil_date(11_016), "2000-02-29");
+    }
+}
+
+#[cfg(test)]
+mod fixture_tests {
+    use super::*;
+
+    /// The Anthropic description imports whole: no function is refused by the check.
+    #[test]
+    fn anthropic_description_imports_without_dropping_functions() {
+        let text = include_str!("../../tests/fixtures/openapi/anthropic-openapi-2024.json");
+        let spec = openapi::parse(text).unwrap();
+        let mut m = map::Mapper::new(&spec, "anthropic".into());
+        let built = m.build(&Filter::default());
+        let yaml = emit::write_document(&[], &built.root);
+        let (_, problems) = Manifest::check("a.yaml", &yaml);
+        if !problems.is_empty() {
+            let lines: Vec<&str> = yaml.lines().collect();
+            for p in &problems {
+                let line = p.line.unwrap_or(1);
+                eprintln!("{p}");
+                for l in lines.iter().skip(line.saturating_sub(6)).take(8) {
+                    eprintln!("  | {l}");
+                }
+            }
+            panic!("{} problem(s)", problems.len());
+        }
     }
 }

@@ -159,6 +159,14 @@ impl<'a> Schemas<'a> {
         for (k, v) in obj {
             let node = match k.as_str() {
                 "nullable" if v30 => continue,
+                "type" if !(v.is_string() || v.is_array()) => {
+                    report.note(
+                        "invalid_schema",
+                        format!("`type: {v}` is not a JSON Schema type; the keyword is left out"),
+                        place,
+                    );
+                    continue;
+                }
                 "exclusiveMinimum" | "exclusiveMaximum" if v.is_boolean() => continue,
                 "minimum" | "maximum" if v30 => {
                     let excl = if k == "minimum" { "exclusiveMinimum" } else { "exclusiveMaximum" };
