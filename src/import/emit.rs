@@ -227,7 +227,7 @@ impl Writer {
                 self.block_text(s, indent + 2);
             }
             Node::Scalar(v) => {
-                let _ = writeln!(self.out, "{sep} {}", scalar_text(v));
+                let _ = writeln!(self.out, "{sep} {}", block_scalar_text(v));
             }
             Node::Shared(..) => {
                 // A shared node directly inside a shared node: write it at the same place.
@@ -270,7 +270,7 @@ impl Writer {
                 }
                 Node::Scalar(v) => {
                     let a = if anchor.is_empty() { String::new() } else { format!("{anchor} ") };
-                    let _ = writeln!(self.out, "{pad}- {a}{}", scalar_text(v));
+                    let _ = writeln!(self.out, "{pad}- {a}{}", block_scalar_text(v));
                 }
                 _ => {
                     let a = if anchor.is_empty() { String::new() } else { format!("{anchor} ") };
@@ -391,6 +391,14 @@ fn key_text(k: &str) -> String {
     }
 }
 
+/// A scalar in block context: flow indicators (`{`, `,`) may appear after the first character.
+fn block_scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) if plain_ok(&s.replace([',', '[', ']', '{', '}'], "x")) && !s.starts_with(['[', '{']) => s.clone(),
+        other => scalar_text(other),
+    }
+}
+
 /// A scalar: plain when YAML reads it back as the same string, else a JSON string.
 pub fn scalar_text(v: &Value) -> String {
     match v {
@@ -449,7 +457,7 @@ mod tests {
             "q": "[x]", "r": {"nested": ["a,b", "c", 1, true, null, 2.5]},
             "s": "trailing space \nline", "t": "\u{2028}", "u": "<<", "v": "0x1F", "w": "~",
             "keys with spaces": 1, "1": "numeric key", "y": [], "z": {},
-            "long": "word ".repeat(40), "deep": [[1, 2], {"a": [1]}], "ml": ["one\ntwo", "x"]
+            "long": "word ".repeat(40), "path": "/repos/{owner}/{repo}", "list": "a, b, [c]", "fl": ["/x/{y}", "{z}"], "deep": [[1, 2], {"a": [1]}], "ml": ["one\ntwo", "x"]
         });
         assert_eq!(roundtrip(&v), v);
     }

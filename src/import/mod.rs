@@ -56,7 +56,9 @@ const CHECK_ROUNDS: usize = 4;
 
 /// Import a description.
 pub fn import(text: &str, opts: &Options) -> Result<Imported> {
+    let started = std::time::Instant::now();
     let spec = openapi::parse(text)?;
+    tracing::debug!("import: parsed in {:?}", started.elapsed());
     let name = match &opts.name {
         Some(n) => {
             let ok = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -76,6 +78,7 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
     let mut mapper = map::Mapper::new(&spec, name.clone());
     let built = mapper.build(&opts.filter);
     let mut report = mapper.into_report();
+    tracing::debug!("import: mapped in {:?}", started.elapsed());
     if built.functions.is_empty() {
         let why = if opts.filter.include.is_empty() && opts.filter.exclude.is_empty() {
             "the spec has no operation the manifest format can call"
@@ -90,7 +93,9 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
     for round in 0..CHECK_ROUNDS {
         let header = header(&spec, opts, functions.len(), report.len());
         yaml = emit::write_document(&header, &root);
+        tracing::debug!("import: written in {:?}", started.elapsed());
         let (_, problems) = Manifest::check("imported.yaml", &yaml);
+        tracing::debug!("import: checked in {:?}", started.elapsed());
         if problems.is_empty() {
             break;
         }

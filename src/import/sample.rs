@@ -110,13 +110,23 @@ fn one<'a>(spec: &'a Spec, schema: &'a Value, depth: usize, stack: &mut Vec<&'a 
         }
         "boolean" => json!(true),
         "null" => Value::Null,
-        "array" => match obj.get("items") {
-            Some(items) => {
-                let v = one(spec, items, depth + 1, stack);
-                if v.is_null() { json!([]) } else { json!([v]) }
+        "array" => {
+            let min = obj.get("minItems").and_then(Value::as_u64).unwrap_or(1).clamp(1, 8) as usize;
+            match obj.get("items") {
+                Some(items) => {
+                    let v = one(spec, items, depth + 1, stack);
+                    if v.is_null() {
+                        json!([])
+                    } else if obj.get("uniqueItems") == Some(&Value::Bool(true)) && min > 1 {
+                        // Distinct values cannot be made up reliably: leave it to the spec.
+                        Value::Null
+                    } else {
+                        Value::Array(vec![v; min])
+                    }
+                }
+                None => json!([]),
             }
-            None => json!([]),
-        },
+        }
         _ => {
             let mut m = Map::new();
             if let Some(Value::Object(props)) = obj.get("properties") {
@@ -124,7 +134,11 @@ fn one<'a>(spec: &'a Spec, schema: &'a Value, depth: usize, stack: &mut Vec<&'a 
                     if s.get("writeOnly") == Some(&Value::Bool(true)) {
                         continue;
                     }
-                    m.insert(k.clone(), one(spec, s, depth + 1, stack));
+                    let v = one(spec, s, depth + 1, stack);
+                    // Unknown is left out rather than written as a null the schema may refuse.
+                    if !v.is_null() {
+                        m.insert(k.clone(), v);
+                    }
                 }
             }
             Value::Object(m)
@@ -133,6 +147,10 @@ fn one<'a>(spec: &'a Spec, schema: &'a Value, depth: usize, stack: &mut Vec<&'a 
 }
 
 fn string_of(obj: &Map<String, Value>) -> Value {
+    if obj.contains_key("pattern") {
+        // A value matching an arbitrary pattern cannot be made up reliably.
+        return Value::Null;
+    }
     let s = match obj.get("format").and_then(Value::as_str) {
         Some("date-time") => "2024-01-01T00:00:00Z",
         Some("date") => "2024-01-01",
@@ -174,6 +192,8 @@ mod tests {
         .unwrap();
         let v = sample(&spec, &json!({"$ref": "#/components/schemas/Node"}));
         assert_eq!(v, json!({"id": 1, "at": "2024-01-01T00:00:00Z", "kids": []}));
+        assert_eq!(sample(&spec, &json!({"type": "string", "pattern": "^a+$"})), Value::Null);
+        assert_eq!(sample(&spec, &json!({"type": "array", "minItems": 2, "items": {"type": "integer"}})), json!([1, 1]));
         assert_eq!(sample(&spec, &json!({"$ref": "#/components/schemas/Pick"})), json!("a"));
         assert_eq!(sample(&spec, &json!({"type": "string", "minLength": 8})), json!("stringxx"));
     }
