@@ -200,7 +200,7 @@ impl<'a> Mapper<'a> {
             .or_else(|| spec.info("description").map(first_line).filter(|l| !l.is_empty()))
             .unwrap_or_else(|| format!("{} (imported from its OpenAPI description).", if title.is_empty() { &self.name } else { &title }));
         root.push("summary", s(&summary));
-        if let Some(d) = spec.info("description").filter(|d| !d.trim().is_empty()) {
+        if let Some(d) = spec.info("description").filter(|d| !d.trim().is_empty() && d.trim() != summary) {
             root.push("description", s(d.trim_end()));
         }
         root.push("category", s("imported"));
@@ -856,8 +856,19 @@ impl<'a> Mapper<'a> {
                                         if lua != prop {
                                             node.push("wire_name", s(&prop));
                                         }
+                                        if loc == "form" && matches!(node.get("format"), Some(Node::Scalar(Value::String(f))) if f == "binary")
+                                            && let Node::Map(fields) = &mut node
+                                        {
+                                            // A file part: a local path, or {content | content_base64, filename}.
+                                            fields.retain(|e| e.key != "type");
+                                        }
+                                        let file_part = loc == "form" && matches!(node.get("format"), Some(Node::Scalar(Value::String(f))) if f == "binary");
                                         if req && node.get("send_default").is_none() {
-                                            let v = ex.or_else(|| Some(sample(self.spec, sv)).filter(|v| !v.is_null()));
+                                            let v = if file_part {
+                                                Some(serde_json::json!({"content": "example", "filename": "example.bin"}))
+                                            } else {
+                                                ex.or_else(|| Some(sample(self.spec, sv)).filter(|v| !v.is_null()))
+                                            };
                                             match v {
                                                 Some(v) => required_args.push((lua, v)),
                                                 None => example_missing = true,
