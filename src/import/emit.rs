@@ -53,7 +53,12 @@ impl Node {
     }
 
     /// Append `key: value` with a comment line above it.
-    pub fn push_commented(&mut self, key: impl Into<String>, value: Node, comment: impl Into<String>) {
+    pub fn push_commented(
+        &mut self,
+        key: impl Into<String>,
+        value: Node,
+        comment: impl Into<String>,
+    ) {
         if let Node::Map(entries) = self {
             entries.push(Entry {
                 key: key.into(),
@@ -180,7 +185,10 @@ impl Writer {
         for (i, e) in entries.iter().enumerate() {
             if blank_between_top
                 && i > 0
-                && matches!(e.key.as_str(), "credentials" | "groups" | "functions" | "docs")
+                && matches!(
+                    e.key.as_str(),
+                    "credentials" | "groups" | "functions" | "docs"
+                )
             {
                 self.out.push('\n');
             }
@@ -264,16 +272,28 @@ impl Writer {
             };
             match node {
                 Node::Scalar(Value::String(s)) if is_block_text(s) => {
-                    let a = if anchor.is_empty() { String::new() } else { format!("{anchor} ") };
+                    let a = if anchor.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{anchor} ")
+                    };
                     let _ = writeln!(self.out, "{pad}- {a}{}", block_header(s));
                     self.block_text(s, indent + 2);
                 }
                 Node::Scalar(v) => {
-                    let a = if anchor.is_empty() { String::new() } else { format!("{anchor} ") };
+                    let a = if anchor.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{anchor} ")
+                    };
                     let _ = writeln!(self.out, "{pad}- {a}{}", block_scalar_text(v));
                 }
                 _ => {
-                    let a = if anchor.is_empty() { String::new() } else { format!("{anchor} ") };
+                    let a = if anchor.is_empty() {
+                        String::new()
+                    } else {
+                        format!("{anchor} ")
+                    };
                     if let Some(flow) = self.flow(node, FLOW_WIDTH.saturating_sub(indent + 2)) {
                         let _ = writeln!(self.out, "{pad}- {a}{flow}");
                         continue;
@@ -366,9 +386,14 @@ fn is_block_text(s: &str) -> bool {
     let first = body.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
     !first.starts_with([' ', '\t'])
         && !body.starts_with('\n')
-        && body
-            .chars()
-            .all(|c| c == '\n' || (!c.is_control() && c != '\u{feff}' && c != '\u{2028}' && c != '\u{2029}' && c != '\u{85}'))
+        && body.chars().all(|c| {
+            c == '\n'
+                || (!c.is_control()
+                    && c != '\u{feff}'
+                    && c != '\u{2028}'
+                    && c != '\u{2029}'
+                    && c != '\u{85}')
+        })
         && body.lines().all(|l| !l.ends_with([' ', '\t']))
         && body.lines().all(|l| l.is_empty() || !l.trim().is_empty())
 }
@@ -394,7 +419,12 @@ fn key_text(k: &str) -> String {
 /// A scalar in block context: flow indicators (`{`, `,`) may appear after the first character.
 fn block_scalar_text(v: &Value) -> String {
     match v {
-        Value::String(s) if plain_ok(&s.replace([',', '[', ']', '{', '}'], "x")) && !s.starts_with(['[', '{']) => s.clone(),
+        Value::String(s)
+            if plain_ok(&s.replace([',', '[', ']', '{', '}'], "x"))
+                && !s.starts_with(['[', '{']) =>
+        {
+            s.clone()
+        }
         other => scalar_text(other),
     }
 }
@@ -428,7 +458,12 @@ fn plain_ok(s: &str) -> bool {
     if s.contains(": ") || s.contains(" #") || s.ends_with(':') {
         return false;
     }
-    if s.chars().any(|c| c.is_control() || ",[]{}".contains(c) || c == '\u{feff}' || !(c.is_ascii() || c.is_alphanumeric())) {
+    if s.chars().any(|c| {
+        c.is_control()
+            || ",[]{}".contains(c)
+            || c == '\u{feff}'
+            || !(c.is_ascii() || c.is_alphanumeric())
+    }) {
         return false;
     }
     let lower = s.to_ascii_lowercase();
@@ -464,14 +499,19 @@ mod tests {
 
     #[test]
     fn shared_nodes_are_anchored_once_and_aliased() {
-        let shared = Rc::new(Node::from_json(&json!({"type": "string", "minLength": 1, "description": "the owner of the repository, a login"})));
+        let shared = Rc::new(Node::from_json(
+            &json!({"type": "string", "minLength": 1, "description": "the owner of the repository, a login"}),
+        ));
         let mut root = Node::map();
         let mut list = Vec::new();
         for _ in 0..3 {
             list.push(Node::Shared("owner".into(), shared.clone()));
         }
         root.push("params", Node::Seq(list));
-        root.push("single", Node::Shared("once".into(), Rc::new(Node::str("x"))));
+        root.push(
+            "single",
+            Node::Shared("once".into(), Rc::new(Node::str("x"))),
+        );
         let text = write_document(&["header".into()], &root);
         assert!(text.starts_with("# header\n"), "{text}");
         assert_eq!(text.matches("&owner").count(), 1, "{text}");
@@ -485,7 +525,11 @@ mod tests {
     #[test]
     fn comments_are_written_above_their_key() {
         let mut root = Node::map();
-        root.push_commented("pagination_guess", Node::str("x"), "not recognised:\nsee docs");
+        root.push_commented(
+            "pagination_guess",
+            Node::str("x"),
+            "not recognised:\nsee docs",
+        );
         let text = write_document(&[], &root);
         assert_eq!(text, "# not recognised:\n# see docs\npagination_guess: x\n");
     }

@@ -22,10 +22,30 @@ use super::sample::sample;
 
 /// Schema keywords a parameter may carry at its top level (docs/manifest-format.md).
 const TOP_LEVEL: [&str; 24] = [
-    "type", "enum", "const", "default", "minimum", "maximum", "exclusiveMinimum",
-    "exclusiveMaximum", "minLength", "maxLength", "pattern", "format", "minItems", "maxItems",
-    "uniqueItems", "items", "properties", "additionalProperties", "minProperties",
-    "maxProperties", "oneOf", "anyOf", "contentMediaType", "title",
+    "type",
+    "enum",
+    "const",
+    "default",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "items",
+    "properties",
+    "additionalProperties",
+    "minProperties",
+    "maxProperties",
+    "oneOf",
+    "anyOf",
+    "contentMediaType",
+    "title",
 ];
 
 /// Argument names kosmo itself adds to some functions.
@@ -92,7 +112,9 @@ pub fn snake(s: &str) -> String {
                 let next = chars.get(i + 1);
                 let boundary = match prev {
                     Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
-                    Some(p) if p.is_ascii_uppercase() => next.is_some_and(|n| n.is_ascii_lowercase()),
+                    Some(p) if p.is_ascii_uppercase() => {
+                        next.is_some_and(|n| n.is_ascii_lowercase())
+                    }
                     _ => false,
                 };
                 if boundary && !out.ends_with('_') && !out.is_empty() {
@@ -180,9 +202,16 @@ impl<'a> Mapper<'a> {
         let spec = self.spec;
         let root_obj = spec.root();
         for (k, _) in root_obj.iter().filter(|(k, _)| k.starts_with("x-")) {
-            self.report.note("extension", format!("top-level extension `{k}` is not kept"), "#");
+            self.report.note(
+                "extension",
+                format!("top-level extension `{k}` is not kept"),
+                "#",
+            );
         }
-        if root_obj.get("webhooks").is_some_and(|w| w.as_object().is_some_and(|m| !m.is_empty())) {
+        if root_obj
+            .get("webhooks")
+            .is_some_and(|w| w.as_object().is_some_and(|m| !m.is_empty()))
+        {
             self.report.note(
                 "webhooks",
                 "webhooks (requests the API sends to you) are not functions; they are left out",
@@ -192,15 +221,30 @@ impl<'a> Mapper<'a> {
         let title = spec.info("title").unwrap_or("").trim().to_string();
         let mut root = Node::map();
         root.push("name", s(&self.name));
-        root.push("label", s(if title.is_empty() { &self.name } else { &title }));
+        root.push(
+            "label",
+            s(if title.is_empty() { &self.name } else { &title }),
+        );
         let summary = spec
             .info("summary")
             .map(first_line)
             .filter(|l| !l.is_empty())
-            .or_else(|| spec.info("description").map(first_line).filter(|l| !l.is_empty()))
-            .unwrap_or_else(|| format!("{} (imported from its OpenAPI description).", if title.is_empty() { &self.name } else { &title }));
+            .or_else(|| {
+                spec.info("description")
+                    .map(first_line)
+                    .filter(|l| !l.is_empty())
+            })
+            .unwrap_or_else(|| {
+                format!(
+                    "{} (imported from its OpenAPI description).",
+                    if title.is_empty() { &self.name } else { &title }
+                )
+            });
         root.push("summary", s(&summary));
-        if let Some(d) = spec.info("description").filter(|d| !d.trim().is_empty() && d.trim() != summary) {
+        if let Some(d) = spec
+            .info("description")
+            .filter(|d| !d.trim().is_empty() && d.trim() != summary)
+        {
             root.push("description", s(d.trim_end()));
         }
         root.push("category", s("imported"));
@@ -215,7 +259,10 @@ impl<'a> Mapper<'a> {
         root.push("base_url", s(&self.base_url()));
         let credentials = self.credentials_node();
         let mut account = Node::map();
-        account.push("base_url_env", s(&format!("{}_BASE_URL", self.name.to_ascii_uppercase())));
+        account.push(
+            "base_url_env",
+            s(&format!("{}_BASE_URL", self.name.to_ascii_uppercase())),
+        );
         root.push("account", account);
 
         // Functions first (they decide groups and query styles), then the sections before them.
@@ -227,7 +274,11 @@ impl<'a> Mapper<'a> {
         for op in spec.operations() {
             let base = match op.operation_id() {
                 Some(id) if !id.trim().is_empty() => snake(id),
-                _ => snake(&format!("{} {}", op.method, op.path.replace(['{', '}'], ""))),
+                _ => snake(&format!(
+                    "{} {}",
+                    op.method,
+                    op.path.replace(['{', '}'], "")
+                )),
             };
             if !filter.keeps(&op, &base) {
                 continue;
@@ -289,10 +340,17 @@ impl<'a> Mapper<'a> {
             let lua: HashSet<String> = names.iter().cloned().collect();
             for e in entries.iter_mut() {
                 let full = format!("{}_{}", self.name, e.key);
-                if lua.contains(&full) {
-                    if let Node::Map(fields) = &mut e.value {
-                        fields.insert(0, Entry { key: "full_name".into(), value: s(&format!("{full}_fn")), comment: None });
-                    }
+                if lua.contains(&full)
+                    && let Node::Map(fields) = &mut e.value
+                {
+                    fields.insert(
+                        0,
+                        Entry {
+                            key: "full_name".into(),
+                            value: s(&format!("{full}_fn")),
+                            comment: None,
+                        },
+                    );
                 }
             }
         }
@@ -345,7 +403,11 @@ impl<'a> Mapper<'a> {
                 "#/servers",
             );
         }
-        let mut url = first.get("url").and_then(Value::as_str).unwrap_or("").to_string();
+        let mut url = first
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
         if let Some(Value::Object(vars)) = first.get("variables") {
             for (k, v) in vars {
                 let d = v.get("default").and_then(Value::as_str).unwrap_or("");
@@ -360,7 +422,11 @@ impl<'a> Mapper<'a> {
         let url = url.trim_end_matches('/').to_string();
         if url.starts_with("https://") || url.starts_with("http://") {
             if url.contains(char::is_whitespace) || url.len() <= "https://".len() {
-                self.report.note("no_server", "the first server URL is not usable; base_url is a placeholder", "#/servers/0");
+                self.report.note(
+                    "no_server",
+                    "the first server URL is not usable; base_url is a placeholder",
+                    "#/servers/0",
+                );
                 return "https://api.example.invalid".into();
             }
             url
@@ -370,9 +436,16 @@ impl<'a> Mapper<'a> {
                 format!("the server URL `{url}` is relative; base_url puts it under https://api.example.invalid: set the real host"),
                 "#/servers/0",
             );
-            format!("https://api.example.invalid{}", if url.starts_with('/') { url.clone() } else { format!("/{url}") })
-                .trim_end_matches('/')
-                .to_string()
+            format!(
+                "https://api.example.invalid{}",
+                if url.starts_with('/') {
+                    url.clone()
+                } else {
+                    format!("/{url}")
+                }
+            )
+            .trim_end_matches('/')
+            .to_string()
         }
     }
 
@@ -390,9 +463,15 @@ impl<'a> Mapper<'a> {
                 };
                 let cred = snake(scheme_name);
                 let ty = scheme.get("type").and_then(Value::as_str).unwrap_or("");
-                let desc = scheme.get("description").and_then(Value::as_str).map(first_line);
+                let desc = scheme
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(first_line);
                 let mut c = Node::map();
-                let label = desc.clone().filter(|d| d.len() <= 60).unwrap_or_else(|| scheme_name.to_string());
+                let label = desc
+                    .clone()
+                    .filter(|d| d.len() <= 60)
+                    .unwrap_or_else(|| scheme_name.to_string());
                 c.push("label", s(&label));
                 let env = format!("{upper}_{}", cred.to_ascii_uppercase());
                 let mut note = None;
@@ -401,7 +480,12 @@ impl<'a> Mapper<'a> {
                         let loc = scheme.get("in").and_then(Value::as_str).unwrap_or("");
                         let pname = scheme.get("name").and_then(Value::as_str).unwrap_or("");
                         match loc {
-                            "header" if !pname.is_empty() && pname.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') => {
+                            "header"
+                                if !pname.is_empty()
+                                    && pname
+                                        .chars()
+                                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-') =>
+                            {
                                 c.push("kind", s("header"));
                                 c.push("header", s(&pname.to_ascii_lowercase()));
                             }
@@ -419,7 +503,12 @@ impl<'a> Mapper<'a> {
                             }
                         }
                     }
-                    "http" => match scheme.get("scheme").and_then(Value::as_str).map(str::to_ascii_lowercase).as_deref() {
+                    "http" => match scheme
+                        .get("scheme")
+                        .and_then(Value::as_str)
+                        .map(str::to_ascii_lowercase)
+                        .as_deref()
+                    {
                         Some("bearer") => c.push("kind", s("bearer")),
                         Some("basic") => c.push("kind", s("basic")),
                         other => {
@@ -433,7 +522,9 @@ impl<'a> Mapper<'a> {
                     },
                     "oauth2" | "openIdConnect" => {
                         c.push("kind", s("bearer"));
-                        note = Some(format!("{ty}: give an access token obtained elsewhere; kosmo sends it as a bearer token and runs no OAuth flow"));
+                        note = Some(format!(
+                            "{ty}: give an access token obtained elsewhere; kosmo sends it as a bearer token and runs no OAuth flow"
+                        ));
                         self.report.note(
                             "oauth2_as_bearer",
                             format!("{ty} is mapped to a bearer token: the user supplies an access token, kosmo runs no OAuth flow and checks no scopes"),
@@ -451,7 +542,10 @@ impl<'a> Mapper<'a> {
                 }
                 c.push("env", s(&env));
                 c.push("placeholder", s("kosmo-offline-placeholder"));
-                let mut hint = format!("Set {env}, or run `kosmo integrations:configure {} --set {cred}=-` (reads it from standard input).", self.name);
+                let mut hint = format!(
+                    "Set {env}, or run `kosmo integrations:configure {} --set {cred}=-` (reads it from standard input).",
+                    self.name
+                );
                 if let Some(d) = &desc {
                     hint = format!("{d} {hint}");
                 }
@@ -460,7 +554,8 @@ impl<'a> Mapper<'a> {
                     Some(n) => out.push_commented(cred.clone(), c, n),
                     None => out.push(cred.clone(), c),
                 }
-                self.credentials.push((scheme_name.clone(), cred, Node::map()));
+                self.credentials
+                    .push((scheme_name.clone(), cred, Node::map()));
             }
         }
         if self.credentials.is_empty() {
@@ -468,12 +563,23 @@ impl<'a> Mapper<'a> {
             let mut seen = HashSet::new();
             for op in spec.operations() {
                 for p in self.raw_params(&op) {
-                    let (Some("header"), Some(name)) = (p.get("in").and_then(Value::as_str), p.get("name").and_then(Value::as_str)) else {
+                    let (Some("header"), Some(name)) = (
+                        p.get("in").and_then(Value::as_str),
+                        p.get("name").and_then(Value::as_str),
+                    ) else {
                         continue;
                     };
                     let lower = name.to_ascii_lowercase();
-                    if matches!(lower.as_str(), "x-api-key" | "api-key" | "apikey" | "x-api-token" | "x-auth-token") && seen.insert(lower.clone()) {
-                        let cred = if self.header_credentials.is_empty() { "api_key".to_string() } else { snake(&lower) };
+                    if matches!(
+                        lower.as_str(),
+                        "x-api-key" | "api-key" | "apikey" | "x-api-token" | "x-auth-token"
+                    ) && seen.insert(lower.clone())
+                    {
+                        let cred = if self.header_credentials.is_empty() {
+                            "api_key".to_string()
+                        } else {
+                            snake(&lower)
+                        };
                         let env = format!("{upper}_{}", cred.to_ascii_uppercase());
                         let mut c = Node::map();
                         c.push("label", s("API key"));
@@ -508,9 +614,19 @@ impl<'a> Mapper<'a> {
         let place = op.pointer();
         let mut add = |this: &mut Self, list: Option<&'a Value>| {
             for p in list.and_then(Value::as_array).into_iter().flatten() {
-                let Some((p, _)) = this.schemas.deref(p, &place, &mut this.report) else { continue };
-                let key = (p.get("name").and_then(Value::as_str), p.get("in").and_then(Value::as_str));
-                out.retain(|q| (q.get("name").and_then(Value::as_str), q.get("in").and_then(Value::as_str)) != key);
+                let Some((p, _)) = this.schemas.deref(p, &place, &mut this.report) else {
+                    continue;
+                };
+                let key = (
+                    p.get("name").and_then(Value::as_str),
+                    p.get("in").and_then(Value::as_str),
+                );
+                out.retain(|q| {
+                    (
+                        q.get("name").and_then(Value::as_str),
+                        q.get("in").and_then(Value::as_str),
+                    ) != key
+                });
                 out.push(p);
             }
         };
@@ -523,7 +639,11 @@ impl<'a> Mapper<'a> {
     }
 
     /// Which credential (and auth mode) an operation uses.
-    fn security(&mut self, op: &Operation<'a>, header_params: &[String]) -> (Option<String>, Option<&'static str>) {
+    fn security(
+        &mut self,
+        op: &Operation<'a>,
+        header_params: &[String],
+    ) -> (Option<String>, Option<&'static str>) {
         if !self.header_credentials.is_empty() {
             let found = self
                 .header_credentials
@@ -538,7 +658,10 @@ impl<'a> Mapper<'a> {
         if self.credentials.is_empty() {
             return (None, None);
         }
-        let reqs = op.op.get("security").or_else(|| self.spec.root().get("security"));
+        let reqs = op
+            .op
+            .get("security")
+            .or_else(|| self.spec.root().get("security"));
         let Some(Value::Array(reqs)) = reqs else {
             self.report.note(
                 "no_security_requirement",
@@ -550,7 +673,9 @@ impl<'a> Mapper<'a> {
         if reqs.is_empty() {
             return (None, Some("none"));
         }
-        let anonymous = reqs.iter().any(|r| r.as_object().is_some_and(Map::is_empty));
+        let anonymous = reqs
+            .iter()
+            .any(|r| r.as_object().is_some_and(Map::is_empty));
         let mut chosen = None;
         for r in reqs {
             let Some(obj) = r.as_object() else { continue };
@@ -561,15 +686,22 @@ impl<'a> Mapper<'a> {
                     op.label(),
                 );
             }
-            if let Some(c) = obj
-                .keys()
-                .find_map(|k| self.credentials.iter().find(|(n, _, _)| n == k).map(|(_, c, _)| c.clone()))
-            {
+            if let Some(c) = obj.keys().find_map(|k| {
+                self.credentials
+                    .iter()
+                    .find(|(n, _, _)| n == k)
+                    .map(|(_, c, _)| c.clone())
+            }) {
                 chosen = Some(c);
                 break;
             }
         }
-        if reqs.iter().filter(|r| r.as_object().is_some_and(|o| !o.is_empty())).count() > 1 {
+        if reqs
+            .iter()
+            .filter(|r| r.as_object().is_some_and(|o| !o.is_empty()))
+            .count()
+            > 1
+        {
             self.report.note(
                 "alternative_security",
                 "of several alternative security requirements only the first mapped one is used (another credential needs a copy of the function)",
@@ -604,23 +736,47 @@ impl<'a> Mapper<'a> {
             .str_field("summary")
             .map(first_line)
             .filter(|l| !l.is_empty())
-            .or_else(|| op.str_field("description").map(first_line).filter(|l| !l.is_empty()))
+            .or_else(|| {
+                op.str_field("description")
+                    .map(first_line)
+                    .filter(|l| !l.is_empty())
+            })
             .unwrap_or_else(|| format!("{method} {}", op.path));
         f.push("summary", s(&summary));
-        if let Some(d) = op.str_field("description").map(str::trim_end).filter(|d| !d.trim().is_empty() && first_line(d) != *d) {
+        if let Some(d) = op
+            .str_field("description")
+            .map(str::trim_end)
+            .filter(|d| !d.trim().is_empty() && first_line(d) != *d)
+        {
             f.push("description", s(d));
-        } else if let Some(d) = op.str_field("description").map(str::trim).filter(|d| !d.is_empty() && *d != summary) {
+        } else if let Some(d) = op
+            .str_field("description")
+            .map(str::trim)
+            .filter(|d| !d.is_empty() && *d != summary)
+        {
             f.push("description", s(d));
         }
         if op.op.get("deprecated") == Some(&Value::Bool(true)) {
             f.push("deprecated", s("Deprecated in the OpenAPI description."));
         }
         for (k, _) in op.op.iter().filter(|(k, _)| k.starts_with("x-")) {
-            self.report.note("extension", format!("operation extension `{k}` is not kept"), op.label());
+            self.report.note(
+                "extension",
+                format!("operation extension `{k}` is not kept"),
+                op.label(),
+            );
         }
         for (key, code, what) in [
-            ("callbacks", "callbacks", "callbacks (requests the API makes back to you) are not mapped"),
-            ("servers", "operation_servers", "a server of its own for one operation is not mapped; the manifest's base_url applies"),
+            (
+                "callbacks",
+                "callbacks",
+                "callbacks (requests the API makes back to you) are not mapped",
+            ),
+            (
+                "servers",
+                "operation_servers",
+                "a server of its own for one operation is not mapped; the manifest's base_url applies",
+            ),
         ] {
             if op.op.get(key).is_some_and(|v| !v.is_null()) {
                 self.report.note(code, what, op.label());
@@ -638,7 +794,11 @@ impl<'a> Mapper<'a> {
         let raw = self.raw_params(op);
         for p in &raw {
             let Some(pname) = p.get("name").and_then(Value::as_str) else {
-                self.report.note("invalid_parameter", "a parameter without a name is left out", op.label());
+                self.report.note(
+                    "invalid_parameter",
+                    "a parameter without a name is left out",
+                    op.label(),
+                );
                 continue;
             };
             let loc = p.get("in").and_then(Value::as_str).unwrap_or("");
@@ -654,7 +814,11 @@ impl<'a> Mapper<'a> {
                     continue;
                 }
                 other => {
-                    self.report.note("invalid_parameter", format!("parameter location `{other}` is unknown; left out"), op.label());
+                    self.report.note(
+                        "invalid_parameter",
+                        format!("parameter location `{other}` is unknown; left out"),
+                        op.label(),
+                    );
                     continue;
                 }
             }
@@ -674,14 +838,20 @@ impl<'a> Mapper<'a> {
             }
             for key in ["allowReserved", "allowEmptyValue"] {
                 if p.get(key) == Some(&Value::Bool(true)) {
-                    self.report.note("parameter_serialization", format!("`{key}` is not mapped; values are encoded as usual"), format!("{} ({pname})", op.label()));
+                    self.report.note(
+                        "parameter_serialization",
+                        format!("`{key}` is not mapped; values are encoded as usual"),
+                        format!("{} ({pname})", op.label()),
+                    );
                 }
             }
             let style = p.get("style").and_then(Value::as_str);
             if let Some(st) = style.filter(|st| !matches!(*st, "form" | "simple" | "deepObject")) {
                 self.report.note(
                     "parameter_serialization",
-                    format!("`style: {st}` is not supported; the value is sent in the default style"),
+                    format!(
+                        "`style: {st}` is not supported; the value is sent in the default style"
+                    ),
                     format!("{} ({pname})", op.label()),
                 );
             }
@@ -707,7 +877,9 @@ impl<'a> Mapper<'a> {
                             format!("{} ({pname})", op.label()),
                         );
                     }
-                    content.and_then(|c| c.values().next()).and_then(|m| m.get("schema"))
+                    content
+                        .and_then(|c| c.values().next())
+                        .and_then(|m| m.get("schema"))
                 }
             };
             let required = loc == "path" || p.get("required") == Some(&Value::Bool(true));
@@ -716,23 +888,47 @@ impl<'a> Mapper<'a> {
                 if let Some(sv) = schema_val
                     && self.is_array(sv)
                 {
-                    let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(style.is_none_or(|st| st == "form"));
-                    if explode { self.query_styles.0 += 1 } else { self.query_styles.1 += 1 }
+                    let explode = p
+                        .get("explode")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(style.is_none_or(|st| st == "form"));
+                    if explode {
+                        self.query_styles.0 += 1
+                    } else {
+                        self.query_styles.1 += 1
+                    }
                 }
             }
             let example = param_example(self, p);
             let mut node = Node::map();
             node.push("name", s(&lua));
             node.push("in", s(loc));
-            let desc = p.get("description").and_then(Value::as_str).map(str::trim_end).unwrap_or("");
+            let desc = p
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::trim_end)
+                .unwrap_or("");
             let place = format!("{} ({pname})", op.pointer());
-            let schema_node = schema_val.map(|sv| self.schemas.convert(sv, &place, &mut self.report));
-            let mut node = self.param_node(node, required, desc, p.get("deprecated") == Some(&Value::Bool(true)), schema_node, example.clone(), &place);
+            let schema_node =
+                schema_val.map(|sv| self.schemas.convert(sv, &place, &mut self.report));
+            let mut node = self.param_node(
+                node,
+                required,
+                desc,
+                p.get("deprecated") == Some(&Value::Bool(true)),
+                schema_node,
+                example.clone(),
+                &place,
+            );
             if lua != pname {
                 node.push("wire_name", s(pname));
             }
             if node.get("send_default").is_none() && required {
-                let value = example.clone().or_else(|| schema_val.map(|sv| sample(self.spec, sv)).filter(|v| !v.is_null()));
+                let value = example.clone().or_else(|| {
+                    schema_val
+                        .map(|sv| sample(self.spec, sv))
+                        .filter(|v| !v.is_null())
+                });
                 match value {
                     Some(v) => required_args.push((lua.clone(), v)),
                     None => example_missing = true,
@@ -751,8 +947,12 @@ impl<'a> Mapper<'a> {
             );
             for pair in query.split('&').filter(|x| !x.is_empty()) {
                 let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy().into_owned();
-                let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
+                let k = percent_encoding::percent_decode_str(k)
+                    .decode_utf8_lossy()
+                    .into_owned();
+                let v = percent_encoding::percent_decode_str(v)
+                    .decode_utf8_lossy()
+                    .into_owned();
                 let mut lua = snake(&k);
                 while names.contains(&lua) {
                     lua.push('_');
@@ -761,7 +961,12 @@ impl<'a> Mapper<'a> {
                 let mut node = Node::map();
                 node.push("name", s(&lua));
                 node.push("in", s("query"));
-                node.push("description", s(&format!("Fixed by the spec's path (`?{pair}`): always sent.")));
+                node.push(
+                    "description",
+                    s(&format!(
+                        "Fixed by the spec's path (`?{pair}`): always sent."
+                    )),
+                );
                 node.push("send_default", Node::Scalar(Value::Bool(true)));
                 node.push("type", s("string"));
                 node.push("const", s(&v));
@@ -786,7 +991,11 @@ impl<'a> Mapper<'a> {
                         format!("a request body on {method} cannot be sent by the manifest format; the body is left out"),
                         op.label(),
                     );
-                } else if let Some(content) = rb.get("content").and_then(Value::as_object).filter(|c| !c.is_empty()) {
+                } else if let Some(content) = rb
+                    .get("content")
+                    .and_then(Value::as_object)
+                    .filter(|c| !c.is_empty())
+                {
                     let body_required = rb.get("required") == Some(&Value::Bool(true));
                     let (media, kind) = pick_request_media(content);
                     for other in content.keys().filter(|k| **k != media) {
@@ -797,8 +1006,15 @@ impl<'a> Mapper<'a> {
                         );
                     }
                     let mt = &content[&media];
-                    if mt.get("encoding").is_some_and(|e| e.as_object().is_some_and(|m| !m.is_empty())) {
-                        self.report.note("multipart_encoding", "per-part `encoding` (content types, headers of parts) is not mapped", op.label());
+                    if mt
+                        .get("encoding")
+                        .is_some_and(|e| e.as_object().is_some_and(|m| !m.is_empty()))
+                    {
+                        self.report.note(
+                            "multipart_encoding",
+                            "per-part `encoding` (content types, headers of parts) is not mapped",
+                            op.label(),
+                        );
                     }
                     let schema = mt.get("schema");
                     match kind {
@@ -806,7 +1022,11 @@ impl<'a> Mapper<'a> {
                             body_kind = Some("raw");
                             content_type = Some(media.clone());
                             let mut node = Node::map();
-                            let lua = if names.contains("body") { "body_raw".to_string() } else { "body".to_string() };
+                            let lua = if names.contains("body") {
+                                "body_raw".to_string()
+                            } else {
+                                "body".to_string()
+                            };
                             node.push("name", s(&lua));
                             node.push("in", s("body"));
                             node.push("raw", Node::Scalar(Value::Bool(true)));
@@ -826,9 +1046,15 @@ impl<'a> Mapper<'a> {
                                 "multipart" => Some("multipart"),
                                 _ => None,
                             };
-                            let props = schema.map(|sc| self.body_properties(sc, op)).unwrap_or_default();
+                            let props = schema
+                                .map(|sc| self.body_properties(sc, op))
+                                .unwrap_or_default();
                             match props {
-                                BodyShape::Fields { fields, required, open } => {
+                                BodyShape::Fields {
+                                    fields,
+                                    required,
+                                    open,
+                                } => {
                                     if open && kind == "json" {
                                         passthrough = true;
                                     } else if open {
@@ -836,7 +1062,9 @@ impl<'a> Mapper<'a> {
                                     }
                                     for (prop, sv) in fields {
                                         let mut lua = snake(&prop);
-                                        if RESERVED_ARGS.contains(&lua.as_str()) || names.contains(&lua) {
+                                        if RESERVED_ARGS.contains(&lua.as_str())
+                                            || names.contains(&lua)
+                                        {
                                             lua = format!("{lua}_{loc}");
                                         }
                                         while names.contains(&lua) {
@@ -848,26 +1076,46 @@ impl<'a> Mapper<'a> {
                                         node.push("name", s(&lua));
                                         node.push("in", s(loc));
                                         let place = format!("{place} ({prop})");
-                                        let desc = sv.get("description").and_then(Value::as_str).unwrap_or("").to_string();
-                                        let schema_node = self.schemas.convert(sv, &place, &mut self.report);
+                                        let desc = sv
+                                            .get("description")
+                                            .and_then(Value::as_str)
+                                            .unwrap_or("")
+                                            .to_string();
+                                        let schema_node =
+                                            self.schemas.convert(sv, &place, &mut self.report);
                                         let ex = sv.get("example").cloned();
                                         let dep = sv.get("deprecated") == Some(&Value::Bool(true));
-                                        let mut node = self.param_node(node, req, desc.trim_end(), dep, Some(schema_node), ex.clone(), &place);
+                                        let mut node = self.param_node(
+                                            node,
+                                            req,
+                                            desc.trim_end(),
+                                            dep,
+                                            Some(schema_node),
+                                            ex.clone(),
+                                            &place,
+                                        );
                                         if lua != prop {
                                             node.push("wire_name", s(&prop));
                                         }
-                                        if loc == "form" && matches!(node.get("format"), Some(Node::Scalar(Value::String(f))) if f == "binary")
+                                        if loc == "form"
+                                            && matches!(node.get("format"), Some(Node::Scalar(Value::String(f))) if f == "binary")
                                             && let Node::Map(fields) = &mut node
                                         {
                                             // A file part: a local path, or {content | content_base64, filename}.
                                             fields.retain(|e| e.key != "type");
                                         }
-                                        let file_part = loc == "form" && matches!(node.get("format"), Some(Node::Scalar(Value::String(f))) if f == "binary");
+                                        let file_part = loc == "form"
+                                            && matches!(node.get("format"), Some(Node::Scalar(Value::String(f))) if f == "binary");
                                         if req && node.get("send_default").is_none() {
                                             let v = if file_part {
-                                                Some(serde_json::json!({"content": "example", "filename": "example.bin"}))
+                                                Some(
+                                                    serde_json::json!({"content": "example", "filename": "example.bin"}),
+                                                )
                                             } else {
-                                                ex.or_else(|| Some(sample(self.spec, sv)).filter(|v| !v.is_null()))
+                                                ex.or_else(|| {
+                                                    Some(sample(self.spec, sv))
+                                                        .filter(|v| !v.is_null())
+                                                })
                                             };
                                             match v {
                                                 Some(v) => required_args.push((lua, v)),
@@ -892,10 +1140,16 @@ impl<'a> Mapper<'a> {
                                         node.push("raw", Node::Scalar(Value::Bool(true)));
                                         node.push("required", Node::Scalar(Value::Bool(true)));
                                         node.push("type", s("string"));
-                                        node.push("description", s("The whole JSON body, as JSON text."));
+                                        node.push(
+                                            "description",
+                                            s("The whole JSON body, as JSON text."),
+                                        );
                                         if let Some(sc) = schema {
                                             let v = sample(self.spec, sc);
-                                            required_args.push(("body".into(), Value::String(v.to_string())));
+                                            required_args.push((
+                                                "body".into(),
+                                                Value::String(v.to_string()),
+                                            ));
                                         }
                                         params.push(node);
                                     } else {
@@ -927,59 +1181,64 @@ impl<'a> Mapper<'a> {
             f.push("content_type", s(&ct));
         }
         if passthrough {
-            f.push_commented("passthrough", Node::Scalar(Value::Bool(true)), "The body schema allows fields beyond the ones listed (additionalProperties).");
+            f.push_commented(
+                "passthrough",
+                Node::Scalar(Value::Bool(true)),
+                "The body schema allows fields beyond the ones listed (additionalProperties).",
+            );
         }
 
         // Response.
         let resp = self.success_response(op);
         let mut sim = Node::map();
         let mut pagination_comment = None;
-        match &resp {
-            Some(r) => {
-                match r.kind {
-                    "json" => {}
-                    "sse" => {
-                        let stream_param = raw_has_bool_stream(&params);
-                        if r.json_too && stream_param {
-                            f.push_commented("stream", {
+        if let Some(r) = &resp {
+            match r.kind {
+                "json" => {}
+                "sse" => {
+                    let stream_param = raw_has_bool_stream(&params);
+                    if r.json_too && stream_param {
+                        f.push_commented("stream", {
                                 let mut st = Node::map();
                                 st.push("param", s("stream"));
                                 st
                             }, "The API answers text/event-stream when `stream` is true; each event's data is collected (assemble: events by default). Declare a dialect and assembly rules to fold them into one value.");
-                            self.report.note("stream_assembly", "a streamed response is collected as its list of events; the assembly into one value is for you to declare (docs/manifest-format.md#streams-dialects-and-assembly)", op.label());
-                        } else {
-                            f.push_commented("response", s("sse"), "The API answers text/event-stream.");
-                            if r.json_too {
-                                self.report.note("stream_switch", "the API answers JSON or text/event-stream but no boolean `stream` argument says which; the function always asks for the stream", op.label());
-                            }
+                        self.report.note("stream_assembly", "a streamed response is collected as its list of events; the assembly into one value is for you to declare (docs/manifest-format.md#streams-dialects-and-assembly)", op.label());
+                    } else {
+                        f.push_commented(
+                            "response",
+                            s("sse"),
+                            "The API answers text/event-stream.",
+                        );
+                        if r.json_too {
+                            self.report.note("stream_switch", "the API answers JSON or text/event-stream but no boolean `stream` argument says which; the function always asks for the stream", op.label());
                         }
                     }
-                    other => f.push("response", s(other)),
                 }
-                if r.kind == "json" || (r.kind == "sse" && r.json_too) {
-                    let (pagination, comment) = self.pagination(&query_names, r);
-                    if comment.is_some() {
-                        self.report.note(
+                other => f.push("response", s(other)),
+            }
+            if r.kind == "json" || (r.kind == "sse" && r.json_too) {
+                let (pagination, comment) = self.pagination(&query_names, r);
+                if comment.is_some() {
+                    self.report.note(
                             "pagination_unrecognised",
                             "the operation looks paged but its shape matches no pagination style; it is left out with a comment in the manifest",
                             op.label(),
                         );
-                    }
-                    if let Some(p) = pagination {
-                        f.push("pagination", p);
-                    }
-                    pagination_comment = comment;
                 }
-                if r.status != 200 {
-                    sim.push("status", Node::Scalar(Value::from(r.status)));
+                if let Some(p) = pagination {
+                    f.push("pagination", p);
                 }
-                if let Some(v) = r.example.clone() {
-                    sim.push("response", v);
-                } else if r.kind == "binary" {
-                    sim.push("response", s("example bytes"));
-                }
+                pagination_comment = comment;
             }
-            None => {}
+            if r.status != 200 {
+                sim.push("status", Node::Scalar(Value::from(r.status)));
+            }
+            if let Some(v) = r.example.clone() {
+                sim.push("response", v);
+            } else if r.kind == "binary" {
+                sim.push("response", s("example bytes"));
+            }
         }
         if !params.is_empty() {
             match pagination_comment {
@@ -1050,14 +1309,22 @@ impl<'a> Mapper<'a> {
                 "deprecated" => deprecated |= matches!(e.value, Node::Scalar(Value::Bool(true))),
                 "required" => required_props = Some(e.value),
                 "readOnly" | "writeOnly" | "$comment" => {
-                    self.report.note("schema_annotation", "`readOnly`, `writeOnly` and `$comment` on a parameter are not kept", place);
+                    self.report.note(
+                        "schema_annotation",
+                        "`readOnly`, `writeOnly` and `$comment` on a parameter are not kept",
+                        place,
+                    );
                 }
                 k if TOP_LEVEL.contains(&k) => top.push(e),
                 _ => rest.push(e),
             }
         }
         let has_default = top.iter().any(|e| e.key == "default");
-        let send_default = required && has_default && node.get("in").is_some_and(|n| matches!(n, Node::Scalar(Value::String(l)) if l == "header" || l == "query"));
+        let send_default = required
+            && has_default
+            && node.get("in").is_some_and(
+                |n| matches!(n, Node::Scalar(Value::String(l)) if l == "header" || l == "query"),
+            );
         if required && !send_default {
             node.push("required", Node::Scalar(Value::Bool(true)));
         }
@@ -1071,7 +1338,11 @@ impl<'a> Mapper<'a> {
             node.push("example", Node::from_json(&ex));
         }
         if send_default {
-            node.push_commented("send_default", Node::Scalar(Value::Bool(true)), "Required by the spec, with a default: sent when the caller gives none.");
+            node.push_commented(
+                "send_default",
+                Node::Scalar(Value::Bool(true)),
+                "Required by the spec, with a default: sent when the caller gives none.",
+            );
         }
         if let Node::Map(out) = &mut node {
             out.extend(top);
@@ -1102,7 +1373,11 @@ impl<'a> Mapper<'a> {
     fn is_array(&self, schema: &Value) -> bool {
         let mut cur = schema;
         for _ in 0..8 {
-            match cur.get("$ref").and_then(Value::as_str).and_then(|r| self.spec.pointer(r)) {
+            match cur
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| self.spec.pointer(r))
+            {
                 Some(next) => cur = next,
                 None => break,
             }
@@ -1118,7 +1393,11 @@ impl<'a> Mapper<'a> {
     fn resolve(&self, schema: &'a Value) -> &'a Value {
         let mut cur = schema;
         for _ in 0..16 {
-            match cur.get("$ref").and_then(Value::as_str).and_then(|r| self.spec.pointer(r)) {
+            match cur
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| self.spec.pointer(r))
+            {
                 Some(next) => cur = next,
                 None => break,
             }
@@ -1138,7 +1417,11 @@ impl<'a> Mapper<'a> {
         if !any {
             return BodyShape::Other;
         }
-        BodyShape::Fields { fields, required, open }
+        BodyShape::Fields {
+            fields,
+            required,
+            open,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1170,7 +1453,13 @@ impl<'a> Mapper<'a> {
                     fields.push((k.clone(), v));
                 }
             }
-            for r in sc.get("required").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str) {
+            for r in sc
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if !required.iter().any(|x| x == r) {
                     required.push(r.to_string());
                 }
@@ -1192,7 +1481,11 @@ impl<'a> Mapper<'a> {
         }
         for key in ["oneOf", "anyOf"] {
             if let Some(Value::Array(alts)) = sc.get(key) {
-                let objects: Vec<&'a Value> = alts.iter().map(|a| self.resolve(a)).filter(|a| a.get("properties").is_some()).collect();
+                let objects: Vec<&'a Value> = alts
+                    .iter()
+                    .map(|a| self.resolve(a))
+                    .filter(|a| a.get("properties").is_some())
+                    .collect();
                 if objects.is_empty() {
                     continue;
                 }
@@ -1223,15 +1516,24 @@ impl<'a> Mapper<'a> {
         let responses = op.op.get("responses").and_then(Value::as_object)?;
         let mut codes: Vec<&String> = responses.keys().filter(|k| k.starts_with('2')).collect();
         codes.sort();
-        let code = codes.first().copied().or_else(|| responses.keys().find(|k| *k == "default"))?;
+        let code = codes
+            .first()
+            .copied()
+            .or_else(|| responses.keys().find(|k| *k == "default"))?;
         let status: u16 = match code.as_str() {
             "default" | "2XX" | "2xx" => 200,
             c => c.parse().unwrap_or(200),
         };
         let place = format!("{}/responses/{code}", op.pointer());
-        let (resp, _) = self.schemas.deref(&responses[code], &place, &mut self.report)?;
-        if resp.get("links").is_some_and(|l| l.as_object().is_some_and(|m| !m.is_empty())) {
-            self.report.note("links", "response `links` are not mapped", op.label());
+        let (resp, _) = self
+            .schemas
+            .deref(&responses[code], &place, &mut self.report)?;
+        if resp
+            .get("links")
+            .is_some_and(|l| l.as_object().is_some_and(|m| !m.is_empty()))
+        {
+            self.report
+                .note("links", "response `links` are not mapped", op.label());
         }
         let link_header = resp
             .get("headers")
@@ -1239,13 +1541,29 @@ impl<'a> Mapper<'a> {
             .is_some_and(|h| h.keys().any(|k| k.eq_ignore_ascii_case("link")));
         let content = resp.get("content").and_then(Value::as_object);
         let Some(content) = content.filter(|c| !c.is_empty()) else {
-            return Some(SuccessResponse { status, kind: "json", json_too: false, example: None, schema: None, link_header });
+            return Some(SuccessResponse {
+                status,
+                kind: "json",
+                json_too: false,
+                example: None,
+                schema: None,
+                link_header,
+            });
         };
         let json_media = content.keys().find(|k| is_json(k));
         let sse = content.keys().any(|k| k.starts_with("text/event-stream"));
-        let jsonl = content.keys().find(|k| k.contains("jsonl") || k.contains("ndjson") || k.contains("json-seq"));
+        let jsonl = content
+            .keys()
+            .find(|k| k.contains("jsonl") || k.contains("ndjson") || k.contains("json-seq"));
         let (media, kind) = if sse {
-            (content.keys().find(|k| k.starts_with("text/event-stream")).cloned().unwrap_or_default(), "sse")
+            (
+                content
+                    .keys()
+                    .find(|k| k.starts_with("text/event-stream"))
+                    .cloned()
+                    .unwrap_or_default(),
+                "sse",
+            )
         } else if let Some(j) = json_media {
             (j.clone(), "json")
         } else if let Some(j) = jsonl {
@@ -1262,15 +1580,25 @@ impl<'a> Mapper<'a> {
                 );
             }
         }
-        let example_media = if kind == "sse" { json_media.cloned().unwrap_or(media.clone()) } else { media.clone() };
+        let example_media = if kind == "sse" {
+            json_media.cloned().unwrap_or(media.clone())
+        } else {
+            media.clone()
+        };
         let mt = &content[&example_media];
         let schema: Option<&'a Value> = mt.get("schema");
         let example = if kind == "json" || (kind == "sse" && json_media.is_some()) {
             self.media_example(mt, &place).or_else(|| {
-                schema.map(|sc| sample(self.spec, sc)).filter(|v| !v.is_null()).map(|v| Node::from_json(&v))
+                schema
+                    .map(|sc| sample(self.spec, sc))
+                    .filter(|v| !v.is_null())
+                    .map(|v| Node::from_json(&v))
             })
         } else if kind == "jsonl" {
-            schema.map(|sc| sample(self.spec, sc)).filter(|v| !v.is_null()).map(|v| Node::Seq(vec![Node::from_json(&v)]))
+            schema
+                .map(|sc| sample(self.spec, sc))
+                .filter(|v| !v.is_null())
+                .map(|v| Node::Seq(vec![Node::from_json(&v)]))
         } else {
             None
         };
@@ -1293,25 +1621,32 @@ impl<'a> Mapper<'a> {
         let (_, first) = mt.get("examples")?.as_object()?.iter().next()?;
         if let Some(r) = first.get("$ref").and_then(Value::as_str) {
             if let Some(done) = self.examples.get(r) {
-                let anchor: Rc<str> = format!("example_{}", snake(r.rsplit('/').next().unwrap_or("x"))).into();
+                let anchor: Rc<str> =
+                    format!("example_{}", snake(r.rsplit('/').next().unwrap_or("x"))).into();
                 return Some(Node::Shared(anchor, done.clone()));
             }
             let (ex, _) = self.schemas.deref(first, place, &mut self.report)?;
             let node = Rc::new(Node::from_json(ex.get("value")?));
             self.examples.insert(r.to_string(), node.clone());
-            let anchor: Rc<str> = format!("example_{}", snake(r.rsplit('/').next().unwrap_or("x"))).into();
+            let anchor: Rc<str> =
+                format!("example_{}", snake(r.rsplit('/').next().unwrap_or("x"))).into();
             return Some(Node::Shared(anchor, node));
         }
         first.get("value").map(Node::from_json)
     }
 
     /// Pagination from the parameters and the response's shape, or a comment saying why none.
-    fn pagination(&self, query: &[String], r: &SuccessResponse<'a>) -> (Option<Node>, Option<String>) {
+    fn pagination(
+        &self,
+        query: &[String],
+        r: &SuccessResponse<'a>,
+    ) -> (Option<Node>, Option<String>) {
         let has = |n: &str| query.iter().any(|q| q == n);
         let schema = r.schema.map(|sc| self.resolve(sc));
-        let is_list = schema.is_some_and(|sc| sc.get("type").and_then(Value::as_str) == Some("array"));
+        let is_list =
+            schema.is_some_and(|sc| sc.get("type").and_then(Value::as_str) == Some("array"));
         let props: Vec<String> = schema
-            .and_then(|sc| {
+            .map(|sc| {
                 let mut all = Vec::new();
                 let mut collect = |o: &'a Value| {
                     if let Some(Value::Object(p)) = o.get("properties") {
@@ -1324,7 +1659,7 @@ impl<'a> Mapper<'a> {
                         collect(self.resolve(p));
                     }
                 }
-                Some(all)
+                all
             })
             .unwrap_or_default();
         let prop = |n: &str| props.iter().any(|p| p == n);
@@ -1340,14 +1675,36 @@ impl<'a> Mapper<'a> {
                 .find(|(_, v)| self.resolve(v).get("type").and_then(Value::as_str) == Some("array"))
                 .map(|(k, _)| format!("/{}", k.replace('~', "~0").replace('/', "~1")))
         };
-        let items = if is_list { Some(String::new()) } else { array_prop() };
-        let size = ["per_page", "page_size", "limit", "size", "count", "max_results", "page_limit"]
-            .into_iter()
-            .find(|n| has(n));
+        let items = if is_list {
+            Some(String::new())
+        } else {
+            array_prop()
+        };
+        let size = [
+            "per_page",
+            "page_size",
+            "limit",
+            "size",
+            "count",
+            "max_results",
+            "page_limit",
+        ]
+        .into_iter()
+        .find(|n| has(n));
         let mut p = Node::map();
-        let cursor_param = ["after_id", "starting_after", "after", "cursor", "page_token", "next_token", "continuation_token", "next_page_token", "page_cursor"]
-            .into_iter()
-            .find(|n| has(n));
+        let cursor_param = [
+            "after_id",
+            "starting_after",
+            "after",
+            "cursor",
+            "page_token",
+            "next_token",
+            "continuation_token",
+            "next_page_token",
+            "page_cursor",
+        ]
+        .into_iter()
+        .find(|n| has(n));
         let push_common = |p: &mut Node, items: &str| {
             p.push("items", s(items));
             if let Some(sz) = size.filter(|sz| *sz != "limit") {
@@ -1367,9 +1724,17 @@ impl<'a> Mapper<'a> {
                 return (Some(p), None);
             }
             if let Some(c) = cursor_param.filter(|_| !is_list) {
-                let from = ["last_id", "next_cursor", "next_page_token", "nextPageToken", "next_token", "cursor", "next"]
-                    .into_iter()
-                    .find(|f| prop(f));
+                let from = [
+                    "last_id",
+                    "next_cursor",
+                    "next_page_token",
+                    "nextPageToken",
+                    "next_token",
+                    "cursor",
+                    "next",
+                ]
+                .into_iter()
+                .find(|f| prop(f));
                 p.push("style", s("cursor"));
                 push_common(&mut p, items);
                 let mut cur = Node::map();
@@ -1382,7 +1747,12 @@ impl<'a> Mapper<'a> {
                     }
                     None if prop("has_more") => cur.push("item", s("/id")),
                     None => {
-                        return (None, Some(format!("No pagination declared: `{c}` looks like a cursor, but the response names no next cursor. Add `pagination:` by hand (docs/manifest-format.md#pagination).")));
+                        return (
+                            None,
+                            Some(format!(
+                                "No pagination declared: `{c}` looks like a cursor, but the response names no next cursor. Add `pagination:` by hand (docs/manifest-format.md#pagination)."
+                            )),
+                        );
                     }
                 }
                 cur.push("param", s(c));
@@ -1410,7 +1780,10 @@ impl<'a> Mapper<'a> {
             if has("offset") {
                 p.push("style", s("offset"));
                 push_common(&mut p, items);
-                if let Some(t) = ["total", "total_count", "count"].into_iter().find(|t| prop(t)) {
+                if let Some(t) = ["total", "total_count", "count"]
+                    .into_iter()
+                    .find(|t| prop(t))
+                {
                     p.push("total", s(&format!("/{t}")));
                 }
                 return (Some(p), None);
@@ -1420,7 +1793,24 @@ impl<'a> Mapper<'a> {
         if looks_paged {
             let why = format!(
                 "No pagination declared: the parameters ({}) suggest pages, but the response shape matches no known style. Add `pagination:` by hand (docs/manifest-format.md#pagination).",
-                query.iter().filter(|q| ["per_page", "page_size", "limit", "page", "offset", "cursor", "after", "after_id", "starting_after", "page_token"].contains(&q.as_str())).cloned().collect::<Vec<_>>().join(", ")
+                query
+                    .iter()
+                    .filter(|q| [
+                        "per_page",
+                        "page_size",
+                        "limit",
+                        "page",
+                        "offset",
+                        "cursor",
+                        "after",
+                        "after_id",
+                        "starting_after",
+                        "page_token"
+                    ]
+                    .contains(&q.as_str()))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
             return (None, Some(why));
         }
@@ -1428,19 +1818,15 @@ impl<'a> Mapper<'a> {
     }
 }
 
+#[derive(Default)]
 enum BodyShape<'a> {
     Fields {
         fields: Vec<(String, &'a Value)>,
         required: Vec<String>,
         open: bool,
     },
+    #[default]
     Other,
-}
-
-impl Default for BodyShape<'_> {
-    fn default() -> Self {
-        BodyShape::Other
-    }
 }
 
 struct SuccessResponse<'a> {
@@ -1453,7 +1839,12 @@ struct SuccessResponse<'a> {
 }
 
 fn is_json(media: &str) -> bool {
-    let m = media.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let m = media
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     m == "application/json" || m.ends_with("+json") || m == "*/*" || m == "application/*"
 }
 
@@ -1463,14 +1854,24 @@ fn pick_request_media(content: &Map<String, Value>) -> (String, &'static str) {
     if let Some(k) = content.keys().find(|k| is_json(k) && !k.contains('*')) {
         return (k.clone(), "json");
     }
-    if let Some(k) = content.keys().find(|k| k.starts_with("application/x-www-form-urlencoded")) {
+    if let Some(k) = content
+        .keys()
+        .find(|k| k.starts_with("application/x-www-form-urlencoded"))
+    {
         return (k.clone(), "form");
     }
-    if let Some(k) = content.keys().find(|k| k.starts_with("multipart/form-data")) {
+    if let Some(k) = content
+        .keys()
+        .find(|k| k.starts_with("multipart/form-data"))
+    {
         return (k.clone(), "multipart");
     }
     let first = content.keys().next().cloned().unwrap_or_default();
-    let media = if first.contains('*') { "application/octet-stream".to_string() } else { first };
+    let media = if first.contains('*') {
+        "application/octet-stream".to_string()
+    } else {
+        first
+    };
     (media, "raw")
 }
 
@@ -1497,9 +1898,11 @@ fn param_example(m: &mut Mapper<'_>, p: &Value) -> Option<Value> {
     }
     let sc = p.get("schema")?;
     let sc = m.resolve(sc);
-    sc.get("example")
-        .cloned()
-        .or_else(|| sc.get("examples").and_then(Value::as_array).and_then(|a| a.first().cloned()))
+    sc.get("example").cloned().or_else(|| {
+        sc.get("examples")
+            .and_then(Value::as_array)
+            .and_then(|a| a.first().cloned())
+    })
 }
 
 #[cfg(test)]

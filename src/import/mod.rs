@@ -62,7 +62,8 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
     let name = match &opts.name {
         Some(n) => {
             let ok = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                && n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ok {
                 return Err(openapi::import_error(format!(
                     "--name {n:?} is not a Lua-safe integration name (lower-case letters, digits and _, starting with a letter)"
@@ -101,7 +102,11 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
         }
         if round + 1 == CHECK_ROUNDS {
             for p in &problems {
-                report.note("check_problem", format!("the manifest still fails a check: {}", p.message), p.pointer.clone());
+                report.note(
+                    "check_problem",
+                    format!("the manifest still fails a check: {}", p.message),
+                    p.pointer.clone(),
+                );
             }
             break;
         }
@@ -115,17 +120,33 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
         for p in problems {
             tracing::debug!("import check: {p}");
             let Some(rest) = p.pointer.strip_prefix("/functions/") else {
-                report.note("check_problem", format!("the manifest fails a check: {}", p.message), p.pointer.clone());
+                report.note(
+                    "check_problem",
+                    format!("the manifest fails a check: {}", p.message),
+                    p.pointer.clone(),
+                );
                 continue;
             };
-            let fname = rest.split('/').next().unwrap_or("").replace("~1", "/").replace("~0", "~");
+            let fname = rest
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .replace("~1", "/")
+                .replace("~0", "~");
             let under = &rest[rest.find('/').unwrap_or(rest.len())..];
             if under.starts_with("/examples") {
                 remove_examples(&mut root, &fname);
                 report.note("example_dropped", format!("a generated example does not satisfy the function's schema and is left out: {}", p.message), fname);
             } else if remove_function(&mut root, &fname) {
                 functions.retain(|f| *f != fname);
-                report.note("function_dropped", format!("the function does not pass the manifest check and is left out: {}", p.message), fname);
+                report.note(
+                    "function_dropped",
+                    format!(
+                        "the function does not pass the manifest check and is left out: {}",
+                        p.message
+                    ),
+                    fname,
+                );
             }
         }
         if only_examples {
@@ -145,10 +166,19 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
 
 fn header(spec: &openapi::Spec, opts: &Options, functions: usize, notes: usize) -> Vec<String> {
     let title = spec.info("title").unwrap_or("(untitled)");
-    let version = spec.info("version").map(|v| format!(" {v}")).unwrap_or_default();
+    let version = spec
+        .info("version")
+        .map(|v| format!(" {v}"))
+        .unwrap_or_default();
     let mut h = vec![
-        format!("Imported by `kosmo manifests:import` from {} on {}.", opts.source, opts.date),
-        format!("Source: {title}{version} (OpenAPI {}); {functions} functions.", spec.version_text),
+        format!(
+            "Imported by `kosmo manifests:import` from {} on {}.",
+            opts.source, opts.date
+        ),
+        format!(
+            "Source: {title}{version} (OpenAPI {}); {functions} functions.",
+            spec.version_text
+        ),
     ];
     if notes > 0 {
         h.push(format!(
@@ -160,15 +190,23 @@ fn header(spec: &openapi::Spec, opts: &Options, functions: usize, notes: usize) 
 }
 
 fn functions_mut(root: &mut Node) -> Option<&mut Vec<emit::Entry>> {
-    let Node::Map(entries) = root else { return None };
-    match entries.iter_mut().find(|e| e.key == "functions").map(|e| &mut e.value) {
+    let Node::Map(entries) = root else {
+        return None;
+    };
+    match entries
+        .iter_mut()
+        .find(|e| e.key == "functions")
+        .map(|e| &mut e.value)
+    {
         Some(Node::Map(f)) => Some(f),
         _ => None,
     }
 }
 
 fn remove_function(root: &mut Node, name: &str) -> bool {
-    let Some(fs) = functions_mut(root) else { return false };
+    let Some(fs) = functions_mut(root) else {
+        return false;
+    };
     let before = fs.len();
     fs.retain(|e| e.key != name);
     fs.len() != before

@@ -83,23 +83,34 @@ pub fn escape(segment: &str) -> String {
 pub fn parse(text: &str) -> Result<Spec> {
     let trimmed = text.trim_start_matches('\u{feff}').trim_start();
     let doc: Value = if trimmed.starts_with('{') {
-        serde_json::from_str(trimmed).map_err(|e| import_error(format!("the spec is not valid JSON: {e}")))?
+        serde_json::from_str(trimmed)
+            .map_err(|e| import_error(format!("the spec is not valid JSON: {e}")))?
     } else {
         serde_yaml::from_str(trimmed)
             .map_err(|e| import_error(format!("the spec is neither JSON nor valid YAML: {e}")))?
     };
     let Some(obj) = doc.as_object() else {
-        return Err(import_error("the spec is not an object (expected `openapi`, `info`, `paths`)"));
+        return Err(import_error(
+            "the spec is not an object (expected `openapi`, `info`, `paths`)",
+        ));
     };
     let version_text = match obj.get("openapi") {
         Some(Value::String(v)) => v.clone(),
-        Some(_) => return Err(import_error("`openapi` must be a version string such as \"3.1.0\"")),
+        Some(_) => {
+            return Err(import_error(
+                "`openapi` must be a version string such as \"3.1.0\"",
+            ));
+        }
         None if obj.contains_key("swagger") => {
             return Err(import_error(
                 "this is a Swagger 2.0 description; convert it to OpenAPI 3 first (for example with swagger2openapi)",
             ));
         }
-        None => return Err(import_error("not an OpenAPI description: there is no `openapi` version field")),
+        None => {
+            return Err(import_error(
+                "not an OpenAPI description: there is no `openapi` version field",
+            ));
+        }
     };
     let version = if version_text.starts_with("3.0") {
         Version::V30
@@ -113,9 +124,15 @@ pub fn parse(text: &str) -> Result<Spec> {
     match obj.get("paths") {
         Some(Value::Object(_)) => {}
         None if obj.contains_key("webhooks") => {
-            return Err(import_error("the spec has webhooks but no `paths`: there is nothing to call"));
+            return Err(import_error(
+                "the spec has webhooks but no `paths`: there is nothing to call",
+            ));
         }
-        _ => return Err(import_error("the spec has no `paths` object: there is nothing to call")),
+        _ => {
+            return Err(import_error(
+                "the spec has no `paths` object: there is nothing to call",
+            ));
+        }
     }
     Ok(Spec {
         doc,
@@ -150,7 +167,9 @@ impl Spec {
             return out;
         };
         for (path, item) in paths {
-            let Some(item) = item.as_object() else { continue };
+            let Some(item) = item.as_object() else {
+                continue;
+            };
             for method in METHODS {
                 if let Some(Value::Object(op)) = item.get(method) {
                     out.push(Operation {
@@ -202,11 +221,21 @@ mod tests {
     #[test]
     fn malformed_specs_are_errors_not_panics() {
         for text in [
-            "", "[]", "null", "{", "openapi: [", "{\"openapi\": 3}", "{\"swagger\": \"2.0\"}",
-            "{\"openapi\": \"2.9\", \"paths\": {}}", "{\"openapi\": \"3.0.0\"}",
-            "{\"openapi\": \"3.0.0\", \"paths\": []}", "openapi: 3.1.0\npaths: 7\n",
+            "",
+            "[]",
+            "null",
+            "{",
+            "openapi: [",
+            "{\"openapi\": 3}",
+            "{\"swagger\": \"2.0\"}",
+            "{\"openapi\": \"2.9\", \"paths\": {}}",
+            "{\"openapi\": \"3.0.0\"}",
+            "{\"openapi\": \"3.0.0\", \"paths\": []}",
+            "openapi: 3.1.0\npaths: 7\n",
         ] {
-            let e = parse(text).err().unwrap_or_else(|| panic!("{text:?} parsed"));
+            let e = parse(text)
+                .err()
+                .unwrap_or_else(|| panic!("{text:?} parsed"));
             assert_eq!(e.code(), "import_error", "{text:?}: {e}");
         }
     }
@@ -214,7 +243,9 @@ mod tests {
     #[test]
     fn json_and_yaml_read_alike() {
         let j = parse(r#"{"openapi": "3.1.0", "info": {"title": "T"}, "paths": {"/a": {"get": {"operationId": "a"}, "parameters": []}}}"#).unwrap();
-        let y = parse("openapi: 3.0.3\ninfo: {title: T}\npaths:\n  /a:\n    get: {operationId: a}\n").unwrap();
+        let y =
+            parse("openapi: 3.0.3\ninfo: {title: T}\npaths:\n  /a:\n    get: {operationId: a}\n")
+                .unwrap();
         assert_eq!(j.version, Version::V31);
         assert_eq!(y.version, Version::V30);
         assert_eq!(j.operations().len(), 1);

@@ -28,13 +28,28 @@ const MAX_CHAIN: usize = 32;
 
 /// Keywords left out of converted schemas (no meaning for validation), with why.
 const DROPPED: [(&str, &str); 8] = [
-    ("discriminator", "`discriminator` is not kept: the alternatives (oneOf/anyOf) are, so validation still picks by shape"),
-    ("xml", "`xml` serialization hints are not kept: kosmo sends JSON, form or multipart bodies"),
-    ("externalDocs", "`externalDocs` links in schemas are not kept"),
-    ("$schema", "`$schema` inside a schema is not kept (the manifest's dialect is draft 2020-12)"),
+    (
+        "discriminator",
+        "`discriminator` is not kept: the alternatives (oneOf/anyOf) are, so validation still picks by shape",
+    ),
+    (
+        "xml",
+        "`xml` serialization hints are not kept: kosmo sends JSON, form or multipart bodies",
+    ),
+    (
+        "externalDocs",
+        "`externalDocs` links in schemas are not kept",
+    ),
+    (
+        "$schema",
+        "`$schema` inside a schema is not kept (the manifest's dialect is draft 2020-12)",
+    ),
     ("$id", "`$id` inside a schema is not kept"),
     ("$anchor", "`$anchor` is not kept"),
-    ("$dynamicRef", "`$dynamicRef` is not resolved; the place accepts any value"),
+    (
+        "$dynamicRef",
+        "`$dynamicRef` is not resolved; the place accepts any value",
+    ),
     ("$dynamicAnchor", "`$dynamicAnchor` is not kept"),
 ];
 
@@ -119,9 +134,19 @@ impl<'a> Schemas<'a> {
             .next()
             .unwrap_or("schema")
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
-        let base = if base.is_empty() { "schema".to_string() } else { base };
+        let base = if base.is_empty() {
+            "schema".to_string()
+        } else {
+            base
+        };
         let mut name = base.clone();
         let mut n = 2;
         while !self.anchor_names.insert(name.clone()) {
@@ -133,7 +158,13 @@ impl<'a> Schemas<'a> {
         rc
     }
 
-    fn convert_at(&mut self, schema: &'a Value, place: &str, report: &mut Report, depth: usize) -> Node {
+    fn convert_at(
+        &mut self,
+        schema: &'a Value,
+        place: &str,
+        report: &mut Report,
+        depth: usize,
+    ) -> Node {
         if depth > MAX_DEPTH {
             report.note(
                 "schema_too_deep",
@@ -146,7 +177,11 @@ impl<'a> Schemas<'a> {
             Value::Bool(b) => return Node::Scalar(Value::Bool(*b)),
             Value::Object(o) => o,
             _ => {
-                report.note("invalid_schema", "a schema that is not an object accepts any value", place);
+                report.note(
+                    "invalid_schema",
+                    "a schema that is not an object accepts any value",
+                    place,
+                );
                 return Node::map();
             }
         };
@@ -169,7 +204,11 @@ impl<'a> Schemas<'a> {
                 }
                 "exclusiveMinimum" | "exclusiveMaximum" if v.is_boolean() => continue,
                 "minimum" | "maximum" if v30 => {
-                    let excl = if k == "minimum" { "exclusiveMinimum" } else { "exclusiveMaximum" };
+                    let excl = if k == "minimum" {
+                        "exclusiveMinimum"
+                    } else {
+                        "exclusiveMaximum"
+                    };
                     if obj.get(excl) == Some(&Value::Bool(true)) {
                         out.push(entry(excl, Node::Scalar(v.clone())));
                         continue;
@@ -187,13 +226,23 @@ impl<'a> Schemas<'a> {
                     Value::Object(props) => Node::Map(
                         props
                             .iter()
-                            .map(|(pk, pv)| entry(pk, self.convert_at(pv, place, report, depth + 1)))
+                            .map(|(pk, pv)| {
+                                entry(pk, self.convert_at(pv, place, report, depth + 1))
+                            })
                             .collect(),
                     ),
                     _ => Node::from_json(v),
                 },
-                "items" | "additionalProperties" | "not" | "contains" | "propertyNames" | "if"
-                | "then" | "else" | "unevaluatedProperties" | "unevaluatedItems"
+                "items"
+                | "additionalProperties"
+                | "not"
+                | "contains"
+                | "propertyNames"
+                | "if"
+                | "then"
+                | "else"
+                | "unevaluatedProperties"
+                | "unevaluatedItems"
                 | "additionalItems" => match v {
                     Value::Object(_) => self.convert_at(v, place, report, depth + 1),
                     Value::Array(items) if k == "items" => {
@@ -205,7 +254,12 @@ impl<'a> Schemas<'a> {
                         );
                         out.push(entry(
                             "prefixItems",
-                            Node::Seq(items.iter().map(|i| self.convert_at(i, place, report, depth + 1)).collect()),
+                            Node::Seq(
+                                items
+                                    .iter()
+                                    .map(|i| self.convert_at(i, place, report, depth + 1))
+                                    .collect(),
+                            ),
                         ));
                         continue;
                     }
@@ -229,7 +283,11 @@ impl<'a> Schemas<'a> {
                     continue;
                 }
                 key if key.starts_with("x-") => {
-                    report.note("extension", format!("schema extension `{key}` is not kept"), place);
+                    report.note(
+                        "extension",
+                        format!("schema extension `{key}` is not kept"),
+                        place,
+                    );
                     continue;
                 }
                 key => {
@@ -257,10 +315,18 @@ impl<'a> Schemas<'a> {
         depth: usize,
     ) -> Node {
         let Some(r) = r.as_str() else {
-            report.note("invalid_schema", "a `$ref` that is not a string accepts any value", place);
+            report.note(
+                "invalid_schema",
+                "a `$ref` that is not a string accepts any value",
+                place,
+            );
             return Node::map();
         };
-        if self.spec.version == Version::V31 && obj.keys().any(|k| k != "$ref" && k != "description" && k != "summary") {
+        if self.spec.version == Version::V31
+            && obj
+                .keys()
+                .any(|k| k != "$ref" && k != "description" && k != "summary")
+        {
             report.note(
                 "ref_siblings",
                 "keywords next to a `$ref` are not merged into the referenced schema",
@@ -284,7 +350,12 @@ impl<'a> Schemas<'a> {
                 format!("{place} ({name})"),
             );
             let mut m = Node::map();
-            m.push("description", Node::str(format!("Recursive: the same shape as {name} (not expanded).")));
+            m.push(
+                "description",
+                Node::str(format!(
+                    "Recursive: the same shape as {name} (not expanded)."
+                )),
+            );
             return m;
         }
         if let Some(done) = self.cache.get(r).cloned() {
@@ -329,15 +400,17 @@ fn make_nullable(out: &mut [Entry]) {
                 let t = Value::String(t.clone());
                 e.value = Node::Seq(vec![Node::Scalar(t), Node::Scalar(null.clone())]);
             }
-            ("type", Node::Seq(items)) => {
-                if !items.iter().any(|i| matches!(i, Node::Scalar(v) if *v == null)) {
-                    items.push(Node::Scalar(null.clone()));
-                }
+            ("type", Node::Seq(items))
+                if !items
+                    .iter()
+                    .any(|i| matches!(i, Node::Scalar(v) if *v == null)) =>
+            {
+                items.push(Node::Scalar(null.clone()));
             }
-            ("enum", Node::Seq(items)) => {
-                if !items.iter().any(|i| matches!(i, Node::Scalar(Value::Null))) {
-                    items.push(Node::Scalar(Value::Null));
-                }
+            ("enum", Node::Seq(items))
+                if !items.iter().any(|i| matches!(i, Node::Scalar(Value::Null))) =>
+            {
+                items.push(Node::Scalar(Value::Null));
             }
             _ => {}
         }
@@ -351,7 +424,11 @@ mod tests {
     use serde_json::json;
 
     fn spec(components: Value, version: &str) -> Spec {
-        parse(&json!({"openapi": version, "paths": {}, "components": {"schemas": components}}).to_string()).unwrap()
+        parse(
+            &json!({"openapi": version, "paths": {}, "components": {"schemas": components}})
+                .to_string(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -361,7 +438,10 @@ mod tests {
         let leaked: &'static Value = Box::leak(Box::new(schema));
         let mut r = Report::default();
         let out = Schemas::new(&s).convert(leaked, "p", &mut r).to_json();
-        assert_eq!(out, json!({"type": ["integer", "null"], "exclusiveMinimum": 0, "examples": [3]}));
+        assert_eq!(
+            out,
+            json!({"type": ["integer", "null"], "exclusiveMinimum": 0, "examples": [3]})
+        );
         assert!(r.has("schema_keyword") && r.has("extension"));
     }
 
@@ -374,14 +454,23 @@ mod tests {
             }),
             "3.1.0",
         );
-        let leaked: &'static Value = Box::leak(Box::new(json!({"$ref": "#/components/schemas/Node"})));
+        let leaked: &'static Value =
+            Box::leak(Box::new(json!({"$ref": "#/components/schemas/Node"})));
         let mut r = Report::default();
         let mut sch = Schemas::new(&s);
         let node = sch.convert(leaked, "p", &mut r);
-        assert!(!matches!(node, Node::Shared(..)), "a cut schema is not shared");
+        assert!(
+            !matches!(node, Node::Shared(..)),
+            "a cut schema is not shared"
+        );
         let v = node.to_json();
         assert_eq!(v["properties"]["tag"], json!({"type": "string"}));
-        assert!(v["properties"]["children"]["items"]["description"].as_str().unwrap().contains("Node"));
+        assert!(
+            v["properties"]["children"]["items"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("Node")
+        );
         assert!(r.has("recursive_schema"));
         let tag: &'static Value = Box::leak(Box::new(json!({"$ref": "#/components/schemas/Tag"})));
         assert!(matches!(sch.convert(tag, "q", &mut r), Node::Shared(ref n, _) if &**n == "Tag"));

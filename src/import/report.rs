@@ -28,7 +28,12 @@ pub struct Report {
 
 impl Report {
     /// Record `code` / `message` at `place` (notes with the same code and message merge).
-    pub fn note(&mut self, code: &'static str, message: impl Into<String>, place: impl Into<String>) {
+    pub fn note(
+        &mut self,
+        code: &'static str,
+        message: impl Into<String>,
+        place: impl Into<String>,
+    ) {
         let message = message.into();
         let place = place.into();
         let note = self
@@ -102,7 +107,11 @@ mod tests {
     fn notes_merge_by_code_and_message_and_cap_places() {
         let mut r = Report::default();
         for i in 0..30 {
-            r.note("cookie_parameter", "cookie parameters are not sent", format!("op{i}"));
+            r.note(
+                "cookie_parameter",
+                "cookie parameters are not sent",
+                format!("op{i}"),
+            );
         }
         r.note("xml", "xml ignored", "");
         assert_eq!(r.len(), 2);

@@ -59,9 +59,12 @@ fn one<'a>(spec: &'a Spec, schema: &'a Value, depth: usize, stack: &mut Vec<&'a 
                 .find(|a| a.get("type").and_then(Value::as_str) != Some("null"))
         {
             let mut v = one(spec, first, depth + 1, stack);
-            if let (Value::Object(base), Some(Value::Object(props))) = (&mut v, obj.get("properties")) {
+            if let (Value::Object(base), Some(Value::Object(props))) =
+                (&mut v, obj.get("properties"))
+            {
                 for (k, s) in props {
-                    base.entry(k.clone()).or_insert_with(|| one(spec, s, depth + 1, stack));
+                    base.entry(k.clone())
+                        .or_insert_with(|| one(spec, s, depth + 1, stack));
                 }
             }
             return v;
@@ -79,7 +82,9 @@ fn one<'a>(spec: &'a Spec, schema: &'a Value, depth: usize, stack: &mut Vec<&'a 
         }
         if let Some(Value::Object(props)) = obj.get("properties") {
             for (k, s) in props {
-                merged.entry(k.clone()).or_insert_with(|| one(spec, s, depth + 1, stack));
+                merged
+                    .entry(k.clone())
+                    .or_insert_with(|| one(spec, s, depth + 1, stack));
             }
         }
         return match other {
@@ -102,16 +107,32 @@ fn one<'a>(spec: &'a Spec, schema: &'a Value, depth: usize, stack: &mut Vec<&'a 
         "string" => string_of(obj),
         "integer" => {
             let min = obj.get("minimum").and_then(Value::as_i64).unwrap_or(1);
-            json!(min.max(1).min(obj.get("maximum").and_then(Value::as_i64).unwrap_or(i64::MAX)))
+            json!(
+                min.max(1).min(
+                    obj.get("maximum")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(i64::MAX)
+                )
+            )
         }
         "number" => {
             let min = obj.get("minimum").and_then(Value::as_f64).unwrap_or(1.0);
-            json!(min.max(1.0).min(obj.get("maximum").and_then(Value::as_f64).unwrap_or(f64::MAX)))
+            json!(
+                min.max(1.0).min(
+                    obj.get("maximum")
+                        .and_then(Value::as_f64)
+                        .unwrap_or(f64::MAX)
+                )
+            )
         }
         "boolean" => json!(true),
         "null" => Value::Null,
         "array" => {
-            let min = obj.get("minItems").and_then(Value::as_u64).unwrap_or(1).clamp(1, 8) as usize;
+            let min = obj
+                .get("minItems")
+                .and_then(Value::as_u64)
+                .unwrap_or(1)
+                .clamp(1, 8) as usize;
             match obj.get("items") {
                 Some(items) => {
                     let v = one(spec, items, depth + 1, stack);
@@ -191,10 +212,28 @@ mod tests {
         )
         .unwrap();
         let v = sample(&spec, &json!({"$ref": "#/components/schemas/Node"}));
-        assert_eq!(v, json!({"id": 1, "at": "2024-01-01T00:00:00Z", "kids": []}));
-        assert_eq!(sample(&spec, &json!({"type": "string", "pattern": "^a+$"})), Value::Null);
-        assert_eq!(sample(&spec, &json!({"type": "array", "minItems": 2, "items": {"type": "integer"}})), json!([1, 1]));
-        assert_eq!(sample(&spec, &json!({"$ref": "#/components/schemas/Pick"})), json!("a"));
-        assert_eq!(sample(&spec, &json!({"type": "string", "minLength": 8})), json!("stringxx"));
+        assert_eq!(
+            v,
+            json!({"id": 1, "at": "2024-01-01T00:00:00Z", "kids": []})
+        );
+        assert_eq!(
+            sample(&spec, &json!({"type": "string", "pattern": "^a+$"})),
+            Value::Null
+        );
+        assert_eq!(
+            sample(
+                &spec,
+                &json!({"type": "array", "minItems": 2, "items": {"type": "integer"}})
+            ),
+            json!([1, 1])
+        );
+        assert_eq!(
+            sample(&spec, &json!({"$ref": "#/components/schemas/Pick"})),
+            json!("a")
+        );
+        assert_eq!(
+            sample(&spec, &json!({"type": "string", "minLength": 8})),
+            json!("stringxx")
+        );
     }
 }

@@ -30,16 +30,24 @@ fn opts(source: &str) -> Options {
 /// every output passes the full manifest check.
 #[test]
 fn each_mapping_rule_has_a_golden_manifest() {
-    insta::glob!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi"), "rules/*", |path| {
-        let text = std::fs::read_to_string(path).unwrap();
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let imported = import(&text, &opts(&name)).unwrap();
-        let (m, problems) = Manifest::check(&name, &imported.yaml);
-        assert!(problems.is_empty(), "{name}: {problems:#?}\n{}", imported.yaml);
-        assert!(m.is_some());
-        let notes = imported.report.lines().join("\n");
-        insta::assert_snapshot!(format!("{}\n# ---- notes ----\n{notes}\n", imported.yaml));
-    });
+    insta::glob!(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/openapi"),
+        "rules/*",
+        |path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let imported = import(&text, &opts(&name)).unwrap();
+            let (m, problems) = Manifest::check(&name, &imported.yaml);
+            assert!(
+                problems.is_empty(),
+                "{name}: {problems:#?}\n{}",
+                imported.yaml
+            );
+            assert!(m.is_some());
+            let notes = imported.report.lines().join("\n");
+            insta::assert_snapshot!(format!("{}\n# ---- notes ----\n{notes}\n", imported.yaml));
+        }
+    );
 }
 
 /// The rules' specs also answer in the simulator: every generated example passes.
@@ -81,11 +89,22 @@ fn the_cli_writes_the_manifest_and_reports_every_unmapped_feature() {
         .unwrap();
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for code in ["cookie_parameter", "reserved_header", "parameter_content", "parameter_serialization"] {
-        assert!(stderr.contains(&format!("note: {code}: ")), "{code} missing from:\n{stderr}");
+    for code in [
+        "cookie_parameter",
+        "reserved_header",
+        "parameter_content",
+        "parameter_serialization",
+    ] {
+        assert!(
+            stderr.contains(&format!("note: {code}: ")),
+            "{code} missing from:\n{stderr}"
+        );
     }
     let yaml = std::fs::read_to_string(&out_file).unwrap();
-    assert!(yaml.starts_with("# Imported by `kosmo manifests:import` from params.yaml on "), "{yaml}");
+    assert!(
+        yaml.starts_with("# Imported by `kosmo manifests:import` from params.yaml on "),
+        "{yaml}"
+    );
     assert!(yaml.contains("\nname: paramz\n"), "{yaml}");
     kosmo(dir.path())
         .args(["manifests:check"])
@@ -103,10 +122,25 @@ fn the_cli_writes_the_manifest_and_reports_every_unmapped_feature() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["success"], json!(true));
     assert_eq!(v["functions"], json!(["get_item"]));
-    assert!(v["manifest"].as_str().unwrap().contains("from standard input"));
-    let codes: Vec<&str> = v["notes"].as_array().unwrap().iter().map(|n| n["code"].as_str().unwrap()).collect();
+    assert!(
+        v["manifest"]
+            .as_str()
+            .unwrap()
+            .contains("from standard input")
+    );
+    let codes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["code"].as_str().unwrap())
+        .collect();
     assert!(codes.contains(&"cookie_parameter"), "{codes:?}");
-    let cookie = v["notes"].as_array().unwrap().iter().find(|n| n["code"] == "cookie_parameter").unwrap();
+    let cookie = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["code"] == "cookie_parameter")
+        .unwrap();
     assert_eq!(cookie["places"], json!(["getItem (session)"]));
 }
 
@@ -119,9 +153,15 @@ fn include_and_exclude_pick_operations_by_tag_path_and_id() {
         o.filter.exclude = exclude.iter().map(|s| s.to_string()).collect();
         import(&spec, &o).map(|i| i.functions)
     };
-    assert_eq!(run(&["Pet Store"], &[]).unwrap(), ["list_pets", "pets_get_by_id"]);
+    assert_eq!(
+        run(&["Pet Store"], &[]).unwrap(),
+        ["list_pets", "pets_get_by_id"]
+    );
     assert_eq!(run(&["/pets/*"], &[]).unwrap(), ["pets_get_by_id"]);
-    assert_eq!(run(&["/**"], &["admin", "listPets"]).unwrap(), ["pets_get_by_id", "get_untagged_id_things"]);
+    assert_eq!(
+        run(&["/**"], &["admin", "listPets"]).unwrap(),
+        ["pets_get_by_id", "get_untagged_id_things"]
+    );
     assert_eq!(run(&["pets_get_by_id"], &[]).unwrap(), ["pets_get_by_id"]);
     let e = run(&["nothing"], &[]).unwrap_err();
     assert_eq!(e.code(), "import_error");
@@ -135,7 +175,10 @@ fn malformed_specs_are_structured_errors() {
         ("openapi: 3.1.0\ninfo: {title: x}\n", "no `paths`"),
         ("{not json", "not valid JSON"),
         ("\u{1}\u{2}: [", "neither JSON nor valid YAML"),
-        ("openapi: 3.0.0\npaths: {/b: 7, /c: {head: {}}, /d: {get: 5}}\n", "no operation"),
+        (
+            "openapi: 3.0.0\npaths: {/b: 7, /c: {head: {}}, /d: {get: 5}}\n",
+            "no operation",
+        ),
     ] {
         let out = kosmo(dir.path())
             .args(["manifests:import", "-", "--json"])
@@ -145,7 +188,10 @@ fn malformed_specs_are_structured_errors() {
         assert_eq!(out.status.code(), Some(1), "{text}");
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["error"]["code"], json!("import_error"), "{text}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().contains(says), "{text}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{text}: {v}"
+        );
     }
     kosmo(dir.path())
         .args(["manifests:import", "--name", "Bad-Name"])
@@ -161,7 +207,9 @@ fn malformed_specs_are_structured_errors() {
 async fn imported_functions_send_the_requests_the_spec_describes() {
     let srv = MockServer::start().await;
     Mock::given(any())
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"data": [], "has_more": false})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"data": [], "has_more": false})),
+        )
         .mount(&srv)
         .await;
     let dir = tempfile::tempdir().unwrap();
@@ -196,45 +244,97 @@ async fn imported_functions_send_the_requests_the_spec_describes() {
         .env("WIRE_KEY", "qkey_secret")
         .output()
         .unwrap();
-    let env: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let env: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(env["success"], json!(true), "{env:#}");
     let reqs = srv.received_requests().await.unwrap();
     assert_eq!(reqs.len(), 8);
-    let auth = |i: usize| reqs[i].headers.get("authorization").map(|v| v.to_str().unwrap().to_string());
+    let auth = |i: usize| {
+        reqs[i]
+            .headers
+            .get("authorization")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
     let body = |i: usize| String::from_utf8_lossy(&reqs[i].body).into_owned();
 
-    assert_eq!((reqs[0].method.as_str(), reqs[0].url.path()), ("GET", "/v2/pets"));
-    assert_eq!(reqs[0].url.query(), Some("limit=5&tags=a&tags=b"), "explode: true arrays repeat the key");
+    assert_eq!(
+        (reqs[0].method.as_str(), reqs[0].url.path()),
+        ("GET", "/v2/pets")
+    );
+    assert_eq!(
+        reqs[0].url.query(),
+        Some("limit=5&tags=a&tags=b"),
+        "explode: true arrays repeat the key"
+    );
     assert_eq!(auth(0).as_deref(), Some("Bearer tok_secret"));
 
-    assert_eq!((reqs[1].method.as_str(), reqs[1].url.path()), ("POST", "/v2/pets"));
+    assert_eq!(
+        (reqs[1].method.as_str(), reqs[1].url.path()),
+        ("POST", "/v2/pets")
+    );
     let sent: Value = serde_json::from_slice(&reqs[1].body).unwrap();
-    assert_eq!(sent, json!({"name": "Rex", "Tag-Name": "dog", "age": 3}), "wire names restored");
+    assert_eq!(
+        sent,
+        json!({"name": "Rex", "Tag-Name": "dog", "age": 3}),
+        "wire names restored"
+    );
 
     assert_eq!(reqs[2].url.path(), "/v2/pets/p%201%2Fx");
     assert_eq!(reqs[2].headers.get("x-trace-id").unwrap(), "t-1");
     assert!(reqs[2].headers.get("cookie").is_none());
 
-    assert_eq!((reqs[3].method.as_str(), reqs[3].url.path()), ("DELETE", "/v2/pets/p1"));
+    assert_eq!(
+        (reqs[3].method.as_str(), reqs[3].url.path()),
+        ("DELETE", "/v2/pets/p1")
+    );
 
-    let ct = reqs[4].headers.get("content-type").unwrap().to_str().unwrap().to_string();
+    let ct = reqs[4]
+        .headers
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(ct.starts_with("multipart/form-data"), "{ct}");
     let b = body(4);
-    assert!(b.contains("name=\"file\"; filename=\"a.png\"") && b.contains("PNGDATA"), "{b}");
+    assert!(
+        b.contains("name=\"file\"; filename=\"a.png\"") && b.contains("PNGDATA"),
+        "{b}"
+    );
     assert!(b.contains("name=\"caption\"") && b.contains("hi"), "{b}");
 
-    assert_eq!((reqs[5].method.as_str(), reqs[5].url.path()), ("PUT", "/v2/pets/p1/notes"));
-    assert_eq!(reqs[5].headers.get("content-type").unwrap(), "application/x-www-form-urlencoded");
+    assert_eq!(
+        (reqs[5].method.as_str(), reqs[5].url.path()),
+        ("PUT", "/v2/pets/p1/notes")
+    );
+    assert_eq!(
+        reqs[5].headers.get("content-type").unwrap(),
+        "application/x-www-form-urlencoded"
+    );
     assert_eq!(body(5), "pinned=true&text=good+dog");
 
     assert_eq!(reqs[6].headers.get("content-type").unwrap(), "text/csv");
     assert_eq!(body(6), "a,b\n1,2\n");
 
     assert_eq!(reqs[7].url.path(), "/v2/search");
-    let mut q: Vec<(String, String)> = reqs[7].url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    let mut q: Vec<(String, String)> = reqs[7]
+        .url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
     q.sort();
-    assert_eq!(q, [("api_key".to_string(), "qkey_secret".to_string()), ("mode".into(), "fast".into()), ("q".into(), "rex".into())]);
-    assert!(auth(7).is_none(), "the query key replaces the bearer token on this operation");
+    assert_eq!(
+        q,
+        [
+            ("api_key".to_string(), "qkey_secret".to_string()),
+            ("mode".into(), "fast".into()),
+            ("q".into(), "rex".into())
+        ]
+    );
+    assert!(
+        auth(7).is_none(),
+        "the query key replaces the bearer token on this operation"
+    );
 }
 
 /// What the hand-written manifest and the import send for one call.
@@ -244,12 +344,19 @@ fn dry_run(dir: &Path, manifests: Option<&Path>, function: &str, args: &Value) -
         cmd.arg("--manifests").arg(m);
     }
     let out = cmd
-        .args(["integrations:call", function, &args.to_string(), "--dry-run", "--json"])
+        .args([
+            "integrations:call",
+            function,
+            &args.to_string(),
+            "--dry-run",
+            "--json",
+        ])
         .env("ANTHROPIC_API_KEY", "sk-ant-api03-roundtrip")
         .env("ANTHROPIC_OPENAPI_API_KEY", "sk-ant-api03-roundtrip")
         .output()
         .unwrap();
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{function}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{function}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(v["success"], json!(true), "{function}: {v:#}");
     v["result"][0].clone()
 }
@@ -306,24 +413,86 @@ fn anthropic_round_trip_agrees_on_the_wire_where_documented() {
     let batch = json!({"requests": [{"custom_id": "a", "params": msg.clone()}]});
     // (imported function, its arguments, hand-written function, its arguments)
     let pairs: Vec<(&str, Value, &str, Value)> = vec![
-        ("messages_post", with_version(&msg), "create_message", msg.clone()),
-        ("beta_messages_count_tokens_post_2", with_version(&json!({"model": msg["model"], "messages": msg["messages"]})), "count_message_tokens", json!({"model": msg["model"], "messages": msg["messages"]})),
-        ("beta_message_batches_post_2", with_version(&batch), "create_message_batch", batch.clone()),
-        ("beta_message_batches_list_2", with_version(&json!({"limit": 20, "after_id": "msgbatch_a"})), "list_message_batches", json!({"limit": 20, "after_id": "msgbatch_a"})),
-        ("beta_message_batches_retrieve_2", with_version(&json!({"message_batch_id": "msgbatch_1"})), "get_message_batch", json!({"id": "msgbatch_1"})),
-        ("beta_message_batches_cancel_2", with_version(&json!({"message_batch_id": "msgbatch_1"})), "cancel_message_batch", json!({"id": "msgbatch_1"})),
-        ("beta_message_batches_results_2", with_version(&json!({"message_batch_id": "msgbatch_1"})), "get_message_batch_results", json!({"id": "msgbatch_1"})),
-        ("beta_messages_post", with_version(&msg), "create_message", msg.clone()),
-        ("prompt_caching_beta_messages_post", with_version(&msg), "create_message", msg.clone()),
-        ("beta_message_batches_list", with_version(&json!({"limit": 20})), "list_message_batches", json!({"limit": 20})),
+        (
+            "messages_post",
+            with_version(&msg),
+            "create_message",
+            msg.clone(),
+        ),
+        (
+            "beta_messages_count_tokens_post_2",
+            with_version(&json!({"model": msg["model"], "messages": msg["messages"]})),
+            "count_message_tokens",
+            json!({"model": msg["model"], "messages": msg["messages"]}),
+        ),
+        (
+            "beta_message_batches_post_2",
+            with_version(&batch),
+            "create_message_batch",
+            batch.clone(),
+        ),
+        (
+            "beta_message_batches_list_2",
+            with_version(&json!({"limit": 20, "after_id": "msgbatch_a"})),
+            "list_message_batches",
+            json!({"limit": 20, "after_id": "msgbatch_a"}),
+        ),
+        (
+            "beta_message_batches_retrieve_2",
+            with_version(&json!({"message_batch_id": "msgbatch_1"})),
+            "get_message_batch",
+            json!({"id": "msgbatch_1"}),
+        ),
+        (
+            "beta_message_batches_cancel_2",
+            with_version(&json!({"message_batch_id": "msgbatch_1"})),
+            "cancel_message_batch",
+            json!({"id": "msgbatch_1"}),
+        ),
+        (
+            "beta_message_batches_results_2",
+            with_version(&json!({"message_batch_id": "msgbatch_1"})),
+            "get_message_batch_results",
+            json!({"id": "msgbatch_1"}),
+        ),
+        (
+            "beta_messages_post",
+            with_version(&msg),
+            "create_message",
+            msg.clone(),
+        ),
+        (
+            "prompt_caching_beta_messages_post",
+            with_version(&msg),
+            "create_message",
+            msg.clone(),
+        ),
+        (
+            "beta_message_batches_list",
+            with_version(&json!({"limit": 20})),
+            "list_message_batches",
+            json!({"limit": 20}),
+        ),
     ];
     let mut agree = Vec::new();
     let mut differ = Vec::new();
     for (imported, iargs, hand, hargs) in &pairs {
-        let a = dry_run(dir.path(), Some(&manifests), &format!("anthropic_openapi.{imported}"), iargs);
+        let a = dry_run(
+            dir.path(),
+            Some(&manifests),
+            &format!("anthropic_openapi.{imported}"),
+            iargs,
+        );
         let b = dry_run(dir.path(), None, &format!("anthropic.{hand}"), hargs);
         let d = wire_differences(&a, &b);
-        eprintln!("{imported} vs {hand}: {}", if d.is_empty() { "same".to_string() } else { d.join("; ") });
+        eprintln!(
+            "{imported} vs {hand}: {}",
+            if d.is_empty() {
+                "same".to_string()
+            } else {
+                d.join("; ")
+            }
+        );
         if d.is_empty() {
             agree.push(*imported);
         } else {
@@ -379,13 +548,28 @@ fn github_rest_description_imports_checks_renders_and_answers_in_the_simulator()
         .arg(manifests.join("github_rest.yaml"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let functions = v["functions"].as_array().unwrap();
     assert!(functions.len() > 1000, "{} functions", functions.len());
-    let codes: Vec<&str> = v["notes"].as_array().unwrap().iter().map(|n| n["code"].as_str().unwrap()).collect();
-    assert!(!codes.contains(&"function_dropped") && !codes.contains(&"check_problem"), "{codes:?}");
-    assert!(codes.contains(&"no_credentials") && codes.contains(&"body_on_get_or_delete"), "{codes:?}");
+    let codes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        !codes.contains(&"function_dropped") && !codes.contains(&"check_problem"),
+        "{codes:?}"
+    );
+    assert!(
+        codes.contains(&"no_credentials") && codes.contains(&"body_on_get_or_delete"),
+        "{codes:?}"
+    );
 
     kosmo(dir.path())
         .arg("--manifests")
@@ -400,10 +584,16 @@ fn github_rest_description_imports_checks_renders_and_answers_in_the_simulator()
         .output()
         .unwrap();
     let docs = String::from_utf8_lossy(&docs.stdout);
-    assert!(docs.contains("GET /repos/{owner}/{repo}") && docs.contains("`owner`"), "{docs}");
+    assert!(
+        docs.contains("GET /repos/{owner}/{repo}") && docs.contains("`owner`"),
+        "{docs}"
+    );
 
     let yaml = std::fs::read_to_string(manifests.join("github_rest.yaml")).unwrap();
-    assert!(yaml.contains("  repos_list_for_user:\n"), "operation ids in snake_case");
+    assert!(
+        yaml.contains("  repos_list_for_user:\n"),
+        "operation ids in snake_case"
+    );
     let script = r#"
         local g = app.integrations.github_rest
         local repo = g.repos_get({owner = "octocat", repo = "Hello-World"})
@@ -418,10 +608,18 @@ fn github_rest_description_imports_checks_renders_and_answers_in_the_simulator()
     let out = kosmo(dir.path())
         .arg("--manifests")
         .arg(&manifests)
-        .args(["integrations:lua", "--offline", "--force", "--json", "--eval", script])
+        .args([
+            "integrations:lua",
+            "--offline",
+            "--force",
+            "--json",
+            "--eval",
+            script,
+        ])
         .output()
         .unwrap();
-    let env: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let env: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(env["success"], json!(true), "{env:#}");
     let r = &env["result"][0];
     // The simulator answers with the spec's own response examples.
