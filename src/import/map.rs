@@ -936,6 +936,35 @@ impl<'a> Mapper<'a> {
             }
             params.push(node);
         }
+        // A placeholder the spec declares no parameter for: a required string argument.
+        let declared: Vec<String> = crate::manifest::path_placeholders(&path);
+        for ph in declared {
+            let bare = ph.trim_start_matches('+').to_string();
+            if names.contains(&bare) {
+                continue;
+            }
+            self.report.note(
+                "undeclared_path_parameter",
+                "a path placeholder has no parameter in the spec; it becomes a required string argument",
+                format!("{} ({bare})", op.label()),
+            );
+            let mut lua = snake(&bare);
+            while names.contains(&lua) {
+                lua.push('_');
+            }
+            names.insert(lua.clone());
+            path = path.replace(&format!("{{{bare}}}"), &format!("{{{lua}}}"));
+            let mut node = Node::map();
+            node.push("name", s(&lua));
+            node.push("in", s("path"));
+            node.push("required", Node::Scalar(Value::Bool(true)));
+            node.push("type", s("string"));
+            if lua != bare {
+                node.push("wire_name", s(&bare));
+            }
+            required_args.push((lua, Value::String("example".into())));
+            params.push(node);
+        }
         // A fixed query string in the path key (`/v1/messages?beta=true`, which OpenAPI does
         // not allow but specs carry): a query parameter that always sends its value.
         if let Some((bare, query)) = path.clone().split_once('?') {
@@ -1005,7 +1034,15 @@ impl<'a> Mapper<'a> {
                             op.label(),
                         );
                     }
-                    let mt = &content[&media];
+                    let Some(mt) = content.get(&media) else {
+                        return f;
+                    };
+                    // A wildcard (`*/*`, `image/*`) says any bytes: send them as such.
+                    let media = if media.contains('*') {
+                        "application/octet-stream".to_string()
+                    } else {
+                        media
+                    };
                     if mt
                         .get("encoding")
                         .is_some_and(|e| e.as_object().is_some_and(|m| !m.is_empty()))
@@ -1585,7 +1622,7 @@ impl<'a> Mapper<'a> {
         } else {
             media.clone()
         };
-        let mt = &content[&example_media];
+        let mt = content.get(&example_media)?;
         let schema: Option<&'a Value> = mt.get("schema");
         let example = if kind == "json" || (kind == "sse" && json_media.is_some()) {
             self.media_example(mt, &place).or_else(|| {
@@ -1866,13 +1903,7 @@ fn pick_request_media(content: &Map<String, Value>) -> (String, &'static str) {
     {
         return (k.clone(), "multipart");
     }
-    let first = content.keys().next().cloned().unwrap_or_default();
-    let media = if first.contains('*') {
-        "application/octet-stream".to_string()
-    } else {
-        first
-    };
-    (media, "raw")
+    (content.keys().next().cloned().unwrap_or_default(), "raw")
 }
 
 fn raw_has_bool_stream(params: &[Node]) -> bool {

@@ -155,6 +155,11 @@ pub fn import(text: &str, opts: &Options) -> Result<Imported> {
             break;
         }
     }
+    if functions.is_empty() {
+        return Err(openapi::import_error(
+            "no operation of the spec could be written as a function that passes the manifest check",
+        ));
+    }
     Ok(Imported {
         yaml,
         name: built.name,
@@ -294,6 +299,33 @@ mod fixture_tests {
                 }
             }
             panic!("{} problem(s)", problems.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    /// Odd but parseable documents import (or fail with import_error), never panic.
+    #[test]
+    fn odd_documents_never_panic() {
+        let specs = [
+            r##"{"openapi":"3.0.0","paths":{"/a":{"post":{"requestBody":{"content":{"*/*":{}}},"responses":{"200":{"content":{"*/*":{}}}}}}}}"##,
+            r##"{"openapi":"3.0.0","paths":{"/a":{"get":{"parameters":[1,"x",{"in":"query"},{"name":"q","in":"body"},{"$ref":"#/nope"},{"$ref":"#/paths"}],"responses":[]}}}}"##,
+            r##"{"openapi":"3.0.0","paths":{"/a/{b}":{"get":{"security":[1,{"x":[]}],"responses":{"2XX":{"$ref":"#/components/responses/r"}}}}},"components":{"responses":{"r":{"$ref":"#/components/responses/r"}},"securitySchemes":{"x":{"type":"apiKey","in":"header","name":"bad header!"},"y":7}}}"##,
+            r##"{"openapi":"3.1.0","servers":[{"url":7}],"paths":{"/a":{"put":{"requestBody":{"content":{"application/json":{"schema":{"$ref":"#/components/schemas/A"}}}}}}},"components":{"schemas":{"A":{"allOf":[{"$ref":"#/components/schemas/A"}],"properties":{"x":{"$ref":"#/components/schemas/A"},"y":{"type":7,"items":[{"type":"string"}],"nullable":"yes"}}}}}}"##,
+            r##"{"openapi":"3.0.0","info":{"title":"ÜÜ !!"},"paths":{"/é/{ü}":{"parameters":[{"name":"ü","in":"path","schema":{"enum":[]}}],"delete":{"operationId":"%%%","requestBody":{"content":{"multipart/form-data":{"schema":{"type":"array"}}}}}}}}"##,
+            "openapi: 3.0.0\npaths:\n  /a:\n    get:\n      operationId: a\n      parameters:\n        - &p {name: x, in: query, schema: {type: string, example: [1, {a: b}]}}\n        - *p\n",
+        ];
+        for text in specs {
+            match import(text, &Options::default()) {
+                Ok(i) => {
+                    let (_, problems) = Manifest::check("x.yaml", &i.yaml);
+                    assert!(problems.is_empty(), "{text}\n{problems:#?}\n{}", i.yaml);
+                }
+                Err(e) => assert_eq!(e.code(), "import_error", "{text}: {e}"),
+            }
         }
     }
 }
