@@ -173,6 +173,8 @@ pub struct Mapper<'a> {
     /// Mapped header-parameter credential (no security schemes): header name, credential name.
     header_credentials: Vec<(String, String)>,
     examples: HashMap<String, Rc<Node>>,
+    /// Component parameters already mapped: their argument name and node.
+    shared_params: HashMap<String, (String, Rc<Node>)>,
     query_styles: (usize, usize),
 }
 
@@ -186,6 +188,7 @@ impl<'a> Mapper<'a> {
             credentials: Vec::new(),
             header_credentials: Vec::new(),
             examples: HashMap::new(),
+            shared_params: HashMap::new(),
             query_styles: (0, 0),
         }
     }
@@ -562,7 +565,7 @@ impl<'a> Mapper<'a> {
             // No scheme: a key passed as a header parameter (`x-api-key`) is a credential.
             let mut seen = HashSet::new();
             for op in spec.operations() {
-                for p in self.raw_params(&op) {
+                for (p, _) in self.raw_params(&op) {
                     let (Some("header"), Some(name)) = (
                         p.get("in").and_then(Value::as_str),
                         p.get("name").and_then(Value::as_str),
@@ -609,11 +612,12 @@ impl<'a> Mapper<'a> {
     }
 
     /// Path-level and operation parameters (operation wins), references followed.
-    fn raw_params(&mut self, op: &Operation<'a>) -> Vec<&'a Value> {
-        let mut out: Vec<&'a Value> = Vec::new();
+    fn raw_params(&mut self, op: &Operation<'a>) -> Vec<(&'a Value, Option<&'a str>)> {
+        let mut out: Vec<(&'a Value, Option<&'a str>)> = Vec::new();
         let place = op.pointer();
         let mut add = |this: &mut Self, list: Option<&'a Value>| {
             for p in list.and_then(Value::as_array).into_iter().flatten() {
+                let reference = p.get("$ref").and_then(Value::as_str);
                 let Some((p, _)) = this.schemas.deref(p, &place, &mut this.report) else {
                     continue;
                 };
@@ -621,13 +625,13 @@ impl<'a> Mapper<'a> {
                     p.get("name").and_then(Value::as_str),
                     p.get("in").and_then(Value::as_str),
                 );
-                out.retain(|q| {
+                out.retain(|(q, _)| {
                     (
                         q.get("name").and_then(Value::as_str),
                         q.get("in").and_then(Value::as_str),
                     ) != key
                 });
-                out.push(p);
+                out.push((p, reference));
             }
         };
         // `op.item` / `op.op` live as long as the spec.
@@ -792,7 +796,7 @@ impl<'a> Mapper<'a> {
         let mut query_names: Vec<String> = Vec::new();
         let mut example_missing = false;
         let raw = self.raw_params(op);
-        for p in &raw {
+        for (p, reference) in raw {
             let Some(pname) = p.get("name").and_then(Value::as_str) else {
                 self.report.note(
                     "invalid_parameter",
@@ -883,6 +887,18 @@ impl<'a> Mapper<'a> {
                 }
             };
             let required = loc == "path" || p.get("required") == Some(&Value::Bool(true));
+            if loc == "query"
+                && style != Some("deepObject")
+                && schema_val.is_some_and(|sv| {
+                    self.resolve(sv).get("type").and_then(Value::as_str) == Some("object")
+                })
+            {
+                self.report.note(
+                    "parameter_serialization",
+                    "an object query parameter in `form` style (its properties as query parameters of their own) is sent as `name[key]=value` (deepObject style)",
+                    format!("{} ({pname})", op.label()),
+                );
+            }
             if loc == "query" {
                 query_names.push(lua.clone());
                 if let Some(sv) = schema_val
@@ -934,7 +950,28 @@ impl<'a> Mapper<'a> {
                     None => example_missing = true,
                 }
             }
-            params.push(node);
+            // A component parameter (`#/components/parameters/owner`) is written once and
+            // aliased, as long as it maps to the same argument name.
+            match reference {
+                Some(r) => {
+                    let shared = match self.shared_params.get(r) {
+                        Some((name, rc)) if *name == lua => rc.clone(),
+                        Some(_) => {
+                            params.push(node);
+                            continue;
+                        }
+                        None => {
+                            let rc = Rc::new(node);
+                            self.shared_params
+                                .insert(r.to_string(), (lua.clone(), rc.clone()));
+                            rc
+                        }
+                    };
+                    let anchor = self.schemas.anchor_for(r);
+                    params.push(Node::Shared(anchor, shared));
+                }
+                None => params.push(node),
+            }
         }
         // A placeholder the spec declares no parameter for: a required string argument.
         let declared: Vec<String> = crate::manifest::path_placeholders(&path);
@@ -1657,16 +1694,15 @@ impl<'a> Mapper<'a> {
         }
         let (_, first) = mt.get("examples")?.as_object()?.iter().next()?;
         if let Some(r) = first.get("$ref").and_then(Value::as_str) {
-            if let Some(done) = self.examples.get(r) {
-                let anchor: Rc<str> =
-                    format!("example_{}", snake(r.rsplit('/').next().unwrap_or("x"))).into();
-                return Some(Node::Shared(anchor, done.clone()));
+            let base = format!("example_{}", snake(r.rsplit('/').next().unwrap_or("x")));
+            if let Some(done) = self.examples.get(r).cloned() {
+                let anchor = self.schemas.anchor_named(r, &base);
+                return Some(Node::Shared(anchor, done));
             }
             let (ex, _) = self.schemas.deref(first, place, &mut self.report)?;
             let node = Rc::new(Node::from_json(ex.get("value")?));
             self.examples.insert(r.to_string(), node.clone());
-            let anchor: Rc<str> =
-                format!("example_{}", snake(r.rsplit('/').next().unwrap_or("x"))).into();
+            let anchor = self.schemas.anchor_named(r, &base);
             return Some(Node::Shared(anchor, node));
         }
         first.get("value").map(Node::from_json)

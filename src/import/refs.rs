@@ -125,14 +125,18 @@ impl<'a> Schemas<'a> {
         self.convert_at(schema, place, report, 0)
     }
 
-    fn anchor_for(&mut self, reference: &str) -> Rc<str> {
-        if let Some(a) = self.anchors.get(reference) {
+    /// The YAML anchor name of a reference (unique per reference, readable).
+    pub fn anchor_for(&mut self, reference: &str) -> Rc<str> {
+        let base = reference.rsplit('/').next().unwrap_or("schema").to_string();
+        self.anchor_named(reference, &base)
+    }
+
+    /// The YAML anchor for `key`, made from `base` (deduplicated across the document).
+    pub fn anchor_named(&mut self, key: &str, base: &str) -> Rc<str> {
+        if let Some(a) = self.anchors.get(key) {
             return a.clone();
         }
-        let base: String = reference
-            .rsplit('/')
-            .next()
-            .unwrap_or("schema")
+        let base: String = base
             .chars()
             .map(|c| {
                 if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
@@ -154,7 +158,7 @@ impl<'a> Schemas<'a> {
             n += 1;
         }
         let rc: Rc<str> = name.into();
-        self.anchors.insert(reference.to_string(), rc.clone());
+        self.anchors.insert(key.to_string(), rc.clone());
         rc
     }
 
