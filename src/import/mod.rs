@@ -280,12 +280,13 @@ mod tests {
 mod fixture_tests {
     use super::*;
 
-    /// The Anthropic description imports whole: no function is refused by the check.
+    /// A real-world description (the fixture of tests/it/import.rs) imports whole: no function
+    /// is refused by the check.
     #[test]
-    fn anthropic_description_imports_without_dropping_functions() {
+    fn a_real_description_imports_without_dropping_functions() {
         let text = include_str!("../../tests/fixtures/openapi/anthropic-openapi-2024.json");
         let spec = openapi::parse(text).unwrap();
-        let mut m = map::Mapper::new(&spec, "anthropic".into());
+        let mut m = map::Mapper::new(&spec, "fixture".into());
         let built = m.build(&Filter::default());
         let yaml = emit::write_document(&[], &built.root);
         let (_, problems) = Manifest::check("a.yaml", &yaml);
