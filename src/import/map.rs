@@ -176,6 +176,8 @@ pub struct Mapper<'a> {
     /// Component parameters already mapped: their argument name and node.
     shared_params: HashMap<String, (String, Rc<Node>)>,
     query_styles: (usize, usize),
+    /// A urlencoded body has an array field.
+    form_arrays: bool,
 }
 
 impl<'a> Mapper<'a> {
@@ -190,6 +192,7 @@ impl<'a> Mapper<'a> {
             examples: HashMap::new(),
             shared_params: HashMap::new(),
             query_styles: (0, 0),
+            form_arrays: false,
         }
     }
 
@@ -368,6 +371,10 @@ impl<'a> Mapper<'a> {
                 );
             }
             root.push("query_arrays", s(style));
+        }
+        if self.form_arrays {
+            // OpenAPI's default for arrays in urlencoded bodies: `k=a&k=b`.
+            root.push("form_arrays", s("repeat"));
         }
         root.push("credentials", credentials);
         let mut gs = Vec::new();
@@ -1135,6 +1142,21 @@ impl<'a> Mapper<'a> {
                                         self.report.note("open_body", "extra body fields (additionalProperties) cannot be sent in form or multipart bodies", op.label());
                                     }
                                     for (prop, sv) in fields {
+                                        if kind == "form" {
+                                            let t = self
+                                                .resolve(sv)
+                                                .get("type")
+                                                .and_then(Value::as_str);
+                                            if t == Some("array") {
+                                                self.form_arrays = true;
+                                            } else if t == Some("object") {
+                                                self.report.note(
+                                                    "form_object",
+                                                    "an object field of a urlencoded body is sent as `name[key]=value`, not as OpenAPI's default (its properties as fields of their own)",
+                                                    format!("{} ({prop})", op.label()),
+                                                );
+                                            }
+                                        }
                                         let mut lua = snake(&prop);
                                         if RESERVED_ARGS.contains(&lua.as_str())
                                             || names.contains(&lua)

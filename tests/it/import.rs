@@ -230,7 +230,7 @@ async fn imported_functions_send_the_requests_the_spec_describes() {
         w.get_pet({pet_id = "p 1/x", x_trace_id = "t-1"})
         w.delete_pet({pet_id = "p1"})
         w.upload_photo({pet_id = "p1", file = {content = "PNGDATA", filename = "a.png"}, caption = "hi"})
-        w.put_notes({pet_id = "p1", text = "good dog", pinned = true})
+        w.put_notes({pet_id = "p1", text = "good dog", pinned = true, tags = {"a", "b"}})
         w.put_raw({pet_id = "p1", body = "a,b\n1,2\n"})
         w.search_pets({q = "rex"})
         return true
@@ -311,7 +311,11 @@ async fn imported_functions_send_the_requests_the_spec_describes() {
         reqs[5].headers.get("content-type").unwrap(),
         "application/x-www-form-urlencoded"
     );
-    assert_eq!(body(5), "pinned=true&text=good+dog");
+    assert_eq!(
+        body(5),
+        "pinned=true&tags=a&tags=b&text=good+dog",
+        "form arrays repeat the key (OpenAPI's default)"
+    );
 
     assert_eq!(reqs[6].headers.get("content-type").unwrap(), "text/csv");
     assert_eq!(body(6), "a,b\n1,2\n");
