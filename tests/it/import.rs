@@ -634,3 +634,37 @@ fn github_rest_description_imports_checks_renders_and_answers_in_the_simulator()
     assert!(r["total"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(r["login"], json!("octocat"), "{r}");
 }
+
+/// The worked example of docs/adding-an-integration.md (section 10) shows what the import
+/// writes: every line of its excerpt is a line of the real output, in order.
+#[test]
+fn the_guide_excerpt_is_what_the_import_writes() {
+    let guide = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/adding-an-integration.md"),
+    )
+    .unwrap();
+    let at = guide
+        .find("<!-- import:wire -->\n```yaml\n")
+        .expect("the guide marks its excerpt");
+    let body = &guide[at..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let excerpt = &body[..body.find("\n```\n").unwrap()];
+    let spec = std::fs::read_to_string(fixtures().join("wire.yaml")).unwrap();
+    let mut o = opts("wire.yaml");
+    o.name = Some("wire".into());
+    let yaml = import(&spec, &o).unwrap().yaml;
+    let lines: Vec<&str> = yaml.lines().collect();
+    let mut from = 0;
+    for want in excerpt.lines() {
+        if want.trim() == "..." || want.starts_with("# Imported by") {
+            continue;
+        }
+        match lines[from..].iter().position(|l| *l == want) {
+            Some(i) => from += i + 1,
+            None => panic!(
+                "the guide's line {want:?} is not in the import's output (after line {from}):\n{yaml}"
+            ),
+        }
+    }
+}
