@@ -478,10 +478,22 @@ impl<'a> Mapper<'a> {
                     .and_then(Value::as_str)
                     .map(first_line);
                 let mut c = Node::map();
+                let http = scheme
+                    .get("scheme")
+                    .and_then(Value::as_str)
+                    .map(str::to_ascii_lowercase);
+                let kind_label = match (ty, http.as_deref()) {
+                    ("apiKey", _) => "API key",
+                    ("http", Some("bearer")) => "Bearer token",
+                    ("http", Some("basic")) => "User and password",
+                    ("oauth2" | "openIdConnect", _) => "OAuth access token",
+                    _ => scheme_name.as_str(),
+                };
+                // The scheme's own words when short, else what kind of secret it is.
                 let label = desc
                     .clone()
                     .filter(|d| d.len() <= 60)
-                    .unwrap_or_else(|| scheme_name.to_string());
+                    .unwrap_or_else(|| kind_label.to_string());
                 c.push("label", s(&label));
                 let env = format!("{upper}_{}", cred.to_ascii_uppercase());
                 let mut note = None;
