@@ -13,6 +13,7 @@ mod exec;
 mod foundation;
 mod guide;
 mod hardening;
+mod import;
 mod integrations;
 mod lua;
 mod manifests;
