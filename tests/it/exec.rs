@@ -3,12 +3,14 @@
 //! streaming, pagination, polling, rows, dry runs, credentials, and a secret scan.
 
 mod accounts;
+mod faults;
 mod oracle;
 mod oracle_github;
 mod oracle_openai;
-mod qa;
+mod polling;
 mod registry_shapes;
-mod server;
+mod requests;
+pub mod server;
 mod streams;
 
 use std::path::PathBuf;
@@ -231,12 +233,12 @@ fn exec_with(url: &str, config: ExecConfig) -> Executor {
     Executor::new(fixture_registry(), Arc::new(creds(url, true)), config).unwrap()
 }
 
-fn exec(url: &str) -> Executor {
+pub fn exec(url: &str) -> Executor {
     exec_with(url, fast_config())
 }
 
 /// A call whose every output, success or failure, is scanned for secrets.
-async fn call(ex: &Executor, function: &str, args: Value) -> kosmo::Result<CallOutput> {
+pub async fn call(ex: &Executor, function: &str, args: Value) -> kosmo::Result<CallOutput> {
     let r = ex.call(Call::new("fx", function, args)).await;
     match &r {
         Ok(out) => assert_no_secret(&format!("{out:?}")),

@@ -1,5 +1,5 @@
-//! Independent QA of issue 9: manifests for four unseen API shapes, written from
-//! docs/manifest-format.md alone (tests/it/registry_qa/*.yaml), driven through the real binary
+//! API shapes beyond the built-in manifests: manifests for four unseen API shapes, written from
+//! docs/manifest-format.md alone (tests/it/api_shapes/*.yaml), driven through the real binary
 //! against small servers that imitate each API's wire format on 127.0.0.1.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -154,7 +154,7 @@ pub struct Env {
 
 pub fn env() -> Env {
     let config = tempfile::tempdir().unwrap();
-    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/registry_qa");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/api_shapes");
     Env { config, manifests }
 }
 
@@ -203,11 +203,11 @@ impl Env {
     }
 }
 
-mod offsets;
-mod pager;
+mod form_bodies;
+mod offset_pagination;
+mod page_pagination;
 mod simulator;
-mod stripe;
-mod ticker;
+mod sse_dialect;
 
 /// The QA manifests pass `manifests:check`, and every example passes `manifests:test` against
 /// the simulator (Basic and query credentials, form bodies, empty pages, a data-typed stream).
