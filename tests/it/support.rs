@@ -198,6 +198,11 @@ impl Run {
     }
 }
 
+/// How long [`Kosmo::run`] lets a run take before killing it: a hang guard, not a speed
+/// check. Keep it far above every `--timeout` / `--cpu-limit` a test passes (at most 900 s, in
+/// the sandbox batteries).
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(1200);
+
 /// The one way the tests run the binary:
 /// `Kosmo::lua(code).offline().flag("--force").run()` or `Kosmo::cmd(&[..]).dir(d).run()`.
 ///
@@ -295,7 +300,7 @@ impl Kosmo {
         let mut cmd = kosmo(dir);
         cmd.current_dir(dir)
             .args(&self.args)
-            .timeout(std::time::Duration::from_secs(90))
+            .timeout(HANG_GUARD)
             .write_stdin(self.stdin.clone());
         for (k, v) in &self.envs {
             cmd.env(k, v);

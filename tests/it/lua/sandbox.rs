@@ -57,12 +57,17 @@ fn with(
 
 fn check(c: &Case) -> Result<(), String> {
     let mut args = vec!["integrations:lua", "--eval", c.code, "--json"];
-    // Budgets far from each other, so a loaded machine cannot change which limit fires: a case
-    // that expects the CPU limit gets a small CPU budget and a far wall clock; every other case
-    // gets a CPU budget it can only reach by looping forever.
+    // Budgets far from each other, so a loaded machine cannot change which limit fires. The CPU
+    // budget is VM time measured on the wall clock (host work a script asks for, such as a 30 MB
+    // `json.decode`, counts too), so load stretches it: a legitimate 8 s of work took over 60 s
+    // of it on a busy 2-core machine. So: a case that expects the CPU limit gets a small CPU
+    // budget and a far wall clock; a case that ends on its own (a result, an error, or another
+    // limit) gets a CPU budget ten times what any of them needs; only `Contained` cases, some of
+    // which loop forever, keep 60 s so the battery stays short.
     let (cpu, wall) = match c.expect {
-        Expect::Limit("cpu") => ("2", "120"),
-        _ => ("60", "120"),
+        Expect::Limit("cpu") => ("2", "900"),
+        Expect::Contained => ("60", "900"),
+        _ => ("600", "900"),
     };
     if !c.flags.contains(&"--cpu-limit") {
         args.extend(["--cpu-limit", cpu]);
@@ -71,9 +76,9 @@ fn check(c: &Case) -> Result<(), String> {
         args.extend(["--timeout", wall]);
     }
     args.extend_from_slice(c.flags);
-    let started = std::time::Instant::now();
+    // No timing check here: kosmo's own limits end every run, and a hang is caught by the
+    // harness's guard (`support::HANG_GUARD`, far above these budgets) as a missing envelope.
     let r: Run = run(&args);
-    let took = started.elapsed();
     let env = r.env.clone();
     std::panic::catch_unwind(|| assert_envelope(&r)).map_err(|_| {
         format!(
@@ -83,10 +88,6 @@ fn check(c: &Case) -> Result<(), String> {
     })?;
     if r.stderr.contains("panicked") {
         return Err(format!("{}: the host panicked: {}", c.name, r.stderr));
-    }
-    // A hang guard, not a speed check: every budget above ends a run well before this.
-    if took.as_secs() > 300 {
-        return Err(format!("{}: took {took:?}", c.name));
     }
     let err = &env["error"];
     match &c.expect {
