@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::support::kosmo;
+use super::support::{Kosmo, kosmo};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
@@ -172,27 +172,12 @@ impl Env {
 
     /// Run Lua; returns the JSON envelope.
     pub fn lua(&self, code: &str) -> Value {
-        let out = kosmo(self.config.path())
-            .arg("--manifests")
-            .arg(&self.manifests)
-            .args([
-                "integrations:lua",
-                "--json",
-                "--force",
-                "--timeout",
-                "60",
-                "--eval",
-                code,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!(
-                "no JSON envelope ({e}): {text}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+        let manifests = self.manifests.to_str().expect("a UTF-8 path");
+        Kosmo::lua(code)
+            .flags(&["--force", "--timeout", "60", "--manifests", manifests])
+            .dir(self.config.path())
+            .run()
+            .env
     }
 
     /// Run Lua that must succeed; returns its first result.

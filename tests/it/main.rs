@@ -23,4 +23,5 @@ mod secrets;
 mod seed;
 mod session;
 mod simulator;
+mod suite;
 mod support;

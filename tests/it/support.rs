@@ -104,9 +104,13 @@ impl Sim {
         Sim::spawn(&args, std::process::Stdio::null())
     }
 
-    /// Started with only `extra` flags (the simulator's own defaults otherwise); its stderr is
-    /// kept in `child.stderr` for warning checks.
+    /// Started with only `extra` flags (the simulator's own defaults otherwise).
     pub fn start_bare(extra: &[&str]) -> Sim {
+        Sim::spawn(extra, std::process::Stdio::null())
+    }
+
+    /// Like [`Sim::start_bare`], with its stderr kept in `child.stderr` for warning checks.
+    pub fn start_capturing_stderr(extra: &[&str]) -> Sim {
         Sim::spawn(extra, std::process::Stdio::piped())
     }
 
@@ -117,6 +121,7 @@ impl Sim {
             .args(extra)
             .env("KOSMO_CONFIG_DIR", dir.path())
             .env_remove("KOSMO_LOG")
+            .env_remove("KOSMO_MANIFEST_PATH")
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)
             .spawn()

@@ -186,21 +186,17 @@ fn run(dir: &Path, envs: &[(&str, &str)], extra: &[&str], code: &str) -> Value {
     let manifests = dir.join("manifests");
     std::fs::create_dir_all(&manifests).unwrap();
     std::fs::write(manifests.join("chatty.yaml"), CHATTY).unwrap();
-    let mut cmd = kosmo(dir);
-    cmd.env("KOSMO_MANIFEST_PATH", &manifests)
-        .args(["integrations:lua", "--json", "--force"])
-        .args(extra)
-        .args(["--eval", code])
-        .timeout(Duration::from_secs(60))
-        .write_stdin(Vec::new());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("no envelope: {stdout}\n{stderr}"))
+    Kosmo::lua(code)
+        .flag("--force")
+        .flags(extra)
+        .env(
+            "KOSMO_MANIFEST_PATH",
+            manifests.to_str().expect("a UTF-8 path"),
+        )
+        .envs(envs)
+        .dir(dir)
+        .run()
+        .env
 }
 
 fn live_env(url: &str) -> Vec<(&'static str, String)> {

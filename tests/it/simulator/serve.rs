@@ -176,7 +176,7 @@ fn simulator_seed_latency_pinning_and_concurrency() {
 
 #[test]
 fn simulator_all_interfaces_warns_and_sigint_exits_cleanly() {
-    let mut sim = Sim::start_bare(&["--host", "0.0.0.0"]);
+    let mut sim = Sim::start_capturing_stderr(&["--host", "0.0.0.0"]);
     assert!(sim.url.starts_with("http://0.0.0.0:"), "{}", sim.url);
     assert_eq!(http(&sim.addr(), "GET", "/v1/models", KEY, "", "").0, 200);
     crate::support::wait_for_signal_handler(sim.child.id(), 2);
