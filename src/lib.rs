@@ -40,6 +40,7 @@ pub mod credentials;
 pub mod docs;
 pub mod error;
 pub mod exec;
+pub mod import;
 pub mod lua;
 pub mod manifest;
 pub mod manifest_check;

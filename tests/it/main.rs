@@ -1,11 +1,13 @@
 //! One integration-test binary (it links once): each module drives the real `kosmo` binary or
 //! the library against servers the tests start on 127.0.0.1.
 
-mod acceptance;
-mod acceptance2;
-mod acceptance3;
+mod api_shapes;
 mod architecture;
 mod cli;
+#[path = "cli/repl.rs"]
+mod cli_repl;
+#[path = "cli/usage.rs"]
+mod cli_usage;
 mod configure;
 mod docs;
 mod envelope;
@@ -13,11 +15,15 @@ mod exec;
 mod foundation;
 mod guide;
 mod hardening;
+mod import;
 mod integrations;
 mod lua;
 mod manifests;
 mod mcp;
-mod registry_qa;
+mod permissions;
+mod secrets;
+mod seed;
 mod session;
 mod simulator;
+mod suite;
 mod support;
