@@ -11,10 +11,11 @@ on a free loopback port (one worker), and for each figure runs kosmo, the SDK, a
 load tool makes sense, all against that same nginx. Then it prints one table with the ratios.
 
 Timing: the SDK times its work in-process with `perf_counter` after a warm-up (the 1.2 s import is
-not counted). kosmo runs each figure as two processes, a warm-up script and the same warm-up plus
-the work, and counts the difference of their wall times; so its process start, registry load and
-first connection are not counted either. Each number is the median of `--rounds` runs. Memory is
-the process's peak resident set (`wait4` rusage), whole process, for both.
+not counted). The kosmo script warms up the same way, then prints a marker line before and after
+the work; this script timestamps the markers as they arrive on the pipe, so kosmo's process start,
+registry load and first connection are not counted either. Each number is the median of `--rounds`
+runs. Memory is the process's peak resident set (`wait4` rusage), whole process, for both; the
+memory figure runs with `--json`, so the envelope and its call records are included.
 """
 
 import argparse
@@ -199,37 +200,36 @@ def run(argv, env=None, stdin=None):
     return wall, out
 
 
-def run_rss(argv, env=None):
-    """Run a process with wait4; answer (wall seconds, peak RSS MB, stdout bytes)."""
+def run_rss(argv, env=None, marks=()):
+    """Run a process; answer (wall seconds, peak RSS MB, stdout bytes, {mark: seconds}).
+
+    A stdout line equal to one of `marks` is timed as it arrives (kosmo prints its markers
+    around the work; its output is not buffered), and not kept in the output.
+    """
     t = time.perf_counter()
-    out_fd, out_path = tempfile.mkstemp()
-    err_fd, err_path = tempfile.mkstemp()
-    try:
-        pid = os.posix_spawn(
-            argv[0],
-            argv,
-            env if env is not None else os.environ,
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, out_fd, 1),
-                (os.POSIX_SPAWN_DUP2, err_fd, 2),
-            ],
-        )
-        _, status, ru = os.wait4(pid, 0)
-        wall = time.perf_counter() - t
-        with open(out_path, "rb") as f:
-            out = f.read()
-        with open(err_path, "rb") as f:
-            err = f.read()
-    finally:
-        os.close(out_fd)
-        os.close(err_fd)
-        os.unlink(out_path)
-        os.unlink(err_path)
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.exit(f"{argv[0]} failed ({code}):\n{err.decode(errors='replace')[-3000:]}\n{out.decode(errors='replace')[-2000:]}")
-    return wall, ru.ru_maxrss / 1024.0, out
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = {}
+    out = []
+    err = []
+    import threading
+
+    reader = threading.Thread(target=lambda: err.append(proc.stderr.read()))
+    reader.start()
+    for line in proc.stdout:
+        text = line.rstrip(b"\n").decode(errors="replace")
+        if text in marks:
+            seen[text] = time.perf_counter()
+        else:
+            out.append(line)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t
+    reader.join()
+    out = b"".join(out)
+    err = b"".join(err)
+    if proc.returncode != 0:
+        sys.exit(f"{argv[0]} failed ({proc.returncode}):\n{err.decode(errors='replace')[-3000:]}\n{out.decode(errors='replace')[-2000:]}")
+    return wall, ru.ru_maxrss / 1024.0, out, seen
 
 
 def lua_table(v):
@@ -243,15 +243,18 @@ def lua_table(v):
 
 
 WARMUP = 50
+START, END = "kosmo-bench-start", "kosmo-bench-end"
 
 
-def kosmo_script(work):
+def kosmo_script(work, marks=True):
     prelude = f"""
 local count = app.integrations.anthropic.count_message_tokens
 local args = {lua_table(COUNT_ARGS)}
 for _ = 1, {WARMUP} do count(args) end
 """
-    return prelude + work + "\nreturn 'ok'\n"
+    if not marks:
+        return prelude + work + "\nreturn 'ok'\n"
+    return prelude + f'print("{START}")\n' + work + f'\nprint("{END}")\nreturn "ok"\n'
 
 
 class Kosmo:
@@ -264,33 +267,37 @@ class Kosmo:
         self.port = port
         self.parallel = parallel
 
-    def argv(self, code):
-        argv = [self.exe, "integrations:lua", "--json", "--max-calls", "1000000", "--cpu-limit", "600", "--timeout", "600"]
+    def argv(self, code, json_envelope=True):
+        argv = [self.exe, "integrations:lua", "--force", "--max-calls", "1000000", "--cpu-limit", "600", "--timeout", "600"]
+        if json_envelope:
+            argv.append("--json")
         if self.parallel:
             argv += ["--parallel", str(self.parallel)]
         return argv + ["--eval", code]
 
     def once(self, work, env=None):
-        wall, rss, out = run_rss(self.argv(kosmo_script(work)), env or self.env)
+        """A run with the JSON envelope (what an agent reads): (wall, peak RSS MB, envelope)."""
+        wall, rss, out, _ = run_rss(self.argv(kosmo_script(work, marks=False)), env or self.env)
         envelope = json.loads(out)
-        if envelope.get("ok") is False or envelope.get("error"):
+        if envelope.get("success") is not True:
             sys.exit(f"kosmo failed: {json.dumps(envelope)[:2000]}")
         return wall, rss, envelope
 
     def timed(self, work, rounds, env=None):
-        """Median seconds of `work` alone (warm-up process subtracted), and the peak RSS."""
-        diffs, rss = [], 0.0
+        """Median seconds of `work` alone (timed between the markers it prints), and peak RSS."""
+        secs, rss = [], 0.0
         for _ in range(rounds):
-            base, _, _ = self.once("", env)
-            full, r, _ = self.once(work, env)
-            diffs.append(max(full - base, 1e-6))
+            _, r, out, seen = run_rss(self.argv(kosmo_script(work), json_envelope=False), env or self.env, (START, END))
+            if START not in seen or END not in seen:
+                sys.exit(f"kosmo printed no markers: {out[-2000:]!r}")
+            secs.append(seen[END] - seen[START])
             rss = max(rss, r)
-        return statistics.median(diffs), rss
+        return statistics.median(secs), rss
 
 
 def sdk(python, port, figure, *args):
     here = os.path.abspath(__file__)
-    wall, rss, out = run_rss([python, here, "sdk", str(port), figure, *map(str, args)])
+    wall, rss, out, _ = run_rss([python, here, "sdk", str(port), figure, *map(str, args)])
     return json.loads(out), rss
 
 
@@ -404,6 +411,7 @@ def main():
     ap.add_argument("--parallel", type=int, default=0, help="pass --parallel N to kosmo (0: its default)")
     ap.add_argument("--only", default="", help="comma-separated figures: sequential,concurrent,rows,stream,memory,one_call")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--before", help="a second kosmo binary (say, the previous release) measured in the same run")
     o = ap.parse_args()
     quick = o.quick
     rounds = 1 if quick else o.rounds
@@ -419,16 +427,24 @@ def main():
     write_fixtures(d, port, rows_n, deltas)
     nginx = start_nginx(d, port)
     kosmo = Kosmo(os.path.abspath(o.kosmo), port, o.parallel)
+    before = Kosmo(os.path.abspath(o.before), port, 0) if o.before else None
+
+    def both(work, rounds, env=None):
+        """(kosmo seconds, kosmo RSS, before seconds or None)."""
+        k, rss = kosmo.timed(work, rounds, env)
+        b = before.timed(work, rounds, env and dict(env, KOSMO_CONFIG_DIR=before.env["KOSMO_CONFIG_DIR"]))[0] if before else None
+        return k, rss, b
+
     python = sys.executable
     table = []
     try:
         print(f"# nginx on 127.0.0.1:{port} ({d}); kosmo {o.kosmo}; SDK python {python}; rounds {rounds}", flush=True)
         if "sequential" in only:
             work = f"for _ = 1, {seq_n} do count(args) end"
-            k, _ = kosmo.timed(work, rounds)
+            k, _, b = both(work, rounds)
             s, _ = sdk_median(python, port, rounds, "sequential", seq_n)
             w = wrk(port, 1, 3)
-            table.append(("sequential count_message_tokens, %d calls" % seq_n, seq_n / k, seq_n / s, w, "calls/s", ">= 10x"))
+            table.append(("sequential count_message_tokens, %d calls" % seq_n, seq_n / k, b and seq_n / b, seq_n / s, w, "calls/s", ">= 10x"))
         if "concurrent" in only:
             work = f"""
 local fns = {{}}
@@ -436,10 +452,10 @@ for i = 1, {tasks} do fns[i] = function() for _ = 1, {per} do count(args) end en
 parallel(table.unpack(fns))
 """
             n = tasks * per
-            k, _ = kosmo.timed(work, rounds)
+            k, _, b = both(work, rounds)
             s, _ = sdk_median(python, port, rounds, "concurrent", tasks, per)
             w = wrk(port, 64, 3)
-            table.append((f"{tasks} coroutines x {per} calls, parallel / asyncio", n / k, n / s, w, "calls/s", ">= 30x, >= 25% of wrk"))
+            table.append((f"{tasks} coroutines x {per} calls, parallel / asyncio", n / k, b and n / b, n / s, w, "calls/s", ">= 30x, >= 25% of wrk"))
         if "rows" in only:
             work = f"""
 local n = 0
@@ -448,13 +464,13 @@ for row in rows(app.integrations.anthropic.get_message_batch_results, {{id = "{B
 end
 assert(n == {rows_n}, "rows: " .. n)
 """
-            k, krss = kosmo.timed(work, rounds)
+            k, krss, b = both(work, rounds)
             s, srss = sdk_median(python, port, rounds, "rows")
             mb = os.path.getsize(os.path.join(d, "results.jsonl")) / 1e6
             table.append(
-                (f"{rows_n:,} JSONL rows ({mb:.0f} MB) with rows()", rows_n / k, rows_n / s, None, "rows/s", ">= 8x, < 32 MB")
+                (f"{rows_n:,} JSONL rows ({mb:.0f} MB) with rows()", rows_n / k, b and rows_n / b, rows_n / s, None, "rows/s", ">= 8x, < 32 MB")
             )
-            table.append(("  peak RSS of that process", krss, srss, None, "MB", ""))
+            table.append(("  peak RSS of that process", krss, None, srss, None, "MB", ""))
         if "stream" in only:
             env = dict(kosmo.env, ANTHROPIC_BASE_URL=f"http://127.0.0.1:{port}/sse")
             work = f"""
@@ -464,48 +480,67 @@ local m = app.integrations.anthropic.create_message{{model = "{MODEL}", max_toke
   on_event = function(ev) if ev.type == "content_block_delta" then n = n + 1 end end}}
 assert(n == {deltas}, "events: " .. n)
 """
-            k, krss = kosmo.timed(work, rounds, env)
+            k, krss, b = both(work, rounds, env)
             s, srss = sdk_median(python, port, rounds, "stream")
-            table.append((f"SSE stream of {deltas:,} deltas with on_event", k * 1000, s * 1000, None, "ms", ">= 8x"))
-            table.append(("  peak RSS of that process", krss, srss, None, "MB", ""))
+            table.append((f"SSE stream of {deltas:,} deltas with on_event", k * 1000, b and b * 1000, s * 1000, None, "ms", ">= 8x"))
+            table.append(("  peak RSS of that process", krss, None, srss, None, "MB", ""))
         if "memory" in only:
             for n in mem_calls:
                 work = f"for _ = 1, {n} do count(args) end"
                 wall, rss, env = kosmo.once(work)
                 calls = env.get("integration_calls") or []
-                table.append((f"peak RSS, kosmo run of {n:,} calls (envelope keeps {len(calls):,} records)", rss, None, None, "MB", "< 40 MB for 100k"))
+                brss = before.once(work)[1] if before else None
+                table.append((f"peak RSS, run of {n:,} calls (envelope keeps {len(calls):,} records)", rss, brss, None, None, "MB", "< 40 MB for 100k"))
         if "one_call" in only:
             code = f'return app.integrations.anthropic.create_message{{model = "{MODEL}", max_tokens = 16, messages = {{{{role = "user", content = "Hi"}}}}}}.id'
             ks = []
+            bs = []
             ss = []
             for _ in range(max(rounds, 3)):
-                wall, _, _ = run_rss(kosmo.argv(code), kosmo.env)
+                wall, _, _, _ = run_rss(kosmo.argv(code), kosmo.env)
                 ks.append(wall)
-                wall, _, _ = run_rss(
+                if before:
+                    bs.append(run_rss(before.argv(code), before.env)[0])
+                wall, _, _, _ = run_rss(
                     [python, os.path.abspath(__file__), "sdk", str(port), "one_call"],
                 )
                 ss.append(wall)
-            table.append(("process with one create_message call", statistics.median(ks) * 1000, statistics.median(ss) * 1000, None, "ms", "keep"))
+            table.append(
+                ("process with one create_message call", statistics.median(ks) * 1000, bs and statistics.median(bs) * 1000, statistics.median(ss) * 1000, None, "ms", "keep")
+            )
     finally:
         nginx.terminate()
         nginx.wait()
         if not o.keep:
             shutil.rmtree(d, ignore_errors=True)
-            shutil.rmtree(kosmo.env["KOSMO_CONFIG_DIR"], ignore_errors=True)
+            for k in (kosmo, before):
+                if k:
+                    shutil.rmtree(k.env["KOSMO_CONFIG_DIR"], ignore_errors=True)
 
     print()
-    print("| figure | kosmo | SDK | wrk (same server) | kosmo / SDK | kosmo / wrk | target |")
-    print("|---|---|---|---|---|---|---|")
-    for name, k, s, w, unit, target in table:
+    print("| figure | kosmo |" + (" kosmo --before |" if before else "") + " SDK | wrk (same server) | kosmo / SDK | kosmo / wrk |" + (" now / before |" if before else "") + " target |")
+    print("|---|---|" + ("---|" if before else "") + "---|---|---|---|" + ("---|" if before else "") + "---|")
+    for name, k, b, s, w, unit, target in table:
         lower_is_better = unit in ("ms", "MB")
-        ks = f"{k:,.1f} {unit}" if lower_is_better else fmt_rate(k, unit)
-        ss = "" if s is None else (f"{s:,.1f} {unit}" if lower_is_better else fmt_rate(s, unit))
-        ws = "" if w is None else fmt_rate(w, unit)
-        ratio = ""
-        if s:
-            ratio = f"{(s / k if lower_is_better else k / s):.1f}x"
+
+        def show(x):
+            if x is None:
+                return ""
+            return f"{x:,.1f} {unit}" if lower_is_better else fmt_rate(x, unit)
+
+        def times(a, c):
+            if not a or not c:
+                return ""
+            return f"{(c / a if lower_is_better else a / c):.1f}x"
+
         wr = "" if not w else f"{100 * k / w:.0f}%"
-        print(f"| {name} | {ks} | {ss} | {ws} | {ratio} | {wr} | {target} |")
+        row = f"| {name} | {show(k)} |"
+        if before:
+            row += f" {show(b)} |"
+        row += f" {show(s)} | {show(w)} | {times(k, s)} | {wr} |"
+        if before:
+            row += f" {times(k, b)} |"
+        print(row + f" {target} |")
 
 
 if __name__ == "__main__":
