@@ -169,6 +169,7 @@ fn plan(ctx: &Context, argv: Vec<String>) -> std::result::Result<Plan, String> {
         cpu_limit: None,
         timeout: p.timeout,
         max_calls: None,
+        parallel: None,
         read_only: p.read_only,
         dry_run: p.dry_run,
         offline: p.offline,

@@ -54,6 +54,9 @@ pub struct LuaArgs {
     /// Maximum integration calls per run [default: 1000].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_calls: Option<String>,
+    /// Branches of `parallel(...)` that run at the same time, 1 to 1024 [default: 64].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub parallel: Option<String>,
     /// Refuse every write call, even with --force.
     #[arg(long)]
     pub read_only: bool,
@@ -94,6 +97,16 @@ pub fn parse_limits(args: &LuaArgs) -> Result<Limits, String> {
     }
     if let Some(s) = &args.max_calls {
         l.max_calls = limits::parse_count(s).map_err(|e| format!("--max-calls: {e}"))?;
+    }
+    if let Some(s) = &args.parallel {
+        let n = limits::parse_count(s).map_err(|e| format!("--parallel: {e}"))?;
+        if !(1..=limits::MAX_PARALLEL as u64).contains(&n) {
+            return Err(format!(
+                "--parallel: {s} is out of range (1 to {})",
+                limits::MAX_PARALLEL
+            ));
+        }
+        l.parallel = n as usize;
     }
     Ok(l)
 }
@@ -275,30 +288,54 @@ fn spawn_watchdog(shared: Arc<Shared>, json: bool) {
 /// SIGINT, SIGTERM and SIGHUP stop the run like a limit does (the envelope is still printed),
 /// reported as `interrupted`; exit 130 / 143 / 129. A VM stuck inside one long C call cannot see the stop, so
 /// after a grace period the envelope is printed from here and the process exits.
+///
+/// The listener has its own thread and runtime: the run's runtime is single-threaded (see
+/// `cli::main`), and a script busy in a loop never yields to it, so a task spawned there would
+/// not see the signal until the script waits on something.
 fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
+    let spawned = std::thread::Builder::new()
+        .name("kosmo-signals".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                let _ = ready_tx.send(false);
+                return;
+            };
+            let kind = runtime.block_on(async {
+                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    let _ = ready_tx.send(false);
+                    return None;
+                };
+                let _ = ready_tx.send(true);
+                Some(tokio::select! {
+                    _ = int.recv() => Kind::Interrupt,
+                    _ = term.recv() => Kind::Terminate,
+                    _ = hup.recv() => Kind::Hangup,
+                })
+            });
+            let Some(kind) = kind else { return };
+            shared.limits.trip(kind);
+            std::thread::sleep(Duration::from_secs(2));
+            if !shared.limits.is_finished() {
+                let outcome = shared.emergency_outcome(kind);
+                let _ = emit(&outcome, json);
+                std::process::exit(i32::from(outcome.exit_code()));
+            }
+        });
+    // Wait until the handlers are installed, so a signal that arrives as the script starts is
+    // not met by the default action (which would end the process without an envelope).
+    let listening = spawned.is_ok() && ready_rx.recv().unwrap_or(false);
+    if !listening {
         tracing::warn!("cannot listen for SIGINT/SIGTERM/SIGHUP");
-        return;
-    };
-    tokio::spawn(async move {
-        let kind = tokio::select! {
-            _ = int.recv() => Kind::Interrupt,
-            _ = term.recv() => Kind::Terminate,
-            _ = hup.recv() => Kind::Hangup,
-        };
-        shared.limits.trip(kind);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        if !shared.limits.is_finished() {
-            let outcome = shared.emergency_outcome(kind);
-            let _ = emit(&outcome, json);
-            std::process::exit(i32::from(outcome.exit_code()));
-        }
-    });
+    }
 }
 
 pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {

@@ -133,7 +133,11 @@ pub struct Executor {
     registry: Arc<Registry>,
     credentials: Arc<Credentials>,
     config: ExecConfig,
+    /// For `http://` URLs: built without loading the system's root certificates.
     client: reqwest::Client,
+    /// For `https://` URLs: built (reading the root certificates, about 20 ms) on the first
+    /// https request, shared by the clones.
+    tls_client: Arc<std::sync::OnceLock<std::result::Result<reqwest::Client, String>>>,
 }
 
 /// A function resolved for one call.
@@ -199,13 +203,10 @@ impl Executor {
         credentials: Arc<Credentials>,
         config: ExecConfig,
     ) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            // Like the SDK (httpx): no redirects. A redirect to another host would carry the
-            // credential header (reqwest only strips `authorization` across hosts).
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
+        // The plain client trusts no certificate at all (`tls_certs_only` of nothing), so it is
+        // never used for https; see `client_for`.
+        let client = Self::client_builder(&config)
+            .tls_certs_only(Vec::<reqwest::Certificate>::new())
             .build()
             .map_err(|e| Error::config(format!("cannot create the HTTP client: {e}")))?;
         Ok(Executor {
@@ -213,7 +214,36 @@ impl Executor {
             credentials,
             config,
             client,
+            tls_client: Arc::new(std::sync::OnceLock::new()),
         })
+    }
+
+    fn client_builder(config: &ExecConfig) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            // Like the SDK (httpx): no redirects. A redirect to another host would carry the
+            // credential header (reqwest only strips `authorization` across hosts).
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+    }
+
+    /// The client for a request's URL: plain http never loads the TLS root certificates.
+    fn client_for(&self, url: &str) -> Result<&reqwest::Client> {
+        let plain = url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        if plain {
+            return Ok(&self.client);
+        }
+        self.tls_client
+            .get_or_init(|| {
+                Self::client_builder(&self.config)
+                    .build()
+                    .map_err(|e| format!("cannot create the HTTPS client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| Error::config(e.clone()))
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -470,7 +500,7 @@ impl Executor {
         let secrets = p.secrets();
         let mut retries: u32 = 0;
         loop {
-            let rb = request::to_reqwest(&self.client, p).await?;
+            let rb = request::to_reqwest(self.client_for(&p.url)?, p).await?;
             let sent = match mode {
                 Mode::Full => rb.timeout(self.config.timeout).send().await,
                 Mode::Open => match tokio::time::timeout(self.config.timeout, rb.send()).await {
