@@ -138,7 +138,13 @@ pub struct Executor {
     /// For `https://` URLs: built (reading the root certificates, about 20 ms) on the first
     /// https request, shared by the clones.
     tls_client: Arc<std::sync::OnceLock<std::result::Result<reqwest::Client, String>>>,
+    /// Recently sent URLs (base URL plus path, no query), parsed: a script calls the same few
+    /// URLs over and over, and parsing one costs more than the rest of building the request.
+    urls: Arc<std::sync::Mutex<std::collections::HashMap<String, reqwest::Url>>>,
 }
+
+/// How many parsed URLs [`Executor`] keeps (then it starts over).
+const PARSED_URLS: usize = 64;
 
 /// A function resolved for one call.
 struct Target<'r> {
@@ -215,6 +221,7 @@ impl Executor {
             config,
             client,
             tls_client: Arc::new(std::sync::OnceLock::new()),
+            urls: Arc::default(),
         })
     }
 
@@ -226,6 +233,23 @@ impl Executor {
             // credential header (reqwest only strips `authorization` across hosts).
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(60))
+    }
+
+    /// `url` parsed, from the cache when it was sent before. `None` when it does not parse:
+    /// reqwest then reports it as it always did.
+    fn parsed_url(&self, url: &str) -> Option<reqwest::Url> {
+        let Ok(mut cache) = self.urls.lock() else {
+            return reqwest::Url::parse(url).ok();
+        };
+        if let Some(u) = cache.get(url) {
+            return Some(u.clone());
+        }
+        let parsed = reqwest::Url::parse(url).ok()?;
+        if cache.len() >= PARSED_URLS {
+            cache.clear();
+        }
+        cache.insert(url.to_string(), parsed.clone());
+        Some(parsed)
     }
 
     /// The client for a request's URL: plain http never loads the TLS root certificates.
@@ -500,7 +524,8 @@ impl Executor {
         let secrets = p.secrets();
         let mut retries: u32 = 0;
         loop {
-            let rb = request::to_reqwest(self.client_for(&p.url)?, p).await?;
+            let rb =
+                request::to_reqwest(self.client_for(&p.url)?, p, self.parsed_url(&p.url)).await?;
             let sent = match mode {
                 Mode::Full => rb.timeout(self.config.timeout).send().await,
                 Mode::Open => match tokio::time::timeout(self.config.timeout, rb.send()).await {

@@ -627,6 +627,18 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     }
 }
 
+/// What `last_response()` answers for one coroutine, kept as Rust data: the Lua table is built
+/// only when a script asks (most never do), not on every call.
+struct LastResponse {
+    status: Option<u16>,
+    headers: Vec<(String, String)>,
+    request_id: Option<String>,
+    function: String,
+    account: String,
+}
+
+impl UserData for LastResponse {}
+
 /// Keep what `last_response()` answers in the calling coroutine: `{status, headers, request_id,
 /// function, account}` (headers already redacted by the executor).
 fn remember_response(
@@ -636,12 +648,32 @@ fn remember_response(
     request_id: Option<&str>,
     headers: &[(String, String)],
 ) -> mlua::Result<()> {
+    let kept = lua.create_userdata(LastResponse {
+        status,
+        headers: headers.to_vec(),
+        request_id: request_id.map(str::to_string),
+        function: p.function.clone(),
+        account: p.account.clone(),
+    })?;
+    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
+    last.raw_set(lua.current_thread(), kept)?;
+    Ok(())
+}
+
+/// `last_response()`: the calling coroutine's last response metadata, or nil; a fresh table
+/// each time, so a script that edits it cannot change what the next caller sees.
+fn last_response(lua: &Lua) -> HostResult<Value> {
+    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
+    let Some(kept) = last.raw_get::<Option<AnyUserData>>(lua.current_thread())? else {
+        return Ok(Value::Nil);
+    };
+    let r = kept.borrow::<LastResponse>()?;
     let t = lua.create_table()?;
-    if let Some(s) = status {
+    if let Some(s) = r.status {
         t.raw_set("status", s)?;
     }
     let h = lua.create_table()?;
-    for (k, v) in headers {
+    for (k, v) in &r.headers {
         // Repeated headers are joined as HTTP allows.
         let joined = match h.raw_get::<Option<String>>(k.as_str())? {
             Some(prev) => format!("{prev}, {v}"),
@@ -650,40 +682,12 @@ fn remember_response(
         h.raw_set(k.as_str(), joined)?;
     }
     t.raw_set("headers", h)?;
-    if let Some(r) = request_id {
-        t.raw_set("request_id", r)?;
+    if let Some(id) = &r.request_id {
+        t.raw_set("request_id", id.as_str())?;
     }
-    t.raw_set("function", p.function.as_str())?;
-    t.raw_set("account", p.account.as_str())?;
-    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
-    last.raw_set(lua.current_thread(), t)?;
-    Ok(())
-}
-
-/// `last_response()`: a copy of the calling coroutine's last response metadata, or nil.
-fn last_response(lua: &Lua) -> HostResult<Value> {
-    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
-    let Some(t) = last.raw_get::<Option<Table>>(lua.current_thread())? else {
-        return Ok(Value::Nil);
-    };
-    // A copy, so a script that edits it cannot change what the next caller sees.
-    let copy = lua.create_table()?;
-    for pair in t.pairs::<Value, Value>() {
-        let (k, v) = pair?;
-        let v = match v {
-            Value::Table(h) => {
-                let c = lua.create_table()?;
-                for kv in h.pairs::<Value, Value>() {
-                    let (hk, hv) = kv?;
-                    c.raw_set(hk, hv)?;
-                }
-                Value::Table(c)
-            }
-            other => other,
-        };
-        copy.raw_set(k, v)?;
-    }
-    Ok(Value::Table(copy))
+    t.raw_set("function", r.function.as_str())?;
+    t.raw_set("account", r.account.as_str())?;
+    Ok(Value::Table(t))
 }
 
 /// An open page walk, read by `next_page`.
@@ -1013,16 +1017,30 @@ async fn next_row(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult
     let Some(s) = guard.as_mut() else {
         return Ok(Value::Nil);
     };
-    let next = shared.limits.host(s.next()).await;
+    let next = shared.limits.host(s.next_line()).await;
     if let Some(e) = shared.limits.lua_error() {
         return Err(HostError::Lua(e));
     }
-    match next {
+    // Each row goes from its text straight into Lua values (no JSON tree in between).
+    let decoded = match next {
+        None => None,
+        Some(Ok(line)) => Some(match lj::decode_row(&lua, line.bytes) {
+            Ok(v) => Ok(v),
+            Err(lj::RowError::Lua(e)) => return Err(HostError::Lua(e)),
+            // A line that is not JSON is an error; the stream goes on with the next line.
+            Err(lj::RowError::Invalid(reason)) => {
+                let e = line.invalid(&reason);
+                return Err(raise(&lua, &e.to_json(), Some(&function), Some(&account)));
+            }
+        }),
+        Some(Err(e)) => Some(Err(e)),
+    };
+    match decoded {
         None => {
             *guard = None;
             Ok(Value::Nil)
         }
-        Some(Ok(row)) => Ok(lj::from_json(&lua, &row, Nulls::DropInObjects)?),
+        Some(Ok(row)) => Ok(row),
         Some(Err(e)) => {
             *guard = None;
             Err(raise(&lua, &e.to_json(), Some(&function), Some(&account)))

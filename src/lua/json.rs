@@ -471,6 +471,48 @@ pub fn decode_bytes(lua: &Lua, text: &[u8], nulls: Nulls) -> HostResult<Value> {
     }
 }
 
+/// Why a JSONL row did not become a Lua value.
+pub enum RowError {
+    /// The line is not JSON (the parser's reason).
+    Invalid(String),
+    /// Lua itself failed (a tripped limit, out of memory).
+    Lua(mlua::Error),
+}
+
+/// A JSONL row parsed straight into Lua values (nulls dropped from objects, as call results),
+/// with no JSON tree in between. Like [`from_json`], it builds with Lua's allocator unbounded
+/// when an upper bound of the value's size fits the memory budget: a value takes at most 64
+/// bytes of Lua memory per byte of its text (the densest case, `[{},{},...]`, takes about 20).
+pub fn decode_row(lua: &Lua, line: &[u8]) -> Result<Value, RowError> {
+    let m = markers(lua).map_err(RowError::Lua)?;
+    let decode = || {
+        let failed = std::cell::RefCell::new(None);
+        let seed = LuaSeed {
+            lua,
+            m: &m,
+            nulls: Nulls::DropInObjects,
+            failed: &failed,
+        };
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|v| {
+            de.end()?;
+            Ok(v)
+        });
+        parsed.map_err(|e| match failed.into_inner() {
+            Some(lua_err) => RowError::Lua(lua_err),
+            None => RowError::Invalid(e.to_string()),
+        })
+    };
+    if let Ok(shared) = super::shared_of(lua) {
+        let bound = line.len().saturating_mul(64).saturating_add(4096);
+        if let Some(built) = shared.limits.unbounded(lua, bound, decode) {
+            return built;
+        }
+        return decode();
+    }
+    decode()
+}
+
 /// A buffer whose every byte is reserved against the run's memory limit (and, for output, the
 /// output limit), so encoding stops near the limit instead of building gigabytes first.
 struct Budgeted {
