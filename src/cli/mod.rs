@@ -19,6 +19,7 @@ pub mod doctor_cmd;
 pub mod integrations;
 pub mod lua_cmd;
 pub mod manifests_cmd;
+pub mod progress;
 pub mod simulator_cmd;
 
 /// `println!` that survives a closed stdout (`kosmo ... | head`): the reader has gone, so the

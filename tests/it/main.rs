@@ -17,5 +17,6 @@ mod integrations;
 mod lua;
 mod manifests;
 mod registry_qa;
+mod session;
 mod simulator;
 mod support;
