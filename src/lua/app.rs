@@ -487,7 +487,14 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
                 biased;
                 ev = rx.recv(), if events_open => match (ev, &p.on_event) {
                     (Some(ev), Some(func)) => {
-                        failed = deliver(&lua, func, &ev).await.err();
+                        // With the events queued behind it: one coroutine for the lot.
+                        let mut batch = vec![ev];
+                        while batch.len() < EVENT_BATCH
+                            && let Ok(more) = rx.try_recv()
+                        {
+                            batch.push(more);
+                        }
+                        failed = deliver(&lua, func, &batch).await.err();
                     }
                     _ => events_open = false,
                 },
@@ -496,10 +503,17 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         }
         // Events sent before the call returned are still queued: deliver them in order.
         if let Some(func) = &p.on_event {
-            while failed.is_none()
-                && let Ok(ev) = rx.try_recv()
-            {
-                failed = deliver(&lua, func, &ev).await.err();
+            while failed.is_none() {
+                let mut batch = Vec::new();
+                while batch.len() < EVENT_BATCH
+                    && let Ok(ev) = rx.try_recv()
+                {
+                    batch.push(ev);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                failed = deliver(&lua, func, &batch).await.err();
             }
         }
         (result, failed)
@@ -700,14 +714,24 @@ enum HandlerFailure {
     Lua(mlua::Error),
 }
 
-/// Run the callback on one event, catching what it raises as a value.
-async fn deliver(lua: &Lua, func: &Function, ev: &Json) -> Result<(), HandlerFailure> {
-    let v = lj::from_json(lua, ev, Nulls::DropInObjects).map_err(HandlerFailure::Lua)?;
+/// Events handed to the `on_event` callback in one go (one coroutine), at most.
+const EVENT_BATCH: usize = 256;
+
+/// Run the callback on each event in order, catching what it raises as a value (the events
+/// after that one are not delivered). One coroutine runs the whole batch.
+async fn deliver(lua: &Lua, func: &Function, evs: &[Json]) -> Result<(), HandlerFailure> {
+    let list = lua
+        .create_table_with_capacity(evs.len(), 0)
+        .map_err(HandlerFailure::Lua)?;
+    for (i, ev) in evs.iter().enumerate() {
+        let v = lj::from_json(lua, ev, Nulls::DropInObjects).map_err(HandlerFailure::Lua)?;
+        list.raw_set(i + 1, v).map_err(HandlerFailure::Lua)?;
+    }
     let call: Function = lua
         .named_registry_value(sandbox::CALL_HANDLER)
         .map_err(HandlerFailure::Lua)?;
     let r = call
-        .call_async::<MultiValue>((func.clone(), v))
+        .call_async::<MultiValue>((func.clone(), list, evs.len()))
         .await
         .map_err(HandlerFailure::Lua)?;
     let mut it = r.into_iter();
