@@ -306,34 +306,38 @@ fn spawn_watchdog(shared: Arc<Shared>, json: bool) {
 /// not see the signal until the script waits on something.
 fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        tracing::warn!("cannot listen for SIGINT/SIGTERM/SIGHUP");
+        return;
+    };
+    // Installed here, before the script starts, so a signal that arrives as it starts is not met
+    // by the default action (which would end the process without an envelope); received on the
+    // listener's own thread.
+    let registered = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        )
+    };
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = registered else {
+        tracing::warn!("cannot listen for SIGINT/SIGTERM/SIGHUP");
+        return;
+    };
     let spawned = std::thread::Builder::new()
         .name("kosmo-signals".into())
         .spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                let _ = ready_tx.send(false);
-                return;
-            };
             let kind = runtime.block_on(async {
-                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-                    signal(SignalKind::interrupt()),
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::hangup()),
-                ) else {
-                    let _ = ready_tx.send(false);
-                    return None;
-                };
-                let _ = ready_tx.send(true);
-                Some(tokio::select! {
+                tokio::select! {
                     _ = int.recv() => Kind::Interrupt,
                     _ = term.recv() => Kind::Terminate,
                     _ = hup.recv() => Kind::Hangup,
-                })
+                }
             });
-            let Some(kind) = kind else { return };
             shared.limits.trip(kind);
             std::thread::sleep(Duration::from_secs(2));
             if !shared.limits.is_finished() {
@@ -342,11 +346,8 @@ fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
                 std::process::exit(i32::from(outcome.exit_code()));
             }
         });
-    // Wait until the handlers are installed, so a signal that arrives as the script starts is
-    // not met by the default action (which would end the process without an envelope).
-    let listening = spawned.is_ok() && ready_rx.recv().unwrap_or(false);
-    if !listening {
-        tracing::warn!("cannot listen for SIGINT/SIGTERM/SIGHUP");
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the signal thread: {e}");
     }
 }
 

@@ -426,10 +426,12 @@ impl<'de> serde::de::Visitor<'de> for LuaSeed<'_> {
         Ok(Value::Table(t))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let t = self
-            .lua
-            .create_table()
-            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        // The first few entries wait here so the table is created at its size (a table grown
+        // key by key rehashes at every power of two); a bigger object goes on growing as
+        // usual, so the host holds at most this many values per level.
+        const FIRST: usize = 32;
+        let mut first: Vec<(std::borrow::Cow<'de, str>, Value)> = Vec::new();
+        let mut table: Option<Table> = None;
         while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let v = map.next_value_seed(self.again())?;
             // A dropped null still replaces an earlier duplicate of its key (last one wins).
@@ -438,12 +440,43 @@ impl<'de> serde::de::Visitor<'de> for LuaSeed<'_> {
             } else {
                 v
             };
-            t.raw_set(k.as_ref(), v)
-                .map_err(|e| self.lua_err::<A::Error>(e))?;
+            match &table {
+                Some(t) => t
+                    .raw_set(k.as_ref(), v)
+                    .map_err(|e| self.lua_err::<A::Error>(e))?,
+                None if first.len() < FIRST => first.push((k, v)),
+                None => {
+                    let t = self.table_of(&mut first)?;
+                    t.raw_set(k.as_ref(), v)
+                        .map_err(|e| self.lua_err::<A::Error>(e))?;
+                    table = Some(t);
+                }
+            }
         }
+        let t = match table {
+            Some(t) => t,
+            None => self.table_of(&mut first)?,
+        };
         t.set_metatable(Some(self.m.object.clone()))
             .map_err(|e| self.lua_err::<A::Error>(e))?;
         Ok(Value::Table(t))
+    }
+}
+
+impl LuaSeed<'_> {
+    /// A table sized for `entries`, holding them (in order, so a later duplicate wins).
+    fn table_of<E: serde::de::Error>(
+        &self,
+        entries: &mut Vec<(std::borrow::Cow<'_, str>, Value)>,
+    ) -> Result<Table, E> {
+        let t = self
+            .lua
+            .create_table_with_capacity(0, entries.len())
+            .map_err(|e| self.lua_err::<E>(e))?;
+        for (k, v) in entries.drain(..) {
+            t.raw_set(k.as_ref(), v).map_err(|e| self.lua_err::<E>(e))?;
+        }
+        Ok(t)
     }
 }
 

@@ -65,9 +65,10 @@ fn millis(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// How many finished calls a log keeps (each about 200 bytes plus its error's JSON, so at most
-/// a few MB). Later calls are counted in [`CallLog::omitted`], not kept.
-pub const KEPT_CALLS: usize = 10_000;
+/// How many finished calls a log keeps (each about 200 bytes plus its error's JSON; the
+/// envelope's JSON of a thousand is about 300 KB), as many as a run may make by default
+/// (`--max-calls 1000`). Later calls are counted in [`CallLog::omitted`], not kept.
+pub const KEPT_CALLS: usize = 1_000;
 
 /// Finished calls not kept (after the first [`KEPT_CALLS`]), by outcome.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

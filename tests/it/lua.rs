@@ -1138,3 +1138,23 @@ fn parallel_flag_out_of_range_is_a_usage_error() {
         assert!(msg.contains("--parallel"), "{msg}");
     }
 }
+
+#[test]
+fn calls_past_the_envelope_cap_are_counted_in_a_warning() {
+    let r = eval(
+        "for i = 1, 1005 do app.integrations.anthropic.get_model('m' .. i) end return 1",
+        &["--dry-run", "--max-calls", "2000"],
+    );
+    assert_envelope(&r);
+    assert_eq!(r.env["success"], true, "{}", r.stdout);
+    let calls = r.env["integration_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1000);
+    assert_eq!(calls[999]["function"], "get_model");
+    let warnings = r.env["meta"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w.as_str().is_some_and(
+            |w| w.contains("first 1000 calls; 5 more") && w.contains("(5 ok, 0 failed)")
+        )),
+        "{warnings:?}"
+    );
+}
