@@ -8,7 +8,8 @@
 //! Calls: `fn{...}` (a table of arguments), or positional arguments mapped onto the manifest's
 //! parameters in order (`get_model("claude-...")`), with an optional trailing options table.
 //! `on_event = function(ev) end` receives each streamed event, in order, on the async side (events
-//! travel through a channel), so the callback may itself call integrations; what it raises stops
+//! travel through a channel; the events queued at a time reach the callback in one coroutine), so
+//! the callback may itself call integrations; what it raises stops
 //! the call and is raised at the call site (a table as is, a message as the call's error). Every
 //! call is checked against the permissions and the sandbox's local file policy (no local file
 //! unless under `--allow-path DIR`, see [`super::files`]), counted against `--max-calls`, recorded
@@ -27,8 +28,8 @@
 //! answers `{status, headers, request_id, function, account}` of the calling coroutine's most
 //! recent call (kept per Lua thread in a weak table, so `parallel` branches see their own).
 //!
-//! `parallel(f1, f2, ...)` runs each function in its own coroutine, at most 8 at a time
-//! (`Limits::parallel`), and returns their first results in order. Every branch runs to the end;
+//! `parallel(f1, f2, ...)` runs each function in its own coroutine, at most 64 at a time
+//! (`Limits::parallel`, `--parallel N`), and returns their first results in order. Every branch runs to the end;
 //! if any failed, the error of the first failing branch (by position) is raised.
 
 use std::sync::Arc;
