@@ -55,6 +55,9 @@ pub struct LuaArgs {
     /// Maximum integration calls per run [default: 1000].
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     pub max_calls: Option<String>,
+    /// Branches of `parallel(...)` that run at the same time, 1 to 1024 [default: 64].
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub parallel: Option<String>,
     /// Refuse every write call, even with --force.
     #[arg(long)]
     pub read_only: bool,
@@ -106,6 +109,16 @@ pub fn parse_limits(args: &LuaArgs) -> Result<Limits, String> {
     }
     if let Some(s) = &args.max_calls {
         l.max_calls = limits::parse_count(s).map_err(|e| format!("--max-calls: {e}"))?;
+    }
+    if let Some(s) = &args.parallel {
+        let n = limits::parse_count(s).map_err(|e| format!("--parallel: {e}"))?;
+        if !(1..=limits::MAX_PARALLEL as u64).contains(&n) {
+            return Err(format!(
+                "--parallel: {s} is out of range (1 to {})",
+                limits::MAX_PARALLEL
+            ));
+        }
+        l.parallel = n as usize;
     }
     Ok(l)
 }
@@ -301,31 +314,56 @@ fn kill_mcp_servers(shared: &Shared) {
 /// SIGINT, SIGTERM and SIGHUP stop the run like a limit does (the envelope is still printed),
 /// reported as `interrupted`; exit 130 / 143 / 129. A VM stuck inside one long C call cannot see the stop, so
 /// after a grace period the envelope is printed from here and the process exits.
+///
+/// The listener has its own thread and runtime: the run's runtime is single-threaded (see
+/// `cli::main`), and a script busy in a loop never yields to it, so a task spawned there would
+/// not see the signal until the script waits on something.
 fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         tracing::warn!("cannot listen for SIGINT/SIGTERM/SIGHUP");
         return;
     };
-    tokio::spawn(async move {
-        let kind = tokio::select! {
-            _ = int.recv() => Kind::Interrupt,
-            _ = term.recv() => Kind::Terminate,
-            _ = hup.recv() => Kind::Hangup,
-        };
-        shared.limits.trip(kind);
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        if !shared.limits.is_finished() {
-            let outcome = shared.emergency_outcome(kind);
-            let _ = emit(&outcome, json);
-            kill_mcp_servers(&shared);
-            std::process::exit(i32::from(outcome.exit_code()));
-        }
-    });
+    // Installed here, before the script starts, so a signal that arrives as it starts is not met
+    // by the default action (which would end the process without an envelope); received on the
+    // listener's own thread.
+    let registered = {
+        let _context = runtime.enter();
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+            signal(SignalKind::hangup()),
+        )
+    };
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = registered else {
+        tracing::warn!("cannot listen for SIGINT/SIGTERM/SIGHUP");
+        return;
+    };
+    let spawned = std::thread::Builder::new()
+        .name("kosmo-signals".into())
+        .spawn(move || {
+            let kind = runtime.block_on(async {
+                tokio::select! {
+                    _ = int.recv() => Kind::Interrupt,
+                    _ = term.recv() => Kind::Terminate,
+                    _ = hup.recv() => Kind::Hangup,
+                }
+            });
+            shared.limits.trip(kind);
+            std::thread::sleep(Duration::from_secs(2));
+            if !shared.limits.is_finished() {
+                let outcome = shared.emergency_outcome(kind);
+                let _ = emit(&outcome, json);
+                kill_mcp_servers(&shared);
+                std::process::exit(i32::from(outcome.exit_code()));
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the signal thread: {e}");
+    }
 }
 
 pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {

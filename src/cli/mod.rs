@@ -241,11 +241,26 @@ pub fn main() -> ExitCode {
     let ctx = Context {
         manifest_dirs: cli.manifests,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // Lua runs on the main thread and awaits every call there: on a multi-thread runtime each
+    // call would cross to a worker thread (hyper's connection task) and back, twice a call, which
+    // costs more than the rest of the call (issue 13). A Lua run therefore gets a current-thread
+    // runtime; its signal handler and watchdog run on their own threads (`lua_cmd`), so a VM busy
+    // in a loop still sees them. Servers and the other commands keep two worker threads.
+    let lua_run = matches!(
+        cli.command,
+        Command::IntegrationsLua(_) | Command::McpLua(_)
+    );
+    let built = if lua_run {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    };
+    let runtime = match built {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

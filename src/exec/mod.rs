@@ -135,9 +135,19 @@ pub struct Executor {
     registry: Arc<Registry>,
     credentials: Arc<Credentials>,
     config: ExecConfig,
+    /// For `http://` URLs: built without loading the system's root certificates.
     client: reqwest::Client,
+    /// For `https://` URLs: built (reading the root certificates, about 20 ms) on the first
+    /// https request, shared by the clones.
+    tls_client: Arc<std::sync::OnceLock<std::result::Result<reqwest::Client, String>>>,
+    /// Recently sent URLs (base URL plus path, no query), parsed: a script calls the same few
+    /// URLs over and over, and parsing one costs more than the rest of building the request.
+    urls: Arc<std::sync::Mutex<std::collections::HashMap<String, reqwest::Url>>>,
     progress: Option<Arc<dyn Progress>>,
 }
+
+/// How many parsed URLs [`Executor`] keeps (then it starts over).
+const PARSED_URLS: usize = 64;
 
 /// A function resolved for one call.
 struct Target<'r> {
@@ -271,13 +281,10 @@ impl Executor {
         credentials: Arc<Credentials>,
         config: ExecConfig,
     ) -> Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.connect_timeout)
-            .tcp_nodelay(true)
-            // Like the SDK (httpx): no redirects. A redirect to another host would carry the
-            // credential header (reqwest only strips `authorization` across hosts).
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
+        // The plain client trusts no certificate at all (`tls_certs_only` of nothing), so it is
+        // never used for https; see `client_for`.
+        let client = Self::client_builder(&config)
+            .tls_certs_only(Vec::<reqwest::Certificate>::new())
             .build()
             .map_err(|e| Error::config(format!("cannot create the HTTP client: {e}")))?;
         Ok(Executor {
@@ -285,6 +292,8 @@ impl Executor {
             credentials,
             config,
             client,
+            tls_client: Arc::new(std::sync::OnceLock::new()),
+            urls: Arc::default(),
             progress: None,
         })
     }
@@ -297,6 +306,51 @@ impl Executor {
 
     pub(crate) fn progress(&self) -> Option<&dyn Progress> {
         self.progress.as_deref()
+    }
+
+    fn client_builder(config: &ExecConfig) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .tcp_nodelay(true)
+            // Like the SDK (httpx): no redirects. A redirect to another host would carry the
+            // credential header (reqwest only strips `authorization` across hosts).
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+    }
+
+    /// `url` parsed, from the cache when it was sent before. `None` when it does not parse:
+    /// reqwest then reports it as it always did.
+    fn parsed_url(&self, url: &str) -> Option<reqwest::Url> {
+        let Ok(mut cache) = self.urls.lock() else {
+            return reqwest::Url::parse(url).ok();
+        };
+        if let Some(u) = cache.get(url) {
+            return Some(u.clone());
+        }
+        let parsed = reqwest::Url::parse(url).ok()?;
+        if cache.len() >= PARSED_URLS {
+            cache.clear();
+        }
+        cache.insert(url.to_string(), parsed.clone());
+        Some(parsed)
+    }
+
+    /// The client for a request's URL: plain http never loads the TLS root certificates.
+    fn client_for(&self, url: &str) -> Result<&reqwest::Client> {
+        let plain = url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+        if plain {
+            return Ok(&self.client);
+        }
+        self.tls_client
+            .get_or_init(|| {
+                Self::client_builder(&self.config)
+                    .build()
+                    .map_err(|e| format!("cannot create the HTTPS client: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| Error::config(e.clone()))
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -567,7 +621,8 @@ impl Executor {
         let secrets = p.secrets();
         let mut retries: u32 = 0;
         loop {
-            let rb = request::to_reqwest(&self.client, p).await?;
+            let rb =
+                request::to_reqwest(self.client_for(&p.url)?, p, self.parsed_url(&p.url)).await?;
             let sent = match mode {
                 Mode::Full => rb.timeout(self.config.timeout).send().await,
                 Mode::Open => match tokio::time::timeout(self.config.timeout, rb.send()).await {

@@ -749,7 +749,12 @@ fn last_component(name: &str) -> Option<String> {
 
 /// Turn a prepared request into a reqwest request. Multipart forms are rebuilt from their
 /// sources each time, because a form body can be sent only once.
-pub async fn to_reqwest(client: &reqwest::Client, p: &Prepared) -> Result<reqwest::RequestBuilder> {
+/// `url` is `p.url` already parsed, when the caller has it (the executor keeps recent ones).
+pub async fn to_reqwest(
+    client: &reqwest::Client,
+    p: &Prepared,
+    url: Option<reqwest::Url>,
+) -> Result<reqwest::RequestBuilder> {
     let method = match p.method {
         Method::Get => reqwest::Method::GET,
         Method::Post => reqwest::Method::POST,
@@ -757,7 +762,10 @@ pub async fn to_reqwest(client: &reqwest::Client, p: &Prepared) -> Result<reqwes
         Method::Patch => reqwest::Method::PATCH,
         Method::Delete => reqwest::Method::DELETE,
     };
-    let mut rb = client.request(method, &p.url);
+    let mut rb = match url {
+        Some(u) => client.request(method, u),
+        None => client.request(method, &p.url),
+    };
     if !p.query.is_empty() {
         rb = rb.query(&p.query);
     }

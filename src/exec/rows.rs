@@ -20,7 +20,36 @@ pub struct RowStream {
 
 enum Inner {
     Once(Option<Value>),
+    /// The dry run's row, handed out by `next_line` as text.
+    Text(Vec<u8>),
     Lines(LineReader<ByteStream>),
+}
+
+/// One JSONL line as it came, for a caller that decodes it itself ([`RowStream::next_line`]).
+pub struct Line<'a> {
+    pub bytes: &'a [u8],
+    /// 1-based line number in the response.
+    pub number: u64,
+    secrets: &'a [String],
+}
+
+impl Line<'_> {
+    /// The error for a line that is not JSON: the same one [`RowStream::next`] reports.
+    pub fn invalid(&self, reason: &str) -> Error {
+        invalid_line(self.bytes, self.number, reason, self.secrets)
+    }
+}
+
+fn invalid_line(line: &[u8], number: u64, reason: &str, secrets: &[String]) -> Error {
+    let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+    Error::BadResponse {
+        status: 200,
+        message: super::response::redact(
+            &format!("JSONL line {number} is not valid JSON ({reason}): {text}"),
+            secrets,
+        ),
+        request_id: None,
+    }
 }
 
 impl RowStream {
@@ -55,7 +84,29 @@ impl RowStream {
     pub async fn next(&mut self) -> Option<Result<Value>> {
         match &mut self.inner {
             Inner::Once(v) => v.take().map(Ok),
+            Inner::Text(_) => None,
             Inner::Lines(r) => r.next().await,
+        }
+    }
+
+    /// The next non-blank line, undecoded, for a caller that builds its own values from the
+    /// text (no JSON tree in between); `None` at the end. Decode errors are the caller's to
+    /// report, with [`Line::invalid`]. A dry run's single row comes as its JSON text.
+    pub async fn next_line(&mut self) -> Option<Result<Line<'_>>> {
+        let mut fresh = false;
+        if let Inner::Once(v) = &mut self.inner {
+            let text = v.take().and_then(|v| serde_json::to_vec(&v).ok())?;
+            self.inner = Inner::Text(text);
+            fresh = true;
+        }
+        match &mut self.inner {
+            Inner::Text(t) if fresh => Some(Ok(Line {
+                bytes: t,
+                number: 1,
+                secrets: &[],
+            })),
+            Inner::Once(_) | Inner::Text(_) => None,
+            Inner::Lines(r) => r.next_line().await,
         }
     }
 
@@ -98,13 +149,35 @@ where
     }
 
     pub async fn next(&mut self) -> Option<Result<Value>> {
+        let line = match self.next_line().await? {
+            Ok(line) => line,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(serde_json::from_slice(line.bytes).map_err(|e| line.invalid(&e.to_string())))
+    }
+
+    /// The next non-blank line (without its `\r\n`), or the transport error that ended the
+    /// stream.
+    pub async fn next_line(&mut self) -> Option<Result<Line<'_>>> {
+        let (start, end) = match self.next_span().await? {
+            Ok(span) => span,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(Line {
+            bytes: &self.buf[start..end],
+            number: self.line,
+            secrets: &self.secrets,
+        }))
+    }
+
+    async fn next_span(&mut self) -> Option<Result<(usize, usize)>> {
         loop {
             if let Some(nl) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
                 let start = self.pos;
                 self.pos += nl + 1;
                 self.line += 1;
-                if let Some(r) = self.parse(start, start + nl) {
-                    return Some(r);
+                if let Some(span) = self.content(start, start + nl) {
+                    return Some(Ok(span));
                 }
                 continue;
             }
@@ -113,8 +186,8 @@ where
                     let (start, end) = (self.pos, self.buf.len());
                     self.pos = end;
                     self.line += 1;
-                    if let Some(r) = self.parse(start, end) {
-                        return Some(r);
+                    if let Some(span) = self.content(start, end) {
+                        return Some(Ok(span));
                     }
                 }
                 return None;
@@ -153,25 +226,14 @@ where
         }
     }
 
-    fn parse(&self, start: usize, end: usize) -> Option<Result<Value>> {
-        let mut line = &self.buf[start..end];
-        if let Some(l) = line.strip_suffix(b"\r") {
-            line = l;
-        }
-        if line.iter().all(u8::is_ascii_whitespace) {
+    /// The line's content without a `\r`; `None` for a blank line.
+    fn content(&self, start: usize, end: usize) -> Option<(usize, usize)> {
+        let line = &self.buf[start..end];
+        let end = if line.ends_with(b"\r") { end - 1 } else { end };
+        if self.buf[start..end].iter().all(u8::is_ascii_whitespace) {
             return None;
         }
-        Some(serde_json::from_slice(line).map_err(|e| {
-            let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
-            Error::BadResponse {
-                status: 200,
-                message: super::response::redact(
-                    &format!("JSONL line {} is not valid JSON ({e}): {text}", self.line),
-                    &self.secrets,
-                ),
-                request_id: None,
-            }
-        }))
+        Some((start, end))
     }
 }
 

@@ -8,7 +8,8 @@
 //! Calls: `fn{...}` (a table of arguments), or positional arguments mapped onto the manifest's
 //! parameters in order (`get_model("claude-...")`), with an optional trailing options table.
 //! `on_event = function(ev) end` receives each streamed event, in order, on the async side (events
-//! travel through a channel), so the callback may itself call integrations; what it raises stops
+//! travel through a channel; the events queued at a time reach the callback in one coroutine), so
+//! the callback may itself call integrations; what it raises stops
 //! the call and is raised at the call site (a table as is, a message as the call's error). Every
 //! call is checked against the permissions and the sandbox's local file policy (no local file
 //! unless under `--allow-path DIR`, see [`super::files`]), counted against `--max-calls`, recorded
@@ -27,8 +28,8 @@
 //! answers `{status, headers, request_id, function, account}` of the calling coroutine's most
 //! recent call (kept per Lua thread in a weak table, so `parallel` branches see their own).
 //!
-//! `parallel(f1, f2, ...)` runs each function in its own coroutine, at most 8 at a time
-//! (`Limits::parallel`), and returns their first results in order. Every branch runs to the end;
+//! `parallel(f1, f2, ...)` runs each function in its own coroutine, at most 64 at a time
+//! (`Limits::parallel`, `--parallel N`), and returns their first results in order. Every branch runs to the end;
 //! if any failed, the error of the first failing branch (by position) is raised.
 
 use std::sync::Arc;
@@ -487,7 +488,14 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
                 biased;
                 ev = rx.recv(), if events_open => match (ev, &p.on_event) {
                     (Some(ev), Some(func)) => {
-                        failed = deliver(&lua, func, &ev).await.err();
+                        // With the events queued behind it: one coroutine for the lot.
+                        let mut batch = vec![ev];
+                        while batch.len() < EVENT_BATCH
+                            && let Ok(more) = rx.try_recv()
+                        {
+                            batch.push(more);
+                        }
+                        failed = deliver(&lua, func, &batch).await.err();
                     }
                     _ => events_open = false,
                 },
@@ -496,10 +504,17 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         }
         // Events sent before the call returned are still queued: deliver them in order.
         if let Some(func) = &p.on_event {
-            while failed.is_none()
-                && let Ok(ev) = rx.try_recv()
-            {
-                failed = deliver(&lua, func, &ev).await.err();
+            while failed.is_none() {
+                let mut batch = Vec::new();
+                while batch.len() < EVENT_BATCH
+                    && let Ok(ev) = rx.try_recv()
+                {
+                    batch.push(ev);
+                }
+                if batch.is_empty() {
+                    break;
+                }
+                failed = deliver(&lua, func, &batch).await.err();
             }
         }
         (result, failed)
@@ -554,6 +569,18 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     }
 }
 
+/// What `last_response()` answers for one coroutine, kept as Rust data: the Lua table is built
+/// only when a script asks (most never do), not on every call.
+struct LastResponse {
+    status: Option<u16>,
+    headers: Vec<(String, String)>,
+    request_id: Option<String>,
+    function: String,
+    account: String,
+}
+
+impl UserData for LastResponse {}
+
 /// Keep what `last_response()` answers in the calling coroutine: `{status, headers, request_id,
 /// function, account}` (headers already redacted by the executor).
 fn remember_response(
@@ -564,12 +591,32 @@ fn remember_response(
     request_id: Option<&str>,
     headers: &[(String, String)],
 ) -> mlua::Result<()> {
+    let kept = lua.create_userdata(LastResponse {
+        status,
+        headers: headers.to_vec(),
+        request_id: request_id.map(str::to_string),
+        function: function.to_string(),
+        account: account.to_string(),
+    })?;
+    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
+    last.raw_set(lua.current_thread(), kept)?;
+    Ok(())
+}
+
+/// `last_response()`: the calling coroutine's last response metadata, or nil; a fresh table
+/// each time, so a script that edits it cannot change what the next caller sees.
+fn last_response(lua: &Lua) -> HostResult<Value> {
+    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
+    let Some(kept) = last.raw_get::<Option<AnyUserData>>(lua.current_thread())? else {
+        return Ok(Value::Nil);
+    };
+    let r = kept.borrow::<LastResponse>()?;
     let t = lua.create_table()?;
-    if let Some(s) = status {
+    if let Some(s) = r.status {
         t.raw_set("status", s)?;
     }
     let h = lua.create_table()?;
-    for (k, v) in headers {
+    for (k, v) in &r.headers {
         // Repeated headers are joined as HTTP allows.
         let joined = match h.raw_get::<Option<String>>(k.as_str())? {
             Some(prev) => format!("{prev}, {v}"),
@@ -578,40 +625,12 @@ fn remember_response(
         h.raw_set(k.as_str(), joined)?;
     }
     t.raw_set("headers", h)?;
-    if let Some(r) = request_id {
-        t.raw_set("request_id", r)?;
+    if let Some(id) = &r.request_id {
+        t.raw_set("request_id", id.as_str())?;
     }
-    t.raw_set("function", function)?;
-    t.raw_set("account", account)?;
-    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
-    last.raw_set(lua.current_thread(), t)?;
-    Ok(())
-}
-
-/// `last_response()`: a copy of the calling coroutine's last response metadata, or nil.
-fn last_response(lua: &Lua) -> HostResult<Value> {
-    let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
-    let Some(t) = last.raw_get::<Option<Table>>(lua.current_thread())? else {
-        return Ok(Value::Nil);
-    };
-    // A copy, so a script that edits it cannot change what the next caller sees.
-    let copy = lua.create_table()?;
-    for pair in t.pairs::<Value, Value>() {
-        let (k, v) = pair?;
-        let v = match v {
-            Value::Table(h) => {
-                let c = lua.create_table()?;
-                for kv in h.pairs::<Value, Value>() {
-                    let (hk, hv) = kv?;
-                    c.raw_set(hk, hv)?;
-                }
-                Value::Table(c)
-            }
-            other => other,
-        };
-        copy.raw_set(k, v)?;
-    }
-    Ok(Value::Table(copy))
+    t.raw_set("function", r.function.as_str())?;
+    t.raw_set("account", r.account.as_str())?;
+    Ok(Value::Table(t))
 }
 
 /// An open page walk, read by `next_page`.
@@ -696,14 +715,24 @@ enum HandlerFailure {
     Lua(mlua::Error),
 }
 
-/// Run the callback on one event, catching what it raises as a value.
-async fn deliver(lua: &Lua, func: &Function, ev: &Json) -> Result<(), HandlerFailure> {
-    let v = lj::from_json(lua, ev, Nulls::DropInObjects).map_err(HandlerFailure::Lua)?;
+/// Events handed to the `on_event` callback in one go (one coroutine), at most.
+const EVENT_BATCH: usize = 256;
+
+/// Run the callback on each event in order, catching what it raises as a value (the events
+/// after that one are not delivered). One coroutine runs the whole batch.
+async fn deliver(lua: &Lua, func: &Function, evs: &[Json]) -> Result<(), HandlerFailure> {
+    let list = lua
+        .create_table_with_capacity(evs.len(), 0)
+        .map_err(HandlerFailure::Lua)?;
+    for (i, ev) in evs.iter().enumerate() {
+        let v = lj::from_json(lua, ev, Nulls::DropInObjects).map_err(HandlerFailure::Lua)?;
+        list.raw_set(i + 1, v).map_err(HandlerFailure::Lua)?;
+    }
     let call: Function = lua
         .named_registry_value(sandbox::CALL_HANDLER)
         .map_err(HandlerFailure::Lua)?;
     let r = call
-        .call_async::<MultiValue>((func.clone(), v))
+        .call_async::<MultiValue>((func.clone(), list, evs.len()))
         .await
         .map_err(HandlerFailure::Lua)?;
     let mut it = r.into_iter();
@@ -842,16 +871,30 @@ async fn next_row(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult
     let Some(s) = guard.as_mut() else {
         return Ok(Value::Nil);
     };
-    let next = shared.limits.host(s.next()).await;
+    let next = shared.limits.host(s.next_line()).await;
     if let Some(e) = shared.limits.lua_error() {
         return Err(HostError::Lua(e));
     }
-    match next {
+    // Each row goes from its text straight into Lua values (no JSON tree in between).
+    let decoded = match next {
+        None => None,
+        Some(Ok(line)) => Some(match lj::decode_row(&lua, line.bytes) {
+            Ok(v) => Ok(v),
+            Err(lj::RowError::Lua(e)) => return Err(HostError::Lua(e)),
+            // A line that is not JSON is an error; the stream goes on with the next line.
+            Err(lj::RowError::Invalid(reason)) => {
+                let e = line.invalid(&reason);
+                return Err(raise(&lua, &e.to_json(), Some(&function), Some(&account)));
+            }
+        }),
+        Some(Err(e)) => Some(Err(e)),
+    };
+    match decoded {
         None => {
             *guard = None;
             Ok(Value::Nil)
         }
-        Some(Ok(row)) => Ok(lj::from_json(&lua, &row, Nulls::DropInObjects)?),
+        Some(Ok(row)) => Ok(row),
         Some(Err(e)) => {
             *guard = None;
             Err(raise(&lua, &e.to_json(), Some(&function), Some(&account)))

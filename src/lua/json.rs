@@ -267,9 +267,43 @@ fn conv_table(
 }
 
 /// JSON → Lua, with markers on every container.
+///
+/// In a sandboxed run the value is built with Lua's allocator unbounded once an upper bound of
+/// its size is reserved against the memory limit ([`super::limits::LimitState::unbounded`]): one
+/// check for the whole value instead of a protected call per field.
 pub fn from_json(lua: &Lua, value: &Json, nulls: Nulls) -> mlua::Result<Value> {
     let m = markers(lua)?;
+    if let Ok(shared) = super::shared_of(lua) {
+        let bound = lua_size_bound(value);
+        if let Some(built) = shared
+            .limits
+            .unbounded(lua, bound, || from_json_with(lua, &m, value, nulls))
+        {
+            return built;
+        }
+    }
     from_json_with(lua, &m, value, nulls)
+}
+
+/// An upper bound of the bytes Lua 5.4 allocates for `value` as [`from_json_with`] builds it
+/// (64-bit): a string is a 24-byte header plus its bytes and NUL, plus its share of the string
+/// table's growth; a table is a 56-byte header, 16 bytes per array slot and a hash part of 32-byte
+/// nodes rounded up to a power of two (so up to 64 bytes a key). Numbers, booleans and `json.null`
+/// live in their slot.
+pub fn lua_size_bound(value: &Json) -> usize {
+    const STRING: usize = 64;
+    const TABLE: usize = 128;
+    match value {
+        Json::Null | Json::Bool(_) | Json::Number(_) => 0,
+        Json::String(s) => STRING + s.len(),
+        Json::Array(items) => items.iter().fold(TABLE + 32 * items.len(), |acc, v| {
+            acc.saturating_add(lua_size_bound(v))
+        }),
+        Json::Object(map) => map.iter().fold(TABLE, |acc, (k, v)| {
+            acc.saturating_add(64 + STRING + k.len())
+                .saturating_add(lua_size_bound(v))
+        }),
+    }
 }
 
 fn from_json_with(lua: &Lua, m: &Markers, value: &Json, nulls: Nulls) -> mlua::Result<Value> {
@@ -392,10 +426,12 @@ impl<'de> serde::de::Visitor<'de> for LuaSeed<'_> {
         Ok(Value::Table(t))
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let t = self
-            .lua
-            .create_table()
-            .map_err(|e| self.lua_err::<A::Error>(e))?;
+        // The first few entries wait here so the table is created at its size (a table grown
+        // key by key rehashes at every power of two); a bigger object goes on growing as
+        // usual, so the host holds at most this many values per level.
+        const FIRST: usize = 32;
+        let mut first: Vec<(std::borrow::Cow<'de, str>, Value)> = Vec::new();
+        let mut table: Option<Table> = None;
         while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let v = map.next_value_seed(self.again())?;
             // A dropped null still replaces an earlier duplicate of its key (last one wins).
@@ -404,12 +440,43 @@ impl<'de> serde::de::Visitor<'de> for LuaSeed<'_> {
             } else {
                 v
             };
-            t.raw_set(k.as_ref(), v)
-                .map_err(|e| self.lua_err::<A::Error>(e))?;
+            match &table {
+                Some(t) => t
+                    .raw_set(k.as_ref(), v)
+                    .map_err(|e| self.lua_err::<A::Error>(e))?,
+                None if first.len() < FIRST => first.push((k, v)),
+                None => {
+                    let t = self.table_of(&mut first)?;
+                    t.raw_set(k.as_ref(), v)
+                        .map_err(|e| self.lua_err::<A::Error>(e))?;
+                    table = Some(t);
+                }
+            }
         }
+        let t = match table {
+            Some(t) => t,
+            None => self.table_of(&mut first)?,
+        };
         t.set_metatable(Some(self.m.object.clone()))
             .map_err(|e| self.lua_err::<A::Error>(e))?;
         Ok(Value::Table(t))
+    }
+}
+
+impl LuaSeed<'_> {
+    /// A table sized for `entries`, holding them (in order, so a later duplicate wins).
+    fn table_of<E: serde::de::Error>(
+        &self,
+        entries: &mut Vec<(std::borrow::Cow<'_, str>, Value)>,
+    ) -> Result<Table, E> {
+        let t = self
+            .lua
+            .create_table_with_capacity(0, entries.len())
+            .map_err(|e| self.lua_err::<E>(e))?;
+        for (k, v) in entries.drain(..) {
+            t.raw_set(k.as_ref(), v).map_err(|e| self.lua_err::<E>(e))?;
+        }
+        Ok(t)
     }
 }
 
@@ -435,6 +502,48 @@ pub fn decode_bytes(lua: &Lua, text: &[u8], nulls: Nulls) -> HostResult<Value> {
             None => Err(HostError::msg(format!("invalid JSON: {e}"))),
         },
     }
+}
+
+/// Why a JSONL row did not become a Lua value.
+pub enum RowError {
+    /// The line is not JSON (the parser's reason).
+    Invalid(String),
+    /// Lua itself failed (a tripped limit, out of memory).
+    Lua(mlua::Error),
+}
+
+/// A JSONL row parsed straight into Lua values (nulls dropped from objects, as call results),
+/// with no JSON tree in between. Like [`from_json`], it builds with Lua's allocator unbounded
+/// when an upper bound of the value's size fits the memory budget: a value takes at most 64
+/// bytes of Lua memory per byte of its text (the densest case, `[{},{},...]`, takes about 20).
+pub fn decode_row(lua: &Lua, line: &[u8]) -> Result<Value, RowError> {
+    let m = markers(lua).map_err(RowError::Lua)?;
+    let decode = || {
+        let failed = std::cell::RefCell::new(None);
+        let seed = LuaSeed {
+            lua,
+            m: &m,
+            nulls: Nulls::DropInObjects,
+            failed: &failed,
+        };
+        let mut de = serde_json::Deserializer::from_slice(line);
+        let parsed = serde::de::DeserializeSeed::deserialize(seed, &mut de).and_then(|v| {
+            de.end()?;
+            Ok(v)
+        });
+        parsed.map_err(|e| match failed.into_inner() {
+            Some(lua_err) => RowError::Lua(lua_err),
+            None => RowError::Invalid(e.to_string()),
+        })
+    };
+    if let Ok(shared) = super::shared_of(lua) {
+        let bound = line.len().saturating_mul(64).saturating_add(4096);
+        if let Some(built) = shared.limits.unbounded(lua, bound, decode) {
+            return built;
+        }
+        return decode();
+    }
+    decode()
 }
 
 /// A buffer whose every byte is reserved against the run's memory limit (and, for output, the

@@ -19,6 +19,15 @@ use crate::error::Error;
 /// `string.rep`), whichever comes first.
 pub const INSTRUCTIONS_PER_SECOND: u64 = 150_000_000;
 
+/// Branches of `parallel` that run at once unless `--parallel N` says otherwise. Measured with
+/// benches/wire (docs/benchmarks.md): against a loopback server the Lua thread saturates at about
+/// 16 calls in flight; 64 keeps it saturated when the server is slower, and stays far below what
+/// a server or the connection pool would refuse.
+pub const DEFAULT_PARALLEL: usize = 64;
+
+/// The widest `--parallel` accepted: each branch in flight holds a connection.
+pub const MAX_PARALLEL: usize = 1024;
+
 /// How often (in VM instructions) the hook runs.
 const HOOK_EVERY: u32 = 1000;
 
@@ -35,7 +44,8 @@ pub struct Limits {
     pub max_calls: u64,
     /// Bytes of `print`/`dump` output per run.
     pub max_output: usize,
-    /// Branches of `parallel` that run at the same time.
+    /// Branches of `parallel` that run at the same time (`--parallel N`, at most
+    /// [`MAX_PARALLEL`]; the default is [`DEFAULT_PARALLEL`]).
     pub parallel: usize,
 }
 
@@ -47,7 +57,7 @@ impl Default for Limits {
             timeout: 600.0,
             max_calls: 1000,
             max_output: 16 << 20,
-            parallel: 8,
+            parallel: DEFAULT_PARALLEL,
         }
     }
 }
@@ -302,6 +312,45 @@ impl LimitState {
         };
         r.grow(bytes)?;
         Ok(r)
+    }
+
+    /// Run `f` with Lua's allocator unbounded, after reserving `bytes`, an upper bound of what
+    /// `f` allocates in Lua, against the run's memory budget. With no allocator limit mlua
+    /// skips the protected call it otherwise wraps around every table and string operation
+    /// (most of the cost of building a decoded row or event); the reservation keeps the budget
+    /// exact, because `f` cannot allocate more than it reserved. Answers `None`, without running
+    /// `f` and without tripping anything, when the bound does not fit in what is left: the caller
+    /// then builds under the limit, which fails exactly where the budget runs out.
+    ///
+    /// `f` must not run Lua code (no metamethods, no callbacks): it could allocate anything.
+    pub fn unbounded<R>(
+        self: &Arc<Self>,
+        lua: &Lua,
+        bytes: usize,
+        f: impl FnOnce() -> R,
+    ) -> Option<R> {
+        let total = self.host_reserved().saturating_add(bytes);
+        if lua.used_memory().saturating_add(total) > self.limits.memory {
+            return None;
+        }
+        self.host_reserved.fetch_add(bytes, Ordering::SeqCst);
+        let held = Reservation {
+            state: self.clone(),
+            lua: lua.clone(),
+            bytes,
+        };
+        // 0 is "no limit"; dropping the reservation puts the limit back.
+        let _ = lua.set_memory_limit(0);
+        let out = f();
+        drop(held);
+        let used = lua.used_memory().saturating_add(self.host_reserved());
+        self.note_memory(used);
+        if used > self.limits.memory {
+            // Only a growth of Lua's own tables outside the bound (its string table doubling)
+            // gets here: over budget is over budget.
+            self.trip(Kind::Memory);
+        }
+        Some(out)
     }
 
     pub fn host_reserved(&self) -> usize {

@@ -257,9 +257,22 @@ impl Shared {
             dry_run: self.options.dry_run,
             read_only: self.options.read_only,
             offline: self.options.offline,
-            warnings: match self.session.loaded_registry() {
-                Some(reg) => reg.warnings().to_vec(),
-                None => Vec::new(),
+            warnings: {
+                let mut w = match self.session.loaded_registry() {
+                    Some(reg) => reg.warnings().to_vec(),
+                    None => Vec::new(),
+                };
+                let omitted = self.session.log().omitted();
+                if omitted.total() > 0 {
+                    w.push(format!(
+                        "integration_calls lists the first {} calls; {} more were made and are not listed ({} ok, {} failed)",
+                        crate::session::log::KEPT_CALLS,
+                        omitted.total(),
+                        omitted.ok,
+                        omitted.failed
+                    ));
+                }
+                w
             },
         }
     }

@@ -223,7 +223,15 @@ end
 
 -- An `on_event` callback, run from the host: what it raises comes back as a value (tables
 -- intact); a tripped limit is still raised.
-local function call_handler(f, ev) return check(pcall(f, ev)) end
+-- `on_event`: the callback on each of `n` queued events, in order, in one coroutine; stops at
+-- the first that raises and answers false and what it raised.
+local function call_handler(f, evs, n)
+  for i = 1, n do
+    local ok, e = check(pcall(f, evs[i]))
+    if not ok then return false, e end
+  end
+  return true
+end
 
 return lift, run, err_mt, make_fn, parallel, rows, tostring, call_handler, paging
 "##;

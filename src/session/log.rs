@@ -3,6 +3,10 @@
 //! A call is registered when it is sent and finished when its answer is in. A call still in
 //! flight when the run stops (a limit, a signal, a callback that failed) stays registered and
 //! is flushed at the end with what stopped it, so a cut-off call is never missing.
+//!
+//! The log keeps the first [`KEPT_CALLS`] finished calls; every call after those is counted
+//! ([`CallLog::omitted`], by outcome) instead of kept, so a run of any length holds a bounded
+//! record and the front end can say how many calls its list leaves out.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -61,20 +65,53 @@ fn millis(started: Instant) -> f64 {
     (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// How many finished calls a log keeps (each about 200 bytes plus its error's JSON; the
+/// envelope's JSON of a thousand is about 300 KB), as many as a run may make by default
+/// (`--max-calls 1000`). Later calls are counted in [`CallLog::omitted`], not kept.
+pub const KEPT_CALLS: usize = 1_000;
+
+/// Finished calls not kept (after the first [`KEPT_CALLS`]), by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Omitted {
+    pub ok: u64,
+    pub failed: u64,
+}
+
+impl Omitted {
+    pub fn total(&self) -> u64 {
+        self.ok + self.failed
+    }
+}
+
 /// The calls of one session.
 #[derive(Default)]
 pub struct CallLog {
     done: Mutex<Vec<CallRecord>>,
+    omitted: Mutex<Omitted>,
     in_flight: Mutex<BTreeMap<u64, (CallMeta, Instant)>>,
     next: AtomicU64,
 }
 
 impl CallLog {
-    /// Record a call that is over.
+    /// Record a call that is over: kept while fewer than [`KEPT_CALLS`] are, else counted.
     pub fn record(&self, rec: CallRecord) {
-        if let Ok(mut d) = self.done.lock() {
+        let Ok(mut d) = self.done.lock() else {
+            return;
+        };
+        if d.len() < KEPT_CALLS {
             d.push(rec);
+        } else if let Ok(mut o) = self.omitted.lock() {
+            if rec.error.is_some() {
+                o.failed += 1;
+            } else {
+                o.ok += 1;
+            }
         }
+    }
+
+    /// The finished calls counted but not kept.
+    pub fn omitted(&self) -> Omitted {
+        self.omitted.lock().map(|o| *o).unwrap_or_default()
     }
 
     /// Record a call that failed before it was sent (unknown function, invalid arguments,
@@ -128,11 +165,25 @@ impl CallLog {
         if self.finish(id, None, None, Some(error.clone())) {
             return;
         }
-        if let Ok(mut done) = self.done.lock()
-            && let Some(rec) = done.iter_mut().rev().find(|r| r.id == Some(id))
-            && rec.error.is_none()
-        {
-            rec.error = Some(error);
+        let Ok(mut done) = self.done.lock() else {
+            return;
+        };
+        match done.iter_mut().rev().find(|r| r.id == Some(id)) {
+            Some(rec) => {
+                if rec.error.is_none() {
+                    rec.error = Some(error);
+                }
+            }
+            // Counted, not kept: it was counted as a success a moment ago (this follows the
+            // call's own finish).
+            None => {
+                if let Ok(mut o) = self.omitted.lock()
+                    && o.ok > 0
+                {
+                    o.ok -= 1;
+                    o.failed += 1;
+                }
+            }
         }
     }
 
@@ -198,6 +249,9 @@ impl CallLog {
         if let Ok(mut d) = self.done.lock() {
             d.clear();
         }
+        if let Ok(mut o) = self.omitted.lock() {
+            *o = Omitted::default();
+        }
         if let Ok(mut m) = self.in_flight.lock() {
             m.clear();
         }
@@ -242,5 +296,26 @@ mod tests {
         assert_eq!(e[2]["status"], "error");
         assert_eq!(e[2]["error"]["code"], "my_stop");
         assert_eq!(e[2]["http_status"], 200);
+    }
+
+    #[test]
+    fn calls_past_the_cap_are_counted_not_kept() {
+        let log = CallLog::default();
+        for i in 0..KEPT_CALLS + 5 {
+            let id = log.begin(meta("a"));
+            let error = (i % 2 == 1).then(|| json!({"code": "api_error"}));
+            log.finish(id, Some(200), None, error);
+        }
+        assert_eq!(log.entries().len(), KEPT_CALLS);
+        // KEPT_CALLS is even: the five after it are ok, error, ok, error, ok.
+        assert_eq!(log.omitted(), Omitted { ok: 3, failed: 2 });
+        // A success past the cap that turns into a failure moves between the counts.
+        let id = log.begin(meta("b"));
+        log.finish(id, Some(200), None, None);
+        log.fail(id, json!({"code": "my_stop"}));
+        assert_eq!(log.omitted(), Omitted { ok: 3, failed: 3 });
+        log.clear();
+        assert_eq!(log.omitted().total(), 0);
+        assert!(log.entries().is_empty());
     }
 }

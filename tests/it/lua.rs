@@ -1041,3 +1041,121 @@ pub fn last_call(r: &Run) -> &Value {
         .last()
         .unwrap_or_else(|| panic!("no call recorded: {}", r.env))
 }
+
+/// A loopback server that counts requests in flight: each answer waits until `need` requests
+/// have arrived (or 10 s passed), so `peak` shows how many a run had in flight at once.
+struct InFlight {
+    url: String,
+    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+async fn in_flight_server(need: usize) -> InFlight {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = Arc::new(AtomicUsize::new(0));
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let (n, a, p, w) = (now.clone(), arrived.clone(), peak.clone(), notify.clone());
+    let app = axum::Router::new().fallback(move || {
+        let (n, a, p, w) = (n.clone(), a.clone(), p.clone(), w.clone());
+        async move {
+            let inside = n.fetch_add(1, Ordering::SeqCst) + 1;
+            p.fetch_max(inside, Ordering::SeqCst);
+            a.fetch_add(1, Ordering::SeqCst);
+            w.notify_waiters();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+            while a.load(Ordering::SeqCst) < need && tokio::time::Instant::now() < deadline {
+                let _ = tokio::time::timeout_at(deadline, w.notified()).await;
+            }
+            // Hold a moment, so a run that is too wide would overlap the next request.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            n.fetch_sub(1, Ordering::SeqCst);
+            axum::Json(json!({"type": "model", "id": "m", "display_name": "M",
+                              "created_at": "2025-01-01T00:00:00Z"}))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    InFlight { url, peak }
+}
+
+fn run_against(url: &str, code: &str, extra: &[&str]) -> Run {
+    let dir = TempDir::new().unwrap();
+    let mut cmd = kosmo(dir.path());
+    cmd.env("ANTHROPIC_API_KEY", "sk-ant-api03-test")
+        .env("ANTHROPIC_BASE_URL", url)
+        .args(["integrations:lua", "--json", "--eval", code])
+        .args(extra)
+        .write_stdin(Vec::new());
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    Run {
+        env: serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        code: out.status.code().unwrap_or(-1),
+        stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+const FOUR_BRANCHES: &str = "local g = app.integrations.anthropic.get_model \
+    local r = {parallel(function() return g('a') end, function() return g('b') end, \
+      function() return g('c') end, function() return g('d') end)} return #r";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_width_is_the_parallel_flag() {
+    // Four branches, --parallel 4: all four requests are in flight together (the server
+    // answers none before the fourth arrives).
+    let server = in_flight_server(4).await;
+    let url = server.url.clone();
+    let r =
+        tokio::task::spawn_blocking(move || run_against(&url, FOUR_BRANCHES, &["--parallel", "4"]))
+            .await
+            .unwrap();
+    assert_eq!(r.env["success"], true, "{}", r.stdout);
+    assert_eq!(r.env["result"][0], 4, "{}", r.stdout);
+    assert_eq!(server.peak.load(std::sync::atomic::Ordering::SeqCst), 4);
+
+    // --parallel 1: one request at a time, whatever the number of branches.
+    let server = in_flight_server(1).await;
+    let url = server.url.clone();
+    let r =
+        tokio::task::spawn_blocking(move || run_against(&url, FOUR_BRANCHES, &["--parallel", "1"]))
+            .await
+            .unwrap();
+    assert_eq!(r.env["success"], true, "{}", r.stdout);
+    assert_eq!(r.env["integration_calls"].as_array().map(Vec::len), Some(4));
+    assert_eq!(server.peak.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn parallel_flag_out_of_range_is_a_usage_error() {
+    for bad in ["0", "-1", "two", "1025"] {
+        let r = eval("return 1", &["--parallel", bad]);
+        assert_eq!(r.code, 2, "--parallel {bad}: {}", r.stdout);
+        assert_eq!(r.env["error"]["code"], "usage_error", "{}", r.stdout);
+        let msg = r.env["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("--parallel"), "{msg}");
+    }
+}
+
+#[test]
+fn calls_past_the_envelope_cap_are_counted_in_a_warning() {
+    let r = eval(
+        "for i = 1, 1005 do app.integrations.anthropic.get_model('m' .. i) end return 1",
+        &["--dry-run", "--max-calls", "2000"],
+    );
+    assert_envelope(&r);
+    assert_eq!(r.env["success"], true, "{}", r.stdout);
+    let calls = r.env["integration_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1000);
+    assert_eq!(calls[999]["function"], "get_model");
+    let warnings = r.env["meta"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w.as_str().is_some_and(
+            |w| w.contains("first 1000 calls; 5 more") && w.contains("(5 ok, 0 failed)")
+        )),
+        "{warnings:?}"
+    );
+}
