@@ -6,6 +6,7 @@
 //! JSONL in constant memory, [`paginate`] follows cursors and polls, [`dry_run`] shows a request
 //! without sending it, and [`config`] reads the transport settings.
 
+pub mod caps;
 pub mod config;
 pub mod dry_run;
 pub mod paginate;
@@ -43,6 +44,8 @@ pub struct ExecConfig {
     pub stream_idle_timeout: Duration,
     /// Retry writes not marked idempotent even after the request may have reached the server.
     pub retry_non_idempotent: bool,
+    /// Size caps on what servers send.
+    pub caps: caps::Caps,
 }
 
 impl Default for ExecConfig {
@@ -53,6 +56,7 @@ impl Default for ExecConfig {
             timeout: Duration::from_secs(600),
             stream_idle_timeout: Duration::from_secs(90),
             retry_non_idempotent: false,
+            caps: caps::Caps::default(),
         }
     }
 }
@@ -173,6 +177,8 @@ pub(crate) struct Fetched {
     pub status: u16,
     pub request_id: Option<String>,
     pub headers: HeaderMap,
+    /// The bytes of the body as sent.
+    pub size: usize,
 }
 
 /// What the retry loop hands back.
@@ -335,6 +341,7 @@ impl Executor {
                     resp,
                     rid,
                     self.config.stream_idle_timeout,
+                    self.config.caps.line,
                     secrets,
                 ))
             }
@@ -451,6 +458,7 @@ impl Executor {
             status,
             request_id: rid,
             headers,
+            size: body.len(),
         })
     }
 
@@ -490,11 +498,13 @@ impl Executor {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
+                    let mut resp = resp;
                     if resp.status().is_success() {
                         if mode == Mode::Open {
                             return Ok(Sent::Open(resp));
                         }
-                        match resp.bytes().await {
+                        let cap = caps::Cap::Response;
+                        match caps::read_body(&mut resp, cap, self.config.caps.response).await {
                             Ok(body) => {
                                 return Ok(Sent::Full {
                                     status,
@@ -502,7 +512,8 @@ impl Executor {
                                     body,
                                 });
                             }
-                            Err(e) => {
+                            Err(caps::ReadError::TooLarge(e)) => return Err(e),
+                            Err(caps::ReadError::Transport(e)) => {
                                 let (err, _) = response::transport_error(
                                     &e,
                                     &format!("{what}: reading the response"),
@@ -511,13 +522,16 @@ impl Executor {
                             }
                         }
                     } else {
+                        // An error body is small; an endless one stops at its cap, not retried.
+                        let cap = caps::Cap::ErrorBody;
                         let body = match tokio::time::timeout(
                             self.config.stream_idle_timeout,
-                            resp.bytes(),
+                            caps::read_body(&mut resp, cap, self.config.caps.error_body),
                         )
                         .await
                         {
                             Ok(Ok(b)) => b,
+                            Ok(Err(caps::ReadError::TooLarge(e))) => return Err(e),
                             _ => Bytes::new(),
                         };
                         let spec = &manifest.retry;
@@ -600,19 +614,31 @@ impl Executor {
         if !ctype.contains("event-stream") {
             // Some proxies answer a stream request with a plain JSON body.
             let headers = resp.headers().clone();
-            let body = tokio::time::timeout(self.config.timeout, resp.bytes())
-                .await
-                .map_err(|_| Error::Transport {
-                    kind: TransportKind::Timeout,
-                    message: "timed out reading the response".into(),
-                })?
-                .map_err(|e| response::transport_error(&e, "reading the response").0)?;
+            let mut resp = resp;
+            let limit = self.config.caps.response;
+            let body = tokio::time::timeout(
+                self.config.timeout,
+                caps::read_body(&mut resp, caps::Cap::Response, limit),
+            )
+            .await
+            .map_err(|_| Error::Transport {
+                kind: TransportKind::Timeout,
+                message: "timed out reading the response".into(),
+            })?
+            .map_err(|e| match e {
+                caps::ReadError::TooLarge(e) => e,
+                caps::ReadError::Transport(e) => {
+                    response::transport_error(&e, "reading the response").0
+                }
+            })?;
             let v = response::decode_json(status, &headers, &body, rid.clone(), &p.secrets())?;
             let mut out = t.output(v, Some(status), rid);
             out.headers = resp_headers;
             return Ok(out);
         }
         let idle = self.config.stream_idle_timeout;
+        fold.set_max_line(self.config.caps.line);
+        let mut wire = caps::Counter::new(caps::Cap::Stream, &self.config.caps, Some(status));
         let mut body = resp.bytes_stream();
         let mut deadline = tokio::time::Instant::now() + idle;
         let stream_err = |message: String| Error::Transport {
@@ -670,6 +696,9 @@ impl Executor {
                     return Err(stream_err(err.to_string()));
                 }
                 Ok(Some(Ok(chunk))) => {
+                    // Every byte counts, keep-alives too: the assembled result and the parser's
+                    // buffer are built from these bytes, so they stay within the cap.
+                    wire.add(chunk.len())?;
                     for ev in fold.push(&chunk)? {
                         handle(&mut fold, ev, &mut deadline)?;
                     }
@@ -730,7 +759,7 @@ impl Executor {
             .open(&tmp)
             .await
             .map_err(|e| Error::io(&tmp, e))?;
-        let mut size: u64 = 0;
+        let mut size = caps::Counter::new(caps::Cap::Download, &self.config.caps, Some(status));
         let mut body = resp.bytes_stream();
         let idle = self.config.stream_idle_timeout;
         let result: Result<()> = async {
@@ -747,7 +776,7 @@ impl Executor {
                         return Err(response::transport_error(&e, "reading the download").0);
                     }
                     Ok(Some(Ok(chunk))) => {
-                        size += chunk.len() as u64;
+                        size.add(chunk.len())?;
                         file.write_all(&chunk)
                             .await
                             .map_err(|e| Error::io(&tmp, e))?;
@@ -766,7 +795,7 @@ impl Executor {
             .await
             .map_err(|e| Error::io(path, e))?;
         let mut out = t.output(
-            json!({"content_type": ctype, "path": path, "size_bytes": size}),
+            json!({"content_type": ctype, "path": path, "size_bytes": size.total()}),
             Some(status),
             rid,
         );

@@ -36,15 +36,19 @@ impl RowStream {
         resp: reqwest::Response,
         request_id: Option<String>,
         idle: Duration,
+        max_line: u64,
         secrets: Vec<String>,
     ) -> Self {
         let status = Some(resp.status().as_u16());
         RowStream {
-            inner: Inner::Lines(LineReader::new(
-                Box::pin(resp.bytes_stream()),
-                idle,
-                secrets,
-            )),
+            inner: Inner::Lines(
+                LineReader::new(
+                    Box::pin(resp.bytes_stream()) as ByteStream,
+                    idle,
+                    secrets,
+                )
+                .with_max_line(max_line),
+            ),
             request_id,
             status,
         }
@@ -79,6 +83,9 @@ pub struct LineReader<S> {
     idle: Duration,
     eof: bool,
     secrets: Vec<String>,
+    /// The longest row accepted (`http.max_line_bytes`): a row that never ends cannot grow
+    /// memory without bound.
+    max_line: u64,
 }
 
 impl<S> LineReader<S>
@@ -94,12 +101,22 @@ where
             idle,
             eof: false,
             secrets,
+            max_line: super::caps::Caps::default().line,
         }
+    }
+
+    /// Cap the length of one row (`response_too_large` past it; the stream ends there).
+    pub fn with_max_line(mut self, bytes: u64) -> Self {
+        self.max_line = bytes;
+        self
     }
 
     pub async fn next(&mut self) -> Option<Result<Value>> {
         loop {
             if let Some(nl) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                if nl as u64 > self.max_line {
+                    return Some(Err(self.too_long()));
+                }
                 let start = self.pos;
                 self.pos += nl + 1;
                 self.line += 1;
@@ -107,6 +124,9 @@ where
                     return Some(r);
                 }
                 continue;
+            }
+            if (self.buf.len() - self.pos) as u64 > self.max_line {
+                return Some(Err(self.too_long()));
             }
             if self.eof {
                 if self.pos < self.buf.len() {
@@ -151,6 +171,14 @@ where
                 Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
             }
         }
+    }
+
+    /// The row after line `self.line` is over the cap: the stream ends here.
+    fn too_long(&mut self) -> Error {
+        self.eof = true;
+        self.buf = Vec::new();
+        self.pos = 0;
+        super::caps::Cap::Line.exceeded(self.max_line, Some(200))
     }
 
     fn parse(&self, start: usize, end: usize) -> Option<Result<Value>> {
@@ -209,6 +237,21 @@ mod tests {
                 Ok(serde_json::json!({"c":3}))
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_row_longer_than_the_cap_ends_the_stream_with_response_too_large() {
+        let items: Vec<reqwest::Result<Bytes>> = ["{\"a\":1}\n{\"b\":\"", "xxxxxxxxxxxx", "xxxxxxxx"]
+            .iter()
+            .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+            .collect();
+        let mut r = LineReader::new(futures::stream::iter(items), Duration::from_secs(5), vec![])
+            .with_max_line(16);
+        assert_eq!(r.next().await.unwrap().unwrap(), serde_json::json!({"a":1}));
+        let e = r.next().await.unwrap().unwrap_err();
+        assert_eq!(e.code(), "response_too_large");
+        assert_eq!(e.to_json()["cap"], "max_line_bytes");
+        assert!(r.next().await.is_none());
     }
 
     #[tokio::test]
