@@ -10,6 +10,7 @@ pub mod caps;
 pub mod config;
 pub mod dry_run;
 pub mod paginate;
+pub mod partial;
 pub mod request;
 pub mod response;
 pub mod retry;
@@ -759,6 +760,9 @@ impl Executor {
             .open(&tmp)
             .await
             .map_err(|e| Error::io(&tmp, e))?;
+        // Removed on every way out but the rename: an error, a cap, this future dropped.
+        let part = partial::PartFile::new(tmp);
+        let tmp = part.path();
         let mut size = caps::Counter::new(caps::Cap::Download, &self.config.caps, Some(status));
         let mut body = resp.bytes_stream();
         let idle = self.config.stream_idle_timeout;
@@ -779,21 +783,19 @@ impl Executor {
                         size.add(chunk.len())?;
                         file.write_all(&chunk)
                             .await
-                            .map_err(|e| Error::io(&tmp, e))?;
+                            .map_err(|e| Error::io(tmp, e))?;
                     }
                 }
             }
         }
         .await;
-        if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-        file.flush().await.map_err(|e| Error::io(&tmp, e))?;
+        result?;
+        file.flush().await.map_err(|e| Error::io(tmp, e))?;
         drop(file);
-        tokio::fs::rename(&tmp, path)
+        tokio::fs::rename(tmp, path)
             .await
             .map_err(|e| Error::io(path, e))?;
+        part.keep();
         let mut out = t.output(
             json!({"content_type": ctype, "path": path, "size_bytes": size.total()}),
             Some(status),
