@@ -56,7 +56,11 @@ impl ExecConfig {
                 "max_fetch_all_bytes" => c.caps.fetch_all = bytes(k, v)?,
                 // `null` (the default): a download is written to disk as it arrives, uncapped.
                 "max_download_bytes" => {
-                    c.caps.download = if v.is_null() { None } else { Some(bytes(k, v)?) }
+                    c.caps.download = if v.is_null() {
+                        None
+                    } else {
+                        Some(bytes(k, v)?)
+                    }
                 }
                 "max_retries" => {
                     c.max_retries = v

@@ -42,12 +42,8 @@ impl RowStream {
         let status = Some(resp.status().as_u16());
         RowStream {
             inner: Inner::Lines(
-                LineReader::new(
-                    Box::pin(resp.bytes_stream()) as ByteStream,
-                    idle,
-                    secrets,
-                )
-                .with_max_line(max_line),
+                LineReader::new(Box::pin(resp.bytes_stream()) as ByteStream, idle, secrets)
+                    .with_max_line(max_line),
             ),
             request_id,
             status,
@@ -241,10 +237,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_row_longer_than_the_cap_ends_the_stream_with_response_too_large() {
-        let items: Vec<reqwest::Result<Bytes>> = ["{\"a\":1}\n{\"b\":\"", "xxxxxxxxxxxx", "xxxxxxxx"]
-            .iter()
-            .map(|c| Ok(Bytes::from_static(c.as_bytes())))
-            .collect();
+        let items: Vec<reqwest::Result<Bytes>> =
+            ["{\"a\":1}\n{\"b\":\"", "xxxxxxxxxxxx", "xxxxxxxx"]
+                .iter()
+                .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+                .collect();
         let mut r = LineReader::new(futures::stream::iter(items), Duration::from_secs(5), vec![])
             .with_max_line(16);
         assert_eq!(r.next().await.unwrap().unwrap(), serde_json::json!({"a":1}));

@@ -5,6 +5,7 @@ mod acceptance;
 mod acceptance2;
 mod acceptance3;
 mod architecture;
+mod caps;
 mod cli;
 mod configure;
 mod docs;
