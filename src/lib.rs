@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod manifest_check;
 pub mod mcp;
 pub mod permissions;
+pub mod redact;
 pub mod registry;
 pub mod simulator;
 pub mod validate;

@@ -269,7 +269,15 @@ impl Executor {
             Ok(out)
         }
         .await;
-        result.map_err(|e| response::redact_error(e, &secrets))
+        match result {
+            // A server may echo a secret (an auth header, a URL) into a success body too.
+            Ok(mut out) => {
+                crate::redact::Redactor::for_secrets(&secrets)
+                    .redact_value_in_place(&mut out.value);
+                Ok(out)
+            }
+            Err(e) => Err(response::redact_error(e, &secrets)),
+        }
     }
 
     /// Every local path `call` would read or write, from the same resolved function and the
@@ -646,13 +654,16 @@ impl Executor {
             kind: TransportKind::Stream,
             message,
         };
+        let redactor = crate::redact::Redactor::for_secrets(&p.secrets());
         let mut handle = |fold: &mut sse::StreamFold,
-                          ev: sse::Event,
+                          mut ev: sse::Event,
                           deadline: &mut tokio::time::Instant|
          -> Result<()> {
             if fold.is_keepalive(&ev) {
                 return Ok(());
             }
+            // What a script sees of an event (and the assembled result) never shows a secret.
+            redactor.redact_value_in_place(&mut ev.data);
             *deadline = tokio::time::Instant::now() + idle;
             if fold.is_error(&ev) {
                 // An error event with no type is still an error: the server's own fault.

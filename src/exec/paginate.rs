@@ -632,7 +632,12 @@ impl PageStream {
                     .next(&self.exec, &t)
                     .await
                     .map_err(|e| super::response::redact_error(e, &self.secrets))?;
-                Ok(page.map(|page| {
+                Ok(page.map(|mut page| {
+                    let redactor = crate::redact::Redactor::for_secrets(&self.secrets);
+                    redactor.redact_value_in_place(&mut page.body);
+                    for item in &mut page.items {
+                        redactor.redact_value_in_place(item);
+                    }
                     let mut output = t.output(page.body, Some(page.status), page.request_id);
                     output.headers = super::response::header_pairs(&page.headers, &self.secrets);
                     PageOut {

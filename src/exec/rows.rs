@@ -185,17 +185,27 @@ where
         if line.iter().all(u8::is_ascii_whitespace) {
             return None;
         }
-        Some(serde_json::from_slice(line).map_err(|e| {
-            let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
-            Error::BadResponse {
-                status: 200,
-                message: super::response::redact(
-                    &format!("JSONL line {} is not valid JSON ({e}): {text}", self.line),
-                    &self.secrets,
-                ),
-                request_id: None,
-            }
-        }))
+        let parsed: serde_json::Result<Value> = serde_json::from_slice(line);
+        Some(
+            parsed
+                .map(|mut row| {
+                    // A row may echo a secret like any response body.
+                    crate::redact::Redactor::for_secrets(&self.secrets)
+                        .redact_value_in_place(&mut row);
+                    row
+                })
+                .map_err(|e| {
+                    let text = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
+                    Error::BadResponse {
+                        status: 200,
+                        message: super::response::redact(
+                            &format!("JSONL line {} is not valid JSON ({e}): {text}", self.line),
+                            &self.secrets,
+                        ),
+                        request_id: None,
+                    }
+                }),
+        )
     }
 }
 
