@@ -13,6 +13,8 @@ pub mod coerce;
 pub mod credentials;
 pub mod docs;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod exec;
 pub mod lua;
 pub mod manifest;
