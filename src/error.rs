@@ -18,8 +18,9 @@ pub enum TransportKind {
     Other,
 }
 
-/// All errors that kosmo's library reports.
-#[derive(Debug, thiserror::Error)]
+/// All errors that kosmo's library reports. `Clone`, so a failure to load a shared service (the
+/// registry, the credentials) can be kept and handed to every call that needs it.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A manifest file could not be parsed or broke a rule of the manifest format.
     #[error("{file}: {location}: {message}")]
@@ -137,7 +138,7 @@ pub enum Error {
     Io {
         path: String,
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
 }
 
@@ -312,7 +313,7 @@ impl Error {
     pub(crate) fn io(path: impl AsRef<std::path::Path>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            source: std::sync::Arc::new(source),
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod mcp;
 pub mod permissions;
 pub mod redact;
 pub mod registry;
+pub mod session;
 pub mod simulator;
 pub mod validate;
 

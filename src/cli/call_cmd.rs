@@ -2,22 +2,25 @@
 //! and its shortcut `kosmo integrations:NAME FUNCTION ...`: one function from the shell, no Lua
 //! to write.
 //!
-//! The call runs through the same path as a Lua script (it is one: a generated chunk that calls
-//! `app.integrations.NAME[.ACCOUNT].FUNCTION` with the arguments as a JSON literal), so validation,
-//! permissions, retries, errors and the `--json` envelope are exactly those of
-//! `integrations:lua`. Flag values are typed by the function's input schema: a string parameter
-//! stays a string (`--id 0123` is `"0123"`), numbers and booleans are parsed, objects and arrays
-//! are JSON. The JSON payload comes first and flags override it.
+//! The call goes through [`Session::call`], the path every front end uses, so validation,
+//! permissions, retries, errors and the call record are exactly those of `integrations:lua`, and
+//! `--json` prints the same envelope (`result` is the one value returned). Flag values are typed
+//! by the function's input schema: a string parameter stays a string (`--id 0123` is `"0123"`),
+//! numbers and booleans are parsed, objects and arrays are JSON. The JSON payload comes first and
+//! flags override it. Unlike a sandboxed script, the shell's user may name local files
+//! (`--save-to`, uploads): they typed the path themselves (`--read-only` still refuses writes).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::lua_cmd::{self, LuaArgs};
 use super::{Context, EXIT_USAGE};
-use crate::error::{Error, Result};
+use crate::error::Error;
 use crate::lua::envelope::{Meta, Outcome};
 use crate::manifest::ResponseKind;
+use crate::session::{Hooks, Request, Session, SessionOptions};
 
 /// The usage text (`kosmo integrations:call --help`).
 pub const HELP: &str = "\
@@ -84,7 +87,7 @@ pub async fn run(ctx: &Context, argv: Vec<String>) -> ExitCode {
             super::outln!("{HELP}");
             ExitCode::SUCCESS
         }
-        Ok(Plan::Run(args)) => lua_cmd::run(ctx, *args, lua_cmd::Mode::Integrations).await,
+        Ok(Plan::Run(call)) => execute(ctx, *call).await,
         Err(e) => usage(&e, json),
     }
 }
@@ -120,7 +123,23 @@ fn usage(message: &str, json: bool) -> ExitCode {
 
 enum Plan {
     Help,
-    Run(Box<LuaArgs>),
+    Run(Box<Planned>),
+}
+
+/// A call ready to run.
+struct Planned {
+    integration: String,
+    function: String,
+    account: Option<String>,
+    args: Value,
+    /// Print a JSONL function's rows one per line as they arrive.
+    jsonl_rows: bool,
+    timeout: Option<Duration>,
+    force: bool,
+    read_only: bool,
+    dry_run: bool,
+    offline: bool,
+    json: bool,
 }
 
 fn plan(ctx: &Context, argv: Vec<String>) -> std::result::Result<Plan, String> {
@@ -151,31 +170,159 @@ fn plan(ctx: &Context, argv: Vec<String>) -> std::result::Result<Plan, String> {
         args.insert("fetch_all".into(), Value::Bool(true));
     }
     let jsonl = f.response == ResponseKind::Jsonl && !p.json && !args.contains_key("save_to");
-    let code = chunk(
-        integ.name(),
-        p.account.as_deref(),
-        name,
-        &Value::Object(args),
-        jsonl,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(Plan::Run(Box::new(LuaArgs {
-        file: None,
-        eval: Some(code),
-        json: p.json,
+    let timeout = match &p.timeout {
+        Some(t) => Some(
+            crate::lua::limits::parse_seconds(t)
+                .ok()
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .ok_or_else(|| format!("--timeout {t}: expected a number of seconds"))?,
+        ),
+        None => None,
+    };
+    Ok(Plan::Run(Box::new(Planned {
+        integration: integ.name().to_string(),
+        function: name.to_string(),
+        account: p.account,
+        args: Value::Object(args),
+        jsonl_rows: jsonl,
+        timeout,
         force: p.force,
-        account: None,
-        memory_limit: None,
-        cpu_limit: None,
-        timeout: p.timeout,
-        max_calls: None,
         read_only: p.read_only,
         dry_run: p.dry_run,
         offline: p.offline,
-        repl: false,
-        allow_path: Vec::new(),
-        extra: Vec::new(),
+        json: p.json,
     })))
+}
+
+/// Why a call did not end on its own.
+enum Stop {
+    Timeout(Duration),
+    Signal(&'static str),
+}
+
+impl Stop {
+    fn error(&self) -> Value {
+        match self {
+            Stop::Timeout(d) => Error::Limit {
+                limit: "timeout".into(),
+                message: format!(
+                    "timeout: the call ran for more than {}s of wall-clock time, including retries (raise it with --timeout)",
+                    d.as_secs_f64()
+                ),
+            }
+            .to_json(),
+            Stop::Signal(name) => {
+                let mut j = Error::Limit {
+                    limit: "interrupt".into(),
+                    message: format!("interrupted by {name}"),
+                }
+                .to_json();
+                j["code"] = "interrupted".into();
+                j["signal"] = (*name).into();
+                j
+            }
+        }
+    }
+}
+
+/// Resolves when the process gets SIGINT, SIGTERM or SIGHUP (never, if they cannot be caught).
+async fn signalled() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+        _ = hup.recv() => "SIGHUP",
+    }
+}
+
+async fn execute(ctx: &Context, c: Planned) -> ExitCode {
+    let started = Instant::now();
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let session = Session::new(SessionOptions {
+        force: c.force,
+        read_only: c.read_only,
+        dry_run: c.dry_run,
+        offline: c.offline,
+        manifest_dirs: ctx.manifest_dirs.clone(),
+        allow_paths: vec!["/".into()],
+        ..Default::default()
+    })
+    .with_hooks(Hooks {
+        count_call: None,
+        prompt: interactive.then(|| {
+            let p: crate::session::PromptHook =
+                std::sync::Arc::new(crate::permissions::terminal_prompt);
+            p
+        }),
+    });
+    let request = Request::new(&c.integration, &c.function, c.args.clone())
+        .account(c.account.as_deref())
+        .label(match &c.account {
+            Some(a) => format!("integrations.{}.{a}.{}", c.integration, c.function),
+            None => format!("integrations.{}.{}", c.integration, c.function),
+        });
+    let work = async {
+        if c.jsonl_rows {
+            let mut rows = session.rows(request).await?;
+            while let Some(row) = rows.next().await {
+                super::outln!("{}", serde_json::to_string(&row?).unwrap_or_default());
+            }
+            Ok(None)
+        } else {
+            session.call(request).await.map(|out| Some(out.value))
+        }
+    };
+    let deadline = async {
+        match c.timeout {
+            Some(d) => {
+                tokio::time::sleep(d).await;
+                Stop::Timeout(d)
+            }
+            None => std::future::pending().await,
+        }
+    };
+    let ended: Result<Result<Option<Value>, Error>, Stop> = tokio::select! {
+        r = work => Ok(r),
+        stop = deadline => Err(stop),
+        name = signalled() => Err(Stop::Signal(name)),
+    };
+    let (success, error, result) = match ended {
+        Ok(Ok(value)) => (true, None, Some(value.into_iter().collect::<Vec<_>>())),
+        Ok(Err(e)) => (false, Some(e.to_json()), None),
+        Err(stop) => {
+            let err = stop.error();
+            session.log().flush_in_flight(&err);
+            (false, Some(err), None)
+        }
+    };
+    let outcome = Outcome {
+        success,
+        output: String::new(),
+        error,
+        result,
+        execution_time_ms: (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0,
+        memory_usage: 0,
+        integration_calls: session.log().entries(),
+        meta: Meta {
+            permission_bypassed: c.force,
+            dry_run: c.dry_run,
+            read_only: c.read_only,
+            offline: c.offline,
+            warnings: session
+                .loaded_registry()
+                .map(|r| r.warnings().to_vec())
+                .unwrap_or_default(),
+        },
+    };
+    session.shutdown().await;
+    super::lua_cmd::emit(&outcome, c.json)
 }
 
 fn parse(argv: Vec<String>) -> std::result::Result<Parsed, String> {
@@ -282,50 +429,6 @@ fn typed(schema: &Value, key: &str, raw: &str) -> Value {
     serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
 }
 
-/// The Lua chunk: the arguments travel as a JSON literal in a long bracket no text can close.
-fn chunk(
-    integration: &str,
-    account: Option<&str>,
-    function: &str,
-    args: &Value,
-    jsonl_rows: bool,
-) -> Result<String> {
-    let text = serde_json::to_string(args)
-        .map_err(|e| Error::config(format!("cannot encode the arguments: {e}")))?;
-    let mut level = 0;
-    while text.contains(&format!("]{}]", "=".repeat(level))) {
-        level += 1;
-    }
-    let eq = "=".repeat(level);
-    let mut target = format!("app.integrations[{}]", lua_string(integration));
-    if let Some(a) = account {
-        target.push_str(&format!("[{}]", lua_string(a)));
-    }
-    target.push_str(&format!("[{}]", lua_string(function)));
-    Ok(if jsonl_rows {
-        format!(
-            "local args = json.decode([{eq}[{text}]{eq}])\nfor row in rows({target}, args) do print(json.encode(row)) end"
-        )
-    } else {
-        format!("local args = json.decode([{eq}[{text}]{eq}])\nreturn {target}(args)")
-    })
-}
-
-/// A Lua string literal (names are identifiers, but an account could be anything).
-fn lua_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_ascii_graphic() || c == ' ' => out.push(c),
-            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-        }
-    }
-    out.push('"');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,13 +489,5 @@ mod tests {
         assert_eq!(p.account.as_deref(), Some("work"));
         assert!(p.json);
         assert!(parse(vec!["x.f".into(), "{}".into(), "extra".into()]).is_err());
-    }
-
-    #[test]
-    fn the_chunk_cannot_be_broken_out_of() {
-        let args = json!({"s": "]]..os.exit()..[[", "t": "]=]"});
-        let code = chunk("x", Some("a\"b"), "f", &args, false).unwrap();
-        assert!(code.contains("[==["), "{code}");
-        assert!(code.contains(r#"["a\"b"]"#), "{code}");
     }
 }

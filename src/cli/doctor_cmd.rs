@@ -157,7 +157,7 @@ async fn doctor(ctx: &Context, args: &DoctorArgs) -> Result<Vec<Finding>> {
     // Offline: one simulator per integration, placeholder keys (as `integrations:lua --offline`).
     let (live_creds, simulators) = if args.offline {
         let names = integrations.iter().map(|i| i.name().to_string()).collect();
-        crate::simulator::start_each(&registry, names).await
+        crate::simulator::start_each(&registry, names, &Default::default()).await
     } else {
         (creds.clone(), Vec::new())
     };

@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 use super::Context;
 use crate::lua::limits::{self, Kind};
 use crate::lua::{self, Limits, Meta, Options, Outcome, Runtime, Shared};
+use crate::simulator::{OfflineOptions, OfflineSetting};
 
 /// Which namespaces a script sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,17 @@ pub struct LuaArgs {
     /// Start the built-in simulator and point every account at it.
     #[arg(long)]
     pub offline: bool,
+    /// With --offline: an option of the simulators, `[INTEGRATION.]OPTION=VALUE` (e.g.
+    /// `batch_delay_ms=300` to rehearse a slow batch); repeatable.
+    #[arg(
+        long = "sim-set",
+        value_name = "[NAME.]OPTION=VALUE",
+        requires = "offline"
+    )]
+    pub sim_set: Vec<String>,
+    /// With --offline: added latency per simulated response, in milliseconds.
+    #[arg(long = "sim-latency", value_name = "MS", requires = "offline")]
+    pub sim_latency: Option<u64>,
     /// Interactive read-eval-print loop.
     #[arg(long)]
     pub repl: bool,
@@ -326,6 +338,16 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
         let msg = format!("--allow-path {}: not an existing directory", bad.display());
         return emit(&Outcome::usage(msg, meta), json);
     }
+    let mut simulator = OfflineOptions {
+        latency_ms: args.sim_latency.unwrap_or(0),
+        ..Default::default()
+    };
+    for s in &args.sim_set {
+        match OfflineSetting::parse(s) {
+            Ok(set) => simulator.settings.push(set),
+            Err(msg) => return emit(&Outcome::usage(msg, meta), json),
+        }
+    }
     let source = match read_source(&args) {
         Ok(s) => s,
         Err(outcome) => return emit(&outcome, json),
@@ -347,6 +369,7 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
         config_dir: None,
         allow_prompt: interactive,
         allow_paths: args.allow_path.clone(),
+        simulator,
     };
     let rt = match Runtime::new(options) {
         Ok(rt) => rt,

@@ -172,6 +172,75 @@ impl Target<'_> {
     }
 }
 
+/// A call resolved and validated ([`Executor::check_call`]), ready to be sent once.
+pub struct Checked<'e> {
+    target: Target<'e>,
+    args: Map<String, Value>,
+}
+
+impl Checked<'_> {
+    /// The function's canonical (Lua) name.
+    pub fn function(&self) -> &str {
+        self.target.name
+    }
+
+    /// The function as the manifest declares it.
+    pub fn declaration(&self) -> &Function {
+        self.target.f
+    }
+
+    pub fn class(&self) -> Class {
+        self.target.f.class
+    }
+
+    pub fn account(&self) -> &str {
+        &self.target.account
+    }
+
+    /// The normalized, validated arguments the request is built from.
+    pub fn args(&self) -> &Map<String, Value> {
+        &self.args
+    }
+
+    /// Every local path the call would read or write. The executor knows which arguments
+    /// name files; which paths a caller may use is the caller's policy.
+    pub fn local_files(&self) -> Vec<LocalFile> {
+        let (f, args) = (self.target.f, &self.args);
+        let mut out = Vec::new();
+        // The call honours `save_to` whenever it is present (a passthrough function accepts it
+        // as an extra property), so it is listed whatever the response kind.
+        if let Some(path) = args.get(OPTION_SAVE_TO).and_then(Value::as_str) {
+            out.push(LocalFile {
+                path: path.into(),
+                access: FileAccess::Write,
+                argument: OPTION_SAVE_TO.into(),
+            });
+        }
+        for p in f
+            .params
+            .iter()
+            .filter(|p| p.location == crate::manifest::Location::Form)
+        {
+            let Some(value) = args.get(&p.name) else {
+                continue;
+            };
+            if let Some(path) = request::form_file_path(&p.schema, value) {
+                let argument = if value.is_object() {
+                    format!("{}.path", p.name)
+                } else {
+                    p.name.clone()
+                };
+                out.push(LocalFile {
+                    path,
+                    access: FileAccess::Read,
+                    argument,
+                });
+            }
+        }
+        out
+    }
+}
+
 /// A buffered response, decoded.
 pub(crate) struct Fetched {
     pub value: Value,
@@ -236,17 +305,38 @@ impl Executor {
     }
 
     /// Validate, build, send (with retries), decode.
-    pub async fn call(&self, mut call: Call<'_>) -> Result<CallOutput> {
-        let target = self.target(&call)?;
-        let f = target.f;
+    pub async fn call(&self, call: Call<'_>) -> Result<CallOutput> {
+        let checked = self.check_call(&call)?;
+        self.call_checked(checked, call.dry_run, call.on_event)
+            .await
+    }
+
+    /// Resolve a call's function and account, refuse an unsupported function and validate the
+    /// arguments, all before any I/O. What a caller with its own checks (the session's
+    /// permissions and file policy) runs once, then hands to [`Executor::call_checked`] and
+    /// friends, so the arguments are validated exactly once.
+    pub fn check_call(&self, call: &Call<'_>) -> Result<Checked<'_>> {
+        let target = self.target(call)?;
         let args = self.check(&target, &call.args)?;
+        Ok(Checked { target, args })
+    }
+
+    /// Build, send (with retries) and decode a checked call.
+    pub async fn call_checked(
+        &self,
+        checked: Checked<'_>,
+        dry_run: bool,
+        mut on_event: Option<EventSink<'_>>,
+    ) -> Result<CallOutput> {
+        let Checked { target, args } = checked;
+        let f = target.f;
         if let Some(poll) = &f.poll {
-            return paginate::poll(self, &target, poll, args, call.dry_run).await;
+            return paginate::poll(self, &target, poll, args, dry_run).await;
         }
-        let prepared = self.prepare(&target, &args, call.dry_run)?;
+        let prepared = self.prepare(&target, &args, dry_run)?;
         let secrets = prepared.secrets();
         let result = async {
-            if call.dry_run {
+            if dry_run {
                 return Ok(target.output(dry_run::render(&prepared), None, None));
             }
             let streaming = match &f.stream {
@@ -255,7 +345,7 @@ impl Executor {
                 None => f.response == ResponseKind::Sse,
             };
             if streaming {
-                return self.stream(&target, &prepared, call.on_event.take()).await;
+                return self.stream(&target, &prepared, on_event.take()).await;
             }
             if f.pagination.is_some() && args.get(OPTION_FETCH_ALL) == Some(&Value::Bool(true)) {
                 return paginate::fetch_all(self, &target, prepared.clone(), &args).await;
@@ -280,50 +370,22 @@ impl Executor {
         }
     }
 
-    /// Every local path `call` would read or write, from the same resolved function and the
-    /// same normalized, validated arguments `call` builds the request from. Fails exactly where
-    /// `call` would fail before any I/O (unknown function, unsupported, invalid arguments).
+    /// Every local path `call` would read or write (see [`Checked::local_files`]). Fails
+    /// exactly where `call` would fail before any I/O (unknown function, unsupported, invalid
+    /// arguments).
     pub fn local_files(&self, call: &Call<'_>) -> Result<Vec<LocalFile>> {
-        let target = self.target(call)?;
-        let f = target.f;
-        let args = self.check(&target, &call.args)?;
-        let mut out = Vec::new();
-        // `call` honours `save_to` whenever it is present (a passthrough function accepts it
-        // as an extra property), so it is listed whatever the response kind.
-        if let Some(path) = args.get(OPTION_SAVE_TO).and_then(Value::as_str) {
-            out.push(LocalFile {
-                path: path.into(),
-                access: FileAccess::Write,
-                argument: OPTION_SAVE_TO.into(),
-            });
-        }
-        for p in f
-            .params
-            .iter()
-            .filter(|p| p.location == crate::manifest::Location::Form)
-        {
-            let Some(value) = args.get(&p.name) else {
-                continue;
-            };
-            if let Some(path) = request::form_file_path(&p.schema, value) {
-                let argument = if value.is_object() {
-                    format!("{}.path", p.name)
-                } else {
-                    p.name.clone()
-                };
-                out.push(LocalFile {
-                    path,
-                    access: FileAccess::Read,
-                    argument,
-                });
-            }
-        }
-        Ok(out)
+        Ok(self.check_call(call)?.local_files())
     }
 
     /// Open a JSONL function's response as a row stream, read as the rows arrive.
     pub async fn rows(&self, call: Call<'_>) -> Result<RowStream> {
         let target = self.target(&call)?;
+        Self::require_jsonl(&target)?;
+        let checked = self.check_call(&call)?;
+        self.rows_checked(checked, call.dry_run).await
+    }
+
+    fn require_jsonl(target: &Target<'_>) -> Result<()> {
         let (name, f) = (target.name, target.f);
         if f.response != ResponseKind::Jsonl {
             return Err(Error::Validation {
@@ -337,9 +399,15 @@ impl Executor {
                 )],
             });
         }
-        let args = self.check(&target, &call.args)?;
-        let prepared = self.prepare(&target, &args, call.dry_run)?;
-        if call.dry_run {
+        Ok(())
+    }
+
+    /// [`Executor::rows`] for a checked call.
+    pub async fn rows_checked(&self, checked: Checked<'_>, dry_run: bool) -> Result<RowStream> {
+        let Checked { target, args } = checked;
+        Self::require_jsonl(&target)?;
+        let prepared = self.prepare(&target, &args, dry_run)?;
+        if dry_run {
             return Ok(RowStream::once(dry_run::render(&prepared)));
         }
         let secrets = prepared.secrets();
@@ -365,19 +433,34 @@ impl Executor {
     /// run yields the first request, rendered, once.
     pub fn pages(&self, call: Call<'_>) -> Result<PageStream> {
         let target = self.target(&call)?;
-        let (name, f) = (target.name, target.f);
-        let Some(spec) = &f.pagination else {
+        Self::require_pagination(&target)?;
+        let checked = self.check_call(&call)?;
+        self.pages_checked(checked, call.dry_run)
+    }
+
+    fn require_pagination(target: &Target<'_>) -> Result<()> {
+        if target.f.pagination.is_none() {
+            let name = target.name;
             return Err(Error::Validation {
                 function: name.into(),
                 errors: vec![format!(
                     "pages() and items() walk paginated functions; {name} has no `pagination`"
                 )],
             });
+        }
+        Ok(())
+    }
+
+    /// [`Executor::pages`] for a checked call.
+    pub fn pages_checked(&self, checked: Checked<'_>, dry_run: bool) -> Result<PageStream> {
+        let Checked { target, args } = checked;
+        Self::require_pagination(&target)?;
+        let Some(spec) = &target.f.pagination else {
+            return Err(Error::config("internal: pagination vanished"));
         };
-        let args = self.check(&target, &call.args)?;
-        let prepared = self.prepare(&target, &args, call.dry_run)?;
+        let prepared = self.prepare(&target, &args, dry_run)?;
         let secrets = prepared.secrets();
-        if call.dry_run {
+        if dry_run {
             let shown = dry_run::render(&prepared);
             return Ok(PageStream::new(self, &target, None, Some(shown), secrets));
         }

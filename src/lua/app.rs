@@ -32,7 +32,6 @@
 //! if any failed, the error of the first failing branch (by position) is raised.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::StreamExt;
 use mlua::{
@@ -42,13 +41,14 @@ use mlua::{
 use serde_json::{Map, Value as Json, json};
 
 use crate::error::{Error, closest};
-use crate::exec::{Call, EventSink, RowStream};
-use crate::manifest::{Class, Function as ManifestFn};
-use crate::permissions::{Answer, Decision, Flags, Request};
+use crate::exec::{EventSink, RowStream};
+use crate::manifest::Function as ManifestFn;
+use crate::session::{CallMeta, CallRecord, PageWalk, Request as SessionRequest};
 
 use super::json::{self as lj, Mode as JsonMode, Nulls};
 use super::{HostError, HostResult, Shared, clean_message, error_table, lift, lift_async, sandbox};
 
+const INDEX_INTEGRATIONS: &str = "kosmo.index_integrations";
 const INDEX_INTEGRATION: &str = "kosmo.index_integration";
 const INVOKE: &str = "kosmo.invoke";
 
@@ -91,28 +91,42 @@ fn read_only<T, M: UserDataMethods<T>>(methods: &mut M, name: &'static str) {
 }
 
 impl UserData for IntegrationsNs {
-    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
-        methods.add_meta_method(MetaMethod::Index, |lua, _, key: Value| {
-            let Value::String(name) = key else {
-                return Ok(Value::Nil);
-            };
-            let shared = super::shared_of(lua)?;
-            let registry = match shared.registry() {
-                Ok(r) => r,
-                Err(e) => return Err(mlua::Error::runtime(message_of(&e))),
-            };
-            let name = name.to_string_lossy();
-            Ok(match registry.get(&name) {
-                Some(_) => Value::UserData(lua.create_userdata(IntegrationNs {
-                    integration: name,
-                    account: None,
-                })?),
-                None => Value::Nil,
-            })
+    fn add_fields<F: UserDataFields<Self>>(fields: &mut F) {
+        fields.add_meta_field_with(MetaMethod::Index, |lua| {
+            lua.named_registry_value::<Function>(INDEX_INTEGRATIONS)
         });
+    }
+
+    fn add_methods<M: UserDataMethods<Self>>(methods: &mut M) {
         methods.add_meta_method(MetaMethod::ToString, |_, _, ()| Ok("app.integrations"));
         read_only(methods, "app.integrations");
     }
+}
+
+/// `app.integrations.<name>`: the namespace, or nil for a name that is not installed (so a
+/// script can test for one). A name a typo away from an installed one raises
+/// `unknown_integration` with the suggestion, like a misspelt function.
+fn index_integrations(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult<Value> {
+    let Some(Value::String(name)) = args.get(1) else {
+        return Ok(Value::Nil);
+    };
+    let registry = shared
+        .session
+        .registry()
+        .map_err(|e| raise(lua, &e.to_json(), None, None))?;
+    let name = name.to_string_lossy();
+    if registry.get(&name).is_some() {
+        return Ok(Value::UserData(lua.create_userdata(IntegrationNs {
+            integration: name,
+            account: None,
+        })?));
+    }
+    let suggestions = closest(&name, registry.iter().map(|i| i.name()));
+    if suggestions.is_empty() {
+        return Ok(Value::Nil);
+    }
+    let err = Error::UnknownIntegration { name, suggestions };
+    Err(raise(lua, &err.to_json(), None, None))
 }
 
 impl UserData for IntegrationNs {
@@ -131,13 +145,6 @@ impl UserData for IntegrationNs {
         });
         read_only(methods, "an integration namespace");
     }
-}
-
-fn message_of(j: &Json) -> String {
-    j.get("message")
-        .and_then(Json::as_str)
-        .unwrap_or("error")
-        .to_string()
 }
 
 fn raise(lua: &Lua, err: &Json, function: Option<&str>, account: Option<&str>) -> HostError {
@@ -161,7 +168,10 @@ fn index_integration(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult
         Some(Value::String(s)) => s.to_string_lossy(),
         _ => return Ok(Value::Nil),
     };
-    let registry = shared.registry().map_err(|e| raise(lua, &e, None, None))?;
+    let registry = shared
+        .session
+        .registry()
+        .map_err(|e| raise(lua, &e.to_json(), None, None))?;
     let Some(integ) = registry.get(&integration) else {
         return Ok(Value::Nil);
     };
@@ -207,17 +217,18 @@ fn index_integration(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult
             accounts.join(", ")
         ));
     }
-    shared.record_call(json!({
-        "path": format!("{prefix}.{key}"),
-        "function": key,
-        "account": account.clone().unwrap_or_else(|| "default".into()),
-        "class": null,
-        "status": "error",
-        "duration_ms": 0.0,
-        "http_status": null,
-        "request_id": null,
-        "error": j.clone(),
-    }));
+    shared.session.log().record(CallRecord {
+        meta: CallMeta {
+            path: format!("{prefix}.{key}"),
+            function: key.clone(),
+            account: account.clone().unwrap_or_else(|| "default".into()),
+            class: None,
+        },
+        duration_ms: 0.0,
+        http_status: None,
+        request_id: None,
+        error: Some(j.clone()),
+    });
     Err(raise(lua, &j, Some(&key), account.as_deref()))
 }
 
@@ -331,132 +342,49 @@ fn opt_str_arg(v: Option<Value>) -> Option<String> {
     }
 }
 
-/// Check permissions (prompting when allowed); records nothing.
-fn permit(shared: &Arc<Shared>, req: Request<'_>) -> Result<(), Error> {
-    let key = (
-        req.integration.to_string(),
-        req.account.to_string(),
-        req.class.as_str().to_string(),
-    );
-    if shared
-        .allowed_for_run
-        .lock()
-        .map(|s| s.contains(&key))
-        .unwrap_or(false)
-    {
-        return Ok(());
-    }
-    let perms = shared.permissions().map_err(|j| Error::Config {
-        message: message_of(&j),
-    })?;
-    let flags = Flags {
-        force: shared.options.force,
-        read_only: shared.options.read_only,
-        dry_run: shared.options.dry_run,
-    };
-    let allow_prompt = shared.options.allow_prompt;
-    let _host = shared.limits.enter_host();
-    let decision = perms.check(req, flags, &mut |q| {
-        if allow_prompt {
-            crate::permissions::terminal_prompt(q)
-        } else {
-            None
-        }
-    })?;
-    if decision == Decision::Confirmed(Answer::Always)
-        && let Ok(mut s) = shared.allowed_for_run.lock()
-    {
-        s.insert(key);
-    }
-    Ok(())
-}
-
-struct Recorder<'a> {
-    shared: &'a Shared,
-    path: String,
-    function: String,
-    account: String,
-    class: Class,
-    started: Instant,
-    /// Set while the call is in flight (registered in [`Shared::in_flight`]): if the run stops
-    /// it (timeout, a signal, another branch's limit), the call is still recorded, as cut off
-    /// by what stopped the run.
-    in_flight: Option<u64>,
-}
-
-impl Drop for Recorder<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.in_flight.take() {
-            self.shared.flush_in_flight(Some(id));
-        }
-    }
-}
-
-impl<'a> Recorder<'a> {
-    fn new(shared: &'a Shared, p: &Prepared) -> Recorder<'a> {
-        let mut r = Recorder {
-            shared,
-            path: p.path.clone(),
-            function: p.function.clone(),
-            account: p.account.clone(),
-            class: p.class,
-            started: Instant::now(),
-            in_flight: None,
-        };
-        r.in_flight = Some(shared.begin_call(r.entry(None, None, None), r.started));
-        r
-    }
-
-    fn entry(
-        &self,
-        http_status: Option<u16>,
-        request_id: Option<&str>,
-        error: Option<&Json>,
-    ) -> Json {
-        let ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        json!({
-            "path": self.path,
-            "function": self.function,
-            "account": self.account,
-            "class": self.class.as_str(),
-            "status": if error.is_some() { "error" } else { "ok" },
-            "duration_ms": (ms * 1000.0).round() / 1000.0,
-            "http_status": http_status,
-            "request_id": request_id,
-            "error": error,
-        })
-    }
-
-    /// Record a failed call, and give back the error value the script sees.
-    fn fail(&self, lua: &Lua, e: &Error) -> HostError {
-        let j = e.to_json();
-        self.record(e.status(), e.request_id(), Some(&j));
-        raise(lua, &j, Some(&self.function), Some(&self.account))
-    }
-
-    fn record(&self, http_status: Option<u16>, request_id: Option<&str>, error: Option<&Json>) {
-        if let Some(id) = self.in_flight {
-            // Already recorded as cut off (the run stopped while this call was finishing).
-            if !self.shared.end_call(id) {
-                return;
-            }
-        }
-        self.shared
-            .record_call(self.entry(http_status, request_id, error));
-    }
-}
-
-/// The part of a call shared by plain calls and `rows`: resolve, build, count, permit.
+/// A call as the script made it: the function it names (resolved, for the positional
+/// mapping) and its arguments as JSON.
 struct Prepared {
     integration: String,
     function: String,
-    account: String,
+    account: Option<String>,
     path: String,
-    class: Class,
     args: Json,
     on_event: Option<Function>,
 }
 
+impl Prepared {
+    /// The session's view of this call.
+    fn request(&self) -> SessionRequest<'_> {
+        SessionRequest {
+            integration: &self.integration,
+            function: &self.function,
+            account: self.account.as_deref(),
+            args: self.args.clone(),
+            label: Some(self.path.clone()),
+        }
+    }
+
+    /// The account the call runs on, for error tables raised before the session resolved it.
+    fn account_name(&self, shared: &Shared) -> String {
+        self.account
+            .clone()
+            .or_else(|| shared.options.account.clone())
+            .unwrap_or_else(|| "default".into())
+    }
+}
+
+/// The error the script sees for a failed call: a tripped limit stops the run (it is not a
+/// value `pcall` can catch); anything else is an error table naming the function and account.
+fn call_error(lua: &Lua, shared: &Shared, e: &Error, function: &str, account: &str) -> HostError {
+    if let Some(stop) = shared.limits.lua_error() {
+        return HostError::Lua(stop);
+    }
+    raise(lua, &e.to_json(), Some(function), Some(account))
+}
+
+/// Resolve the function (for the positional mapping) and convert the arguments. A failure is
+/// recorded like any refused call.
 fn prepare(
     lua: &Lua,
     shared: &Arc<Shared>,
@@ -469,67 +397,42 @@ fn prepare(
     if let Some(e) = shared.limits.lua_error() {
         return Err(HostError::Lua(e));
     }
-    let account = account
-        .or_else(|| shared.options.account.clone())
-        .unwrap_or_else(|| "default".into());
-    let registry = shared
-        .registry()
-        .map_err(|e| raise(lua, &e, Some(&fname), Some(&account)))?;
-    let integ = registry
-        .require(&integration)
-        .map_err(|e| raise(lua, &e.to_json(), Some(&fname), Some(&account)))?;
-    let (lua_name, f) = integ
-        .require_function(&fname)
-        .map_err(|e| raise(lua, &e.to_json(), Some(&fname), Some(&account)))?;
-    let recorder = Recorder {
-        shared,
-        path: path.clone(),
-        function: lua_name.to_string(),
-        account: account.clone(),
-        class: f.class,
-        started: Instant::now(),
-        in_flight: None,
-    };
-    let (args, on_event) = match build_args(lua, f, rest) {
-        Ok(x) => x,
-        Err(msg) => {
-            let e = Error::Validation {
-                function: format!("{integration}.{lua_name}"),
-                errors: vec![msg],
-            };
-            return Err(recorder.fail(lua, &e));
-        }
-    };
-    if let Err(e) = shared.limits.count_call() {
-        recorder.record(None, None, Some(&e.to_json()));
-        return Err(HostError::Lua(
-            shared
-                .limits
-                .lua_error()
-                .unwrap_or_else(|| mlua::Error::external(e)),
-        ));
-    }
-    // Unsupported functions fail with their own error whatever the permissions say.
-    if f.unsupported.is_none() {
-        let req = Request {
-            integration: &integration,
-            account: &account,
-            function: lua_name,
-            class: f.class,
-        };
-        if let Err(e) = permit(shared, req) {
-            return Err(recorder.fail(lua, &e));
-        }
-    }
-    Ok(Prepared {
-        function: lua_name.to_string(),
-        class: f.class,
+    let mut p = Prepared {
         integration,
+        function: fname,
         account,
         path,
-        args,
-        on_event,
-    })
+        args: Json::Null,
+        on_event: None,
+    };
+    let account = p.account_name(shared);
+    let mut meta = CallMeta {
+        path: p.path.clone(),
+        function: p.function.clone(),
+        account: account.clone(),
+        class: None,
+    };
+    let resolved = shared.session.registry().and_then(|registry| {
+        let integ = registry.require(&p.integration)?;
+        let (lua_name, f) = integ.require_function(&p.function)?;
+        meta.function = lua_name.to_string();
+        meta.class = Some(f.class);
+        build_args(lua, f, rest).map_err(|msg| Error::Validation {
+            function: format!("{}.{lua_name}", p.integration),
+            errors: vec![msg],
+        })
+    });
+    match resolved {
+        Ok((args, on_event)) => {
+            p.args = args;
+            p.on_event = on_event;
+            Ok(p)
+        }
+        Err(e) => {
+            shared.session.log().record_failure(meta.clone(), &e);
+            Err(call_error(lua, shared, &e, &meta.function, &account))
+        }
+    }
 }
 
 async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<Value> {
@@ -540,8 +443,18 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let path = str_arg(it.next());
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
-    let recorder = Recorder::new(&shared, &p);
-    let exec = executor_for(&lua, &shared, &p, &recorder).await?;
+    let session = &shared.session;
+    let pending = match shared.limits.host(session.start(p.request())).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            let account = p.account_name(&shared);
+            return Err(call_error(&lua, &shared, &e, &p.function, &account));
+        }
+    };
+    let (function, account) = (
+        pending.function().to_string(),
+        pending.account().to_string(),
+    );
     // Events go through a channel and the callback runs here, on the async side, so it may
     // itself call integrations (a Lua callback inside the executor's sink could not yield).
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Json>();
@@ -553,11 +466,12 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         });
         sink
     });
-    let call = p.call(shared.options.dry_run, sink);
-    check_files(&lua, &shared, &exec, &recorder, &call)?;
+    let call_id = std::sync::atomic::AtomicU64::new(u64::MAX);
     let (result, handler_failed) = {
         // Host work while polled; while it waits, other branches run and are counted.
-        let fut = shared.limits.host(exec.call(call));
+        let fut = shared.limits.host(pending.send_with_id(sink, |id| {
+            call_id.store(id, std::sync::atomic::Ordering::SeqCst)
+        }));
         tokio::pin!(fut);
         let mut result = None;
         let mut failed = None;
@@ -584,20 +498,23 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
         }
         (result, failed)
     };
+    let id = call_id.load(std::sync::atomic::Ordering::SeqCst);
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
-        recorder.record(None, None, Some(&err));
+        session.log().finish(id, None, None, Some(err));
         return Err(HostError::Lua(e));
     }
     if let Some(failure) = handler_failed {
-        return Err(handler_error(&lua, &recorder, failure, &p));
+        return Err(handler_error(
+            &lua, &shared, id, failure, &function, &account,
+        ));
     }
     match result {
         Some(Ok(out)) => {
-            recorder.record(out.http_status, out.request_id.as_deref(), None);
             remember_response(
                 &lua,
-                &p,
+                &function,
+                &account,
                 out.http_status,
                 out.request_id.as_deref(),
                 &out.headers,
@@ -605,24 +522,28 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
             Ok(lj::from_json(&lua, &out.value, Nulls::DropInObjects)?)
         }
         Some(Err(e)) => {
-            let j = e.to_json();
-            recorder.record(e.status(), e.request_id(), Some(&j));
             if e.status().is_some() {
                 let headers = e
                     .api_detail()
                     .map(|d| d.headers.clone())
                     .unwrap_or_default();
-                remember_response(&lua, &p, e.status(), e.request_id(), &headers)?;
+                remember_response(
+                    &lua,
+                    &function,
+                    &account,
+                    e.status(),
+                    e.request_id(),
+                    &headers,
+                )?;
             }
-            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+            Err(raise(&lua, &e.to_json(), Some(&function), Some(&account)))
         }
         None => {
-            let j = Error::Lua {
+            let e = Error::Lua {
                 message: "the call ended without a result".into(),
-            }
-            .to_json();
-            recorder.record(None, None, Some(&j));
-            Err(raise(&lua, &j, Some(&p.function), Some(&p.account)))
+            };
+            session.log().finish(id, None, None, Some(e.to_json()));
+            Err(raise(&lua, &e.to_json(), Some(&function), Some(&account)))
         }
     }
 }
@@ -631,7 +552,8 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
 /// function, account}` (headers already redacted by the executor).
 fn remember_response(
     lua: &Lua,
-    p: &Prepared,
+    function: &str,
+    account: &str,
     status: Option<u16>,
     request_id: Option<&str>,
     headers: &[(String, String)],
@@ -653,8 +575,8 @@ fn remember_response(
     if let Some(r) = request_id {
         t.raw_set("request_id", r)?;
     }
-    t.raw_set("function", p.function.as_str())?;
-    t.raw_set("account", p.account.as_str())?;
+    t.raw_set("function", function)?;
+    t.raw_set("account", account)?;
     let last: Table = lua.named_registry_value(sandbox::LAST_RESPONSE)?;
     last.raw_set(lua.current_thread(), t)?;
     Ok(())
@@ -688,14 +610,7 @@ fn last_response(lua: &Lua) -> HostResult<Value> {
 
 /// An open page walk, read by `next_page`.
 struct PagesHandle {
-    stream: Arc<tokio::sync::Mutex<Option<crate::exec::PageStream>>>,
-    integration: String,
-    function: String,
-    account: String,
-    path: String,
-    class: Class,
-    /// Pages fetched so far (the first was counted when the walk was opened).
-    fetched: Arc<std::sync::atomic::AtomicU32>,
+    walk: Arc<tokio::sync::Mutex<Option<PageWalk>>>,
 }
 
 impl UserData for PagesHandle {}
@@ -706,92 +621,44 @@ async fn open_pages(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResu
     let (integration, account, fname, path) = rows_target(&info)?;
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
-    let exec = match shared.executor().await {
-        Ok(e) => e,
-        Err(e) => {
-            Recorder::new(&shared, &p).record(None, None, Some(&e));
-            return Err(raise(&lua, &e, Some(&p.function), Some(&p.account)));
-        }
-    };
-    let call = p.call(shared.options.dry_run, None);
-    let opened = exec.pages(call);
-    match opened {
-        Ok(stream) => Ok(lua.create_userdata(PagesHandle {
-            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
-            integration: p.integration,
-            function: p.function,
-            account: p.account,
-            path: p.path,
-            class: p.class,
-            fetched: Arc::new(std::sync::atomic::AtomicU32::new(0)),
+    match shared.limits.host(shared.session.pages(p.request())).await {
+        Ok(walk) => Ok(lua.create_userdata(PagesHandle {
+            walk: Arc::new(tokio::sync::Mutex::new(Some(walk))),
         })?),
-        Err(e) => Err(Recorder::new(&shared, &p).fail(&lua, &e)),
+        Err(e) => {
+            let account = p.account_name(&shared);
+            Err(call_error(&lua, &shared, &e, &p.function, &account))
+        }
     }
 }
 
 async fn next_page(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<MultiValue> {
-    use std::sync::atomic::Ordering;
     let ud = match args.front() {
         Some(Value::UserData(ud)) => ud.clone(),
         _ => return Err(HostError::msg("pages: invalid iterator state")),
     };
-    let (stream, p, fetched) = {
-        let h = ud.borrow::<PagesHandle>()?;
-        (
-            h.stream.clone(),
-            Prepared {
-                integration: h.integration.clone(),
-                function: h.function.clone(),
-                account: h.account.clone(),
-                path: h.path.clone(),
-                class: h.class,
-                args: Json::Null,
-                on_event: None,
-            },
-            h.fetched.clone(),
-        )
-    };
-    let mut guard = stream.lock().await;
-    let Some(s) = guard.as_mut() else {
+    let walk = ud.borrow::<PagesHandle>()?.walk.clone();
+    let mut guard = walk.lock().await;
+    let Some(w) = guard.as_mut() else {
         return Ok(MultiValue::new());
     };
-    if s.finished() {
-        *guard = None;
-        return Ok(MultiValue::new());
-    }
-    // Every page after the first is one more call against --max-calls.
-    if fetched.load(Ordering::SeqCst) > 0
-        && let Err(e) = shared.limits.count_call()
-    {
-        Recorder::new(&shared, &p).record(None, None, Some(&e.to_json()));
-        *guard = None;
-        return Err(HostError::Lua(
-            shared
-                .limits
-                .lua_error()
-                .unwrap_or_else(|| mlua::Error::external(e)),
-        ));
-    }
-    fetched.fetch_add(1, Ordering::SeqCst);
-    let recorder = Recorder::new(&shared, &p);
-    let next = shared.limits.host(s.next()).await;
+    let (function, account) = (w.meta().function.clone(), w.meta().account.clone());
+    let next = shared.limits.host(shared.session.next_page(w)).await;
     if let Some(e) = shared.limits.lua_error() {
-        let err = shared.limits.error_json().unwrap_or(Json::Null);
-        recorder.record(None, None, Some(&err));
+        *guard = None;
         return Err(HostError::Lua(e));
     }
     match next {
         Ok(None) => {
-            recorder.record(None, None, None);
             *guard = None;
             Ok(MultiValue::new())
         }
         Ok(Some(page)) => {
             let out = page.output;
-            recorder.record(out.http_status, out.request_id.as_deref(), None);
             remember_response(
                 &lua,
-                &p,
+                &function,
+                &account,
                 out.http_status,
                 out.request_id.as_deref(),
                 &out.headers,
@@ -810,52 +677,9 @@ async fn next_page(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
         }
         Err(e) => {
             *guard = None;
-            Err(recorder.fail(&lua, &e))
+            Err(call_error(&lua, &shared, &e, &function, &account))
         }
     }
-}
-
-/// The shared executor, or the call recorded and raised with the reason there is none.
-async fn executor_for(
-    lua: &Lua,
-    shared: &Shared,
-    p: &Prepared,
-    recorder: &Recorder<'_>,
-) -> HostResult<crate::exec::Executor> {
-    shared.executor().await.map_err(|e| {
-        recorder.record(None, None, Some(&e));
-        raise(lua, &e, Some(&p.function), Some(&p.account))
-    })
-}
-
-impl Prepared {
-    /// The executor's view of this call.
-    fn call<'a>(&'a self, dry_run: bool, on_event: Option<EventSink<'a>>) -> Call<'a> {
-        Call {
-            integration: &self.integration,
-            function: &self.function,
-            account: Some(&self.account),
-            args: self.args.clone(),
-            dry_run,
-            on_event,
-        }
-    }
-}
-
-/// Refuse (and record) a call whose local files the sandbox does not allow. An argument error
-/// is left for the call itself to report (it fails the same way, before any I/O).
-fn check_files(
-    lua: &Lua,
-    shared: &Shared,
-    exec: &crate::exec::Executor,
-    recorder: &Recorder<'_>,
-    call: &Call<'_>,
-) -> HostResult<()> {
-    let verdict = match exec.local_files(call) {
-        Ok(files) => shared.files.check(&files),
-        Err(_) => Ok(()),
-    };
-    verdict.map_err(|e| recorder.fail(lua, &e))
 }
 
 /// Why the `on_event` callback stopped a call.
@@ -884,17 +708,20 @@ async fn deliver(lua: &Lua, func: &Function, ev: &Json) -> Result<(), HandlerFai
 }
 
 /// The error a failed callback raises at the call site: a table it raised propagates as is; a
-/// message becomes the call's error table (so the envelope names the function).
+/// message becomes the call's error table (so the envelope names the function). The call, cut
+/// off by the callback, is recorded with the callback's error.
 fn handler_error(
     lua: &Lua,
-    recorder: &Recorder<'_>,
+    shared: &Shared,
+    id: u64,
     failure: HandlerFailure,
-    p: &Prepared,
+    function: &str,
+    account: &str,
 ) -> HostError {
+    let log = shared.session.log();
     match failure {
         HandlerFailure::Lua(e) => {
-            let j = super::lua_error_json(&e);
-            recorder.record(None, None, Some(&j));
+            log.finish(id, None, None, Some(super::lua_error_json(&e)));
             HostError::Lua(e)
         }
         HandlerFailure::Raised(v @ Value::Table(_)) => {
@@ -906,7 +733,7 @@ fn handler_error(
             if let Some(m) = j.get("message") {
                 rec["message"] = m.clone();
             }
-            recorder.record(None, None, Some(&rec));
+            log.finish(id, None, None, Some(rec));
             HostError::Value(v)
         }
         HandlerFailure::Raised(v) => {
@@ -918,8 +745,8 @@ fn handler_error(
                 message: format!("on_event: {msg}"),
             }
             .to_json();
-            recorder.record(None, None, Some(&j));
-            raise(lua, &j, Some(&p.function), Some(&p.account))
+            log.finish(id, None, None, Some(j.clone()));
+            raise(lua, &j, Some(function), Some(account))
         }
     }
 }
@@ -977,26 +804,28 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     let (integration, account, fname, path) = rows_target(&info)?;
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
-    let recorder = Recorder::new(&shared, &p);
-    let exec = executor_for(&lua, &shared, &p, &recorder).await?;
-    let call = p.call(shared.options.dry_run, None);
-    check_files(&lua, &shared, &exec, &recorder, &call)?;
-    let result = shared.limits.host(exec.rows(call)).await;
+    let pending = match shared.limits.host(shared.session.start(p.request())).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            let account = p.account_name(&shared);
+            return Err(call_error(&lua, &shared, &e, &p.function, &account));
+        }
+    };
+    let (function, account) = (
+        pending.function().to_string(),
+        pending.account().to_string(),
+    );
+    let result = shared.limits.host(pending.rows()).await;
     if let Some(e) = shared.limits.lua_error() {
-        let err = shared.limits.error_json().unwrap_or(Json::Null);
-        recorder.record(None, None, Some(&err));
         return Err(HostError::Lua(e));
     }
     match result {
-        Ok(stream) => {
-            recorder.record(None, None, None);
-            Ok(lua.create_userdata(RowsHandle {
-                stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
-                function: p.function,
-                account: p.account,
-            })?)
-        }
-        Err(e) => Err(recorder.fail(&lua, &e)),
+        Ok(stream) => Ok(lua.create_userdata(RowsHandle {
+            stream: Arc::new(tokio::sync::Mutex::new(Some(stream))),
+            function,
+            account,
+        })?),
+        Err(e) => Err(raise(&lua, &e.to_json(), Some(&function), Some(&account))),
     }
 }
 
@@ -1073,6 +902,9 @@ async fn parallel_raw(
 }
 
 pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
+    let sh = shared.clone();
+    let index = lift(lua, move |lua, args| index_integrations(lua, &sh, args))?;
+    lua.set_named_registry_value(INDEX_INTEGRATIONS, index)?;
     let sh = shared.clone();
     let index = lift(lua, move |lua, args| index_integration(lua, &sh, args))?;
     lua.set_named_registry_value(INDEX_INTEGRATION, index)?;

@@ -9,12 +9,12 @@ use mlua::{Lua, MultiValue, Value};
 use super::{HostError, HostResult, Shared, error_table, json, lift};
 
 fn docs_of(lua: &Lua, shared: &Shared) -> HostResult<crate::docs::Docs> {
-    shared
-        .docs()
-        .map_err(|e| match error_table(lua, &e, Some("docs"), None) {
+    shared.session.docs().map_err(
+        |e| match error_table(lua, &e.to_json(), Some("docs"), None) {
             Ok(t) => HostError::Value(Value::Table(t)),
             Err(e) => HostError::Lua(e),
-        })
+        },
+    )
 }
 
 fn page_arg(args: &MultiValue, func: &str) -> HostResult<String> {

@@ -4,33 +4,28 @@
 //! allowlist, the trusted bootstrap), [`limits`], [`output`] (`print`, `dump`), [`json`],
 //! [`regex`], [`docs`], [`app`] (`app.integrations.*`, `rows`, `parallel`), [`mcp`], and
 //! [`envelope`] (the `--json` result). Lua knows nothing about HTTP: every call goes through
-//! [`crate::exec::Executor`].
+//! the runtime's [`Session`], and this layer only converts values and errors at its edge.
 //!
 //! Host functions answer `(true, ...)` or `(false, err)` and a bootstrap wrapper raises `err` at
 //! the script's call site, so errors are plain strings or structured tables (never opaque host
 //! userdata) and `pcall` sees exactly what was raised.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use mlua::chunk::ChunkMode;
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 use serde_json::{Value as Json, json};
 
-use crate::credentials::Credentials;
-use crate::docs::Docs;
 use crate::error::Error;
-use crate::exec::{ExecConfig, Executor};
-use crate::permissions::Permissions;
-use crate::registry::{Registry, RegistryOptions};
+use crate::session::{Hooks, Session, SessionOptions};
+use crate::simulator::OfflineOptions;
 
 pub mod app;
 pub mod docs;
 pub mod envelope;
-pub mod files;
 pub mod json;
 pub mod limits;
 pub mod mcp;
@@ -75,6 +70,25 @@ pub struct Options {
     /// Directories under which scripts may read and write local files (`save_to`, uploads).
     /// Empty (the default): no local file access at all.
     pub allow_paths: Vec<PathBuf>,
+    /// Settings of the simulators of an offline run.
+    pub simulator: OfflineOptions,
+}
+
+impl Options {
+    /// The session behind the runtime's calls.
+    fn session(&self) -> SessionOptions {
+        SessionOptions {
+            force: self.force,
+            read_only: self.read_only,
+            dry_run: self.dry_run,
+            offline: self.offline,
+            simulator: self.simulator.clone(),
+            account: self.account.clone(),
+            manifest_dirs: self.manifest_dirs.clone(),
+            config_dir: self.config_dir.clone(),
+            allow_paths: self.allow_paths.clone(),
+        }
+    }
 }
 
 impl Default for Options {
@@ -92,6 +106,7 @@ impl Default for Options {
             config_dir: None,
             allow_prompt: false,
             allow_paths: Vec::new(),
+            simulator: OfflineOptions::default(),
         }
     }
 }
@@ -169,187 +184,51 @@ where
     lift_fn(lua, raw)
 }
 
-/// Services are loaded on first use, so `return 1` never parses a manifest.
-pub(crate) struct Services {
-    registry: OnceLock<Result<Arc<Registry>, Json>>,
-    credentials: OnceLock<Result<Arc<Credentials>, Json>>,
-    permissions: OnceLock<Result<Arc<Permissions>, Json>>,
-    docs: OnceLock<Result<Docs, Json>>,
-    executor: tokio::sync::OnceCell<Result<Executor, Json>>,
-    simulators: Mutex<Vec<crate::simulator::RunningSimulator>>,
-}
-
 /// State shared by every host function of one runtime.
 pub struct Shared {
     pub options: Options,
     pub limits: Arc<limits::LimitState>,
     pub output: output::Output,
-    pub calls: Mutex<Vec<Json>>,
-    /// Calls started and not yet recorded: `id -> (entry, started)`.
-    in_flight: Mutex<std::collections::BTreeMap<u64, (Json, Instant)>>,
-    next_call: std::sync::atomic::AtomicU64,
-    pub(crate) files: files::FilePolicy,
-    /// `(integration, account, class)` the user allowed for the rest of the run at a prompt.
-    pub(crate) allowed_for_run: Mutex<HashSet<(String, String, String)>>,
-    pub(crate) services: Services,
+    /// The call path: services, permissions, file policy and the record of calls.
+    pub session: Arc<Session>,
 }
 
 impl Shared {
     fn new(options: Options) -> Arc<Shared> {
         let limits = limits::LimitState::new(options.limits.clone());
-        let files = files::FilePolicy::new(&options.allow_paths, options.read_only);
+        let count = limits.clone();
+        let asking = limits.clone();
+        let allow_prompt = options.allow_prompt;
+        let hooks = Hooks {
+            count_call: Some(Arc::new(move || count.count_call())),
+            prompt: Some(Arc::new(move |q: &str| {
+                // The user's think time is not the script's CPU time.
+                let _host = asking.enter_host();
+                if allow_prompt {
+                    crate::permissions::terminal_prompt(q)
+                } else {
+                    None
+                }
+            })),
+        };
+        let session = Session::new(options.session()).with_hooks(hooks);
         Arc::new(Shared {
             output: output::Output::new(options.capture_output, limits.clone()),
             limits,
             options,
-            calls: Mutex::new(Vec::new()),
-            in_flight: Mutex::new(std::collections::BTreeMap::new()),
-            next_call: std::sync::atomic::AtomicU64::new(0),
-            files,
-            allowed_for_run: Mutex::new(HashSet::new()),
-            services: Services {
-                registry: OnceLock::new(),
-                credentials: OnceLock::new(),
-                permissions: OnceLock::new(),
-                docs: OnceLock::new(),
-                executor: tokio::sync::OnceCell::new(),
-                simulators: Mutex::new(Vec::new()),
-            },
+            session: Arc::new(session),
         })
     }
 
-    pub fn registry(&self) -> Result<Arc<Registry>, Json> {
-        self.services
-            .registry
-            .get_or_init(|| {
-                Registry::load(&RegistryOptions {
-                    dirs: self.options.manifest_dirs.clone(),
-                    ignore_env: false,
-                })
-                .map(Arc::new)
-                .map_err(|e| e.to_json())
-            })
-            .clone()
-    }
-
-    pub fn credentials(&self) -> Result<Arc<Credentials>, Json> {
-        self.services
-            .credentials
-            .get_or_init(|| {
-                Credentials::load(self.options.config_dir.clone())
-                    .map(Arc::new)
-                    .map_err(|e| e.to_json())
-            })
-            .clone()
-    }
-
-    pub fn permissions(&self) -> Result<Arc<Permissions>, Json> {
-        self.services
-            .permissions
-            .get_or_init(|| {
-                Permissions::load(self.options.config_dir.as_deref())
-                    .map(Arc::new)
-                    .map_err(|e| e.to_json())
-            })
-            .clone()
-    }
-
-    pub fn docs(&self) -> Result<Docs, Json> {
-        self.services
-            .docs
-            .get_or_init(|| {
-                let registry = self.registry()?;
-                // The same account list `app.integrations.<name>.<account>` resolves against.
-                let accounts = registry
-                    .iter()
-                    .map(|i| (i.name().to_string(), self.accounts(i.name())))
-                    .collect();
-                Ok(Docs::new(registry, accounts))
-            })
-            .clone()
-    }
-
-    /// The executor, created on the first call (starting the simulator when offline).
-    pub async fn executor(&self) -> Result<Executor, Json> {
-        self.services
-            .executor
-            .get_or_init(|| async {
-                let registry = self.registry()?;
-                let creds = if self.options.offline {
-                    Arc::new(self.start_simulators(&registry).await?)
-                } else {
-                    self.credentials()?
-                };
-                let dir = self
-                    .options
-                    .config_dir
-                    .clone()
-                    .unwrap_or_else(crate::credentials::config_dir);
-                let config = ExecConfig::load(&dir).map_err(|e| e.to_json())?;
-                Executor::new(registry, creds, config).map_err(|e| e.to_json())
-            })
-            .await
-            .clone()
-    }
-
-    /// One in-process simulator per integration ([`crate::simulator::start_each`]), kept
-    /// running for the rest of the run.
-    async fn start_simulators(&self, registry: &Arc<Registry>) -> Result<Credentials, Json> {
-        let (creds, started) = crate::simulator::start_each(
-            registry,
-            registry.iter().map(|i| i.name().to_string()).collect(),
-        )
-        .await;
-        if let Ok(mut slot) = self.services.simulators.lock() {
-            slot.extend(started);
-        }
-        Ok(creds)
-    }
-
-    /// Account names for an integration: `default`, those with credentials, and those with
-    /// their own settings in `config.yaml`. The same in offline mode, so an unknown name there
-    /// is a typo to report, not an account.
+    /// Account names for an integration (see [`Session::accounts`]).
     pub fn accounts(&self, integration: &str) -> Vec<String> {
-        let out = match self.credentials() {
-            Ok(c) => c.accounts(integration),
-            Err(_) => vec!["default".into()],
-        };
-        match self.permissions() {
-            Ok(p) => p.with_accounts(integration, out),
-            Err(_) => out,
-        }
+        self.session.accounts(integration)
     }
 
-    /// Register a call in flight; answers its id for [`Shared::end_call`].
-    pub(crate) fn begin_call(&self, entry: Json, started: Instant) -> u64 {
-        let id = self
-            .next_call
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut m) = self.in_flight.lock() {
-            m.insert(id, (entry, started));
-        }
-        id
-    }
-
-    /// The call is over; `false` when it was already recorded as cut off.
-    pub(crate) fn end_call(&self, id: u64) -> bool {
-        self.in_flight
-            .lock()
-            .map(|mut m| m.remove(&id).is_some())
-            .unwrap_or(true)
-    }
-
-    /// Record calls still in flight (one, or all when `only` is `None`) as failed with what
-    /// stopped the run, so a cut-off call is never missing from `integration_calls`.
-    pub(crate) fn flush_in_flight(&self, only: Option<u64>) {
-        let cut: Vec<(Json, Instant)> = match self.in_flight.lock() {
-            Ok(mut m) => match only {
-                Some(id) => m.remove(&id).into_iter().collect(),
-                None => std::mem::take(&mut *m).into_values().collect(),
-            },
-            Err(_) => Vec::new(),
-        };
-        if cut.is_empty() {
+    /// Record calls still in flight as failed with what stopped the run, so a cut-off call is
+    /// never missing from `integration_calls`.
+    pub(crate) fn flush_in_flight(&self) {
+        if !self.session.log().has_in_flight() {
             return;
         }
         let err = self.limits.error_json().unwrap_or_else(|| {
@@ -358,19 +237,7 @@ impl Shared {
             }
             .to_json()
         });
-        for (mut entry, started) in cut {
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            entry["status"] = json!("error");
-            entry["duration_ms"] = json!((ms * 1000.0).round() / 1000.0);
-            entry["error"] = err.clone();
-            self.record_call(entry);
-        }
-    }
-
-    pub fn record_call(&self, entry: Json) {
-        if let Ok(mut c) = self.calls.lock() {
-            c.push(entry);
-        }
+        self.session.log().flush_in_flight(&err);
     }
 
     pub fn meta(&self) -> Meta {
@@ -379,9 +246,9 @@ impl Shared {
             dry_run: self.options.dry_run,
             read_only: self.options.read_only,
             offline: self.options.offline,
-            warnings: match self.services.registry.get() {
-                Some(Ok(reg)) => reg.warnings().to_vec(),
-                _ => Vec::new(),
+            warnings: match self.session.loaded_registry() {
+                Some(reg) => reg.warnings().to_vec(),
+                None => Vec::new(),
             },
         }
     }
@@ -389,7 +256,7 @@ impl Shared {
     /// The envelope of a run stopped from outside the VM (the watchdog): no Lua is touched.
     pub fn emergency_outcome(&self, kind: limits::Kind) -> Outcome {
         let err = self.limits.error_json_for(kind);
-        self.flush_in_flight(None);
+        self.flush_in_flight();
         Outcome {
             success: false,
             output: self.output.captured(),
@@ -397,7 +264,7 @@ impl Shared {
             result: None,
             execution_time_ms: self.limits.elapsed().as_secs_f64() * 1000.0,
             memory_usage: self.limits.peak_memory() as u64,
-            integration_calls: self.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+            integration_calls: self.session.log().entries(),
             meta: self.meta(),
         }
     }
@@ -457,12 +324,7 @@ impl Runtime {
     /// Latin-1 string literals).
     pub async fn run_bytes(&self, code: &[u8], chunk_name: &str) -> Outcome {
         self.shared.limits.reset();
-        if let Ok(mut c) = self.shared.calls.lock() {
-            c.clear();
-        }
-        if let Ok(mut m) = self.shared.in_flight.lock() {
-            m.clear();
-        }
+        self.shared.session.log().clear();
         self.shared.output.clear();
         let started = Instant::now();
         let result = self.execute(code, chunk_name).await;
@@ -651,7 +513,7 @@ impl Runtime {
 
     fn finish(&self, result: Result<Vec<Json>, Json>, started: Instant) -> Outcome {
         let shared = &self.shared;
-        shared.flush_in_flight(None);
+        shared.flush_in_flight();
         let memory = shared.limits.peak_memory().max(self.lua.used_memory());
         let (success, error, result) = match result {
             Ok(values) => (true, None, Some(values)),
@@ -664,7 +526,7 @@ impl Runtime {
             result,
             execution_time_ms: (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
             memory_usage: memory as u64,
-            integration_calls: shared.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+            integration_calls: shared.session.log().entries(),
             meta: shared.meta(),
         }
     }

@@ -110,6 +110,103 @@ impl Drop for RunningSimulator {
     }
 }
 
+/// Settings for the simulators of an `--offline` run: `--sim-set [NAME.]OPTION=VALUE` (an
+/// option of an integration's behaviour family, such as a batch delay, for one integration or
+/// every one that has it) and `--sim-latency MS`.
+#[derive(Debug, Clone, Default)]
+pub struct OfflineOptions {
+    pub settings: Vec<OfflineSetting>,
+    pub latency_ms: u64,
+}
+
+/// One `--sim-set`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineSetting {
+    /// `None`: every integration whose simulator has the option.
+    pub integration: Option<String>,
+    pub name: String,
+    pub value: String,
+}
+
+impl OfflineSetting {
+    /// `[NAME.]OPTION=VALUE`.
+    pub fn parse(s: &str) -> std::result::Result<OfflineSetting, String> {
+        let (key, value) = s
+            .split_once('=')
+            .ok_or_else(|| format!("--sim-set {s}: expected [INTEGRATION.]OPTION=VALUE"))?;
+        let (integration, name) = match key.split_once('.') {
+            Some((i, n)) => (Some(i.trim().to_string()), n.trim().to_string()),
+            None => (None, key.trim().to_string()),
+        };
+        if name.is_empty() || integration.as_deref() == Some("") {
+            return Err(format!(
+                "--sim-set {s}: expected [INTEGRATION.]OPTION=VALUE"
+            ));
+        }
+        Ok(OfflineSetting {
+            integration,
+            name,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// The options (`--set NAME=VALUE`) an integration's simulator takes: `(name, meaning)`.
+pub fn options_of(
+    integration: &crate::registry::Integration,
+) -> &'static [(&'static str, &'static str)] {
+    behaviours::family_for(&integration.manifest)
+        .map(|f| f.options())
+        .unwrap_or(&[])
+}
+
+impl OfflineOptions {
+    /// Every setting must name a loaded integration and an option some simulator has: a typo
+    /// is an error, never a silently ignored setting.
+    pub fn check(&self, registry: &Registry) -> Result<()> {
+        for s in &self.settings {
+            let targets: Vec<&Arc<crate::registry::Integration>> = match &s.integration {
+                Some(name) => vec![registry.require(name)?],
+                None => registry.iter().collect(),
+            };
+            let known: Vec<&str> = targets
+                .iter()
+                .flat_map(|i| options_of(i).iter().map(|(n, _)| *n))
+                .collect();
+            if !known.contains(&s.name.as_str()) {
+                let scope = match &s.integration {
+                    Some(n) => format!("the {n} simulator has"),
+                    None => "no simulator has".to_string(),
+                };
+                return Err(Error::config(format!(
+                    "--sim-set {}: {scope} no option '{}' (known: {})",
+                    s.name,
+                    s.name,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings that apply to one integration.
+    fn settings_for(&self, integ: &crate::registry::Integration) -> BTreeMap<String, String> {
+        let known = options_of(integ);
+        self.settings
+            .iter()
+            .filter(|s| match &s.integration {
+                Some(n) => n == integ.name(),
+                None => known.iter().any(|(k, _)| *k == s.name),
+            })
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect()
+    }
+}
+
 /// One in-process simulator per named integration (each answers from its own manifest, so no
 /// call of one integration can reach another's), and credentials that point each integration at
 /// its own with placeholder keys: what `--offline` runs use. One that cannot start is left out
@@ -117,12 +214,19 @@ impl Drop for RunningSimulator {
 pub async fn start_each(
     registry: &Arc<Registry>,
     names: Vec<String>,
+    offline: &OfflineOptions,
 ) -> (crate::credentials::Credentials, Vec<RunningSimulator>) {
     let mut urls = BTreeMap::new();
     let mut started = Vec::new();
     for name in names {
+        let settings = registry
+            .get(&name)
+            .map(|i| offline.settings_for(i))
+            .unwrap_or_default();
         let opts = SimulatorOptions {
             integration: name.clone(),
+            latency_ms: offline.latency_ms,
+            settings,
             ..Default::default()
         };
         match start(registry.clone(), opts).await {

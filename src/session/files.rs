@@ -1,6 +1,6 @@
-//! The sandbox's local file policy: a script has no local file access unless the embedder
-//! allows directories (`--allow-path DIR`). Before every integration call the executor lists the
-//! local files the call would read or write ([`crate::exec::Executor::local_files`]); each must
+//! The local file policy of a session: a call may touch no local file unless the embedder
+//! allows directories (`--allow-path DIR`). Before every call the session asks the executor for the
+//! local files the call would read or write ([`crate::exec::Checked::local_files`]); each must
 //! resolve, after following every symlink and `..`, to a place inside an allowed directory.
 //! `--read-only` also refuses every write (`save_to`), wherever it points.
 
