@@ -15,9 +15,12 @@ use crate::exec::{Call, ExecConfig, Executor, response, retry};
 use crate::manifest::{Manifest, RetrySpec};
 use crate::registry::Registry;
 
+/// A fuzz target: its name and its entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target: its name (the `fuzz/fuzz_targets/<name>.rs` file and `fuzz/corpus/<name>/`)
 /// and its entry point.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("retry_headers", retry_headers),
     ("sse", sse),
     ("jsonl", jsonl),

@@ -13,9 +13,9 @@ pub mod coerce;
 pub mod credentials;
 pub mod docs;
 pub mod error;
+pub mod exec;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod exec;
 pub mod lua;
 pub mod manifest;
 pub mod manifest_check;

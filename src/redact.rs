@@ -341,7 +341,7 @@ fn userinfo(tail: &str) -> Option<(Option<usize>, usize, usize)> {
         return None;
     }
     let line_end = tail
-        .find(|c: char| matches!(c, '\n' | '\r' | '/' | '\\' | '?' | '#'))
+        .find(['\n', '\r', '/', '\\', '?', '#'])
         .unwrap_or(tail.len());
     let at = tail[..line_end].rfind('@').filter(|at| *at > end)?;
     let host_end = tail[at..].find(stop).map_or(tail.len(), |e| at + e);

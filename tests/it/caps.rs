@@ -37,12 +37,10 @@ fn hostile(
     let respond: Arc<Respond> = Arc::new(respond);
     let counter = sent.clone();
     std::thread::spawn(move || {
-        let mut n = 0;
-        for conn in listener.incoming() {
+        for (n, conn) in listener.incoming().enumerate() {
             let Ok(mut conn) = conn else { return };
             let (respond, counter) = (respond.clone(), counter.clone());
-            n += 1;
-            let nth = n;
+            let nth = n as u64 + 1;
             std::thread::spawn(move || {
                 let head = read_head(&mut conn);
                 respond(&head, &mut conn, &counter, nth);
