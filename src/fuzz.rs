@@ -265,7 +265,12 @@ pub fn call_args(data: &[u8]) {
     };
     let mut call = Call::new(integration, function, args);
     call.dry_run = true;
-    let _ = exec.local_files(&call);
+    // A call that would read or write a local file is not made: the input could name any path
+    // (`/dev/zero`), and the file policy is the session's job, not the parser's.
+    match exec.local_files(&call) {
+        Ok(files) if files.is_empty() => {}
+        _ => return,
+    }
     let _ = rt.block_on(exec.call(call));
 }
 
