@@ -133,6 +133,10 @@ pub enum Error {
     #[error("{message}")]
     Lua { message: String },
 
+    /// An OpenAPI description could not be imported (unreadable, not OpenAPI 3.x, no paths).
+    #[error("{message}")]
+    Import { message: String },
+
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -216,6 +220,7 @@ impl Error {
             Error::UnknownPage { .. } => "unknown_page",
             Error::Docs { .. } => "docs_error",
             Error::Lua { .. } => "lua_error",
+            Error::Import { .. } => "import_error",
             Error::Io { .. } => "io_error",
         }
     }

@@ -1,5 +1,5 @@
-//! The `kosmo` binary: everything lives in the library's `cli` module.
+//! The `kosmo` binary: everything lives in the library's private `cli` module.
 
 fn main() -> std::process::ExitCode {
-    kosmo::cli::main()
+    kosmo::cli_main()
 }

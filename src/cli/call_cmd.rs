@@ -261,6 +261,7 @@ async fn execute(ctx: &Context, c: Planned) -> ExitCode {
                 std::sync::Arc::new(crate::permissions::terminal_prompt);
             p
         }),
+        progress: super::progress::for_terminal(c.json),
     });
     let request = Request::new(&c.integration, &c.function, c.args.clone())
         .account(c.account.as_deref())
@@ -295,7 +296,13 @@ async fn execute(ctx: &Context, c: Planned) -> ExitCode {
     };
     let (success, error, result) = match ended {
         Ok(Ok(value)) => (true, None, Some(value.into_iter().collect::<Vec<_>>())),
-        Ok(Err(e)) => (false, Some(e.to_json()), None),
+        Ok(Err(e)) => {
+            // As a Lua error table has them: which function and account failed.
+            let mut j = e.to_json();
+            j["function"] = c.function.clone().into();
+            j["account"] = c.account.clone().unwrap_or_else(|| "default".into()).into();
+            (false, Some(j), None)
+        }
         Err(stop) => {
             let err = stop.error();
             session.log().flush_in_flight(&err);

@@ -197,7 +197,11 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
                 valid_keys(manifest)
             ))
         })?;
-        let k = k.trim();
+        // `base_url` is what manifests call it; the account's field is `url`.
+        let k = match k.trim() {
+            "base_url" => "url",
+            k => k,
+        };
         if field_kind(manifest, k).is_none() {
             // A key that looks like a secret is not repeated either.
             let shown = if k.len() > 40 || k.contains(char::is_whitespace) {
@@ -242,7 +246,18 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
         warn_on_prefix(manifest, k, &v);
         sets.push((k.to_string(), v));
     }
-    for k in &args.unset {
+    let unset: Vec<String> = args
+        .unset
+        .iter()
+        .map(|k| {
+            if k == "base_url" {
+                "url".to_string()
+            } else {
+                k.clone()
+            }
+        })
+        .collect();
+    for k in &unset {
         if field_kind(manifest, k).is_none() {
             return Err(usage(format!(
                 "unknown field '{k}' (known: {})",
@@ -257,7 +272,7 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
     // the old file and the last rename would win; the lock makes each read-modify-write whole.
     let _lock = lock_config_dir(&dir)?;
     let mut file = read_credential_file(&cred_path)?;
-    if !sets.is_empty() || !args.unset.is_empty() || (args.read.is_none() && args.write.is_none()) {
+    if !sets.is_empty() || !unset.is_empty() || (args.read.is_none() && args.write.is_none()) {
         let accounts = file.entry(manifest.name.clone()).or_default();
         let entry = accounts.entry(args.account.clone()).or_default();
         for (k, v) in &sets {
@@ -273,7 +288,7 @@ fn configure(ctx: &Context, args: &ConfigureArgs) -> Result<Value> {
             }
             entry.insert(k.clone(), v.clone());
         }
-        for k in &args.unset {
+        for k in &unset {
             entry.shift_remove(k);
         }
         write_private(&cred_path, &credential_file_yaml(&file)?)?;

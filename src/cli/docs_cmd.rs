@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::outln;
 use super::{Context, fail, print_json};
+use crate::docs::tree::{check_dir, existing_files};
 use crate::docs::{Docs, markdown_to_text};
 use crate::error::Error;
 
@@ -134,48 +135,6 @@ pub fn generate(ctx: &Context, args: GenerateArgs) -> ExitCode {
         }
         Err(e) => fail(&e, false),
     }
-}
-
-/// Files under `dir` (relative paths), recursively.
-fn existing_files(dir: &Path) -> Vec<PathBuf> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out);
-            } else if let Ok(rel) = p.strip_prefix(root) {
-                out.push(rel.to_path_buf());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
-/// Every difference between `dir` and the rendered files: changed, missing, and stale extras.
-pub fn check_dir(dir: &Path, files: &[(PathBuf, String)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    for (rel, content) in files {
-        match std::fs::read_to_string(dir.join(rel)) {
-            Ok(on_disk) if on_disk == *content => {}
-            Ok(_) => problems.push(format!("changed: {}", dir.join(rel).display())),
-            Err(_) => problems.push(format!("missing: {}", dir.join(rel).display())),
-        }
-    }
-    for rel in existing_files(dir) {
-        if !files.iter().any(|(r, _)| *r == rel) {
-            problems.push(format!(
-                "not generated (stale): {}",
-                dir.join(rel).display()
-            ));
-        }
-    }
-    problems
 }
 
 /// Write the files and remove generated-looking leftovers (`.md`, `.lua`) that no longer render.

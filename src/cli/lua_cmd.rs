@@ -370,6 +370,7 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
         allow_prompt: interactive,
         allow_paths: args.allow_path.clone(),
         simulator,
+        progress: super::progress::for_terminal(json).map(crate::exec::progress::ProgressHandle),
     };
     let rt = match Runtime::new(options) {
         Ok(rt) => rt,

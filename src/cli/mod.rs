@@ -16,9 +16,11 @@ pub mod call_cmd;
 pub mod configure_cmd;
 pub mod docs_cmd;
 pub mod doctor_cmd;
+pub mod import_cmd;
 pub mod integrations;
 pub mod lua_cmd;
 pub mod manifests_cmd;
+pub mod progress;
 pub mod simulator_cmd;
 
 /// `println!` that survives a closed stdout (`kosmo ... | head`): the reader has gone, so the
@@ -80,6 +82,12 @@ pub enum Command {
         after_help = "Examples:\n  kosmo manifests:test my-manifests/\n  kosmo manifests:test my-manifests/NAME.yaml --json"
     )]
     ManifestsTest(manifests_cmd::TestArgs),
+    /// Write a manifest from an OpenAPI description (3.0 or 3.1), reporting what cannot be mapped.
+    #[command(
+        name = "manifests:import",
+        after_help = "Examples:\n  kosmo manifests:import openapi.json --name petstore --out manifests/petstore.yaml\n  kosmo manifests:import api.yaml --include pets --exclude '/admin/**' --json\n  curl -s https://example.com/openapi.yaml | kosmo manifests:import - > petstore.yaml"
+    )]
+    ManifestsImport(import_cmd::ImportArgs),
     /// List accounts: where each credential comes from, base URL, permissions (never a secret).
     #[command(name = "integrations:accounts")]
     IntegrationsAccounts(accounts_cmd::AccountsArgs),
@@ -237,6 +245,7 @@ pub fn main() -> ExitCode {
             Command::IntegrationsSchema(a) => integrations::schema(&ctx, a),
             Command::ManifestsCheck(a) => manifests_cmd::check(&ctx, a),
             Command::ManifestsTest(a) => manifests_cmd::test(&ctx, a).await,
+            Command::ManifestsImport(a) => import_cmd::run(&ctx, a),
             Command::IntegrationsConfigure(a) => configure_cmd::run(&ctx, a),
             Command::IntegrationsAccounts(a) => accounts_cmd::run(&ctx, a),
             Command::IntegrationsDoctor(a) => doctor_cmd::run(&ctx, a).await,

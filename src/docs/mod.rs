@@ -10,6 +10,7 @@
 
 mod lua;
 mod text;
+pub mod tree;
 mod view;
 
 use std::collections::{BTreeMap, HashMap};

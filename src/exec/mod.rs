@@ -11,6 +11,7 @@ pub mod config;
 pub mod dry_run;
 pub mod paginate;
 pub mod partial;
+pub mod progress;
 pub mod request;
 pub mod response;
 pub mod retry;
@@ -32,6 +33,7 @@ use crate::registry::{Integration, Registry};
 use crate::validate::{OPTION_FETCH_ALL, OPTION_SAVE_TO};
 
 pub use paginate::{PageOut, PageStream};
+pub use progress::Progress;
 pub use request::Prepared;
 pub use rows::RowStream;
 
@@ -139,6 +141,7 @@ pub struct Executor {
     credentials: Arc<Credentials>,
     config: ExecConfig,
     client: reqwest::Client,
+    progress: Option<Arc<dyn Progress>>,
 }
 
 /// A function resolved for one call.
@@ -289,7 +292,18 @@ impl Executor {
             credentials,
             config,
             client,
+            progress: None,
         })
+    }
+
+    /// Report long waits (polls, downloads) to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub(crate) fn progress(&self) -> Option<&dyn Progress> {
+        self.progress.as_deref()
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -858,6 +872,7 @@ impl Executor {
         let part = partial::PartFile::new(tmp);
         let tmp = part.path();
         let mut size = caps::Counter::new(caps::Cap::Download, &self.config.caps, Some(status));
+        let total = resp.content_length();
         let mut body = resp.bytes_stream();
         let idle = self.config.stream_idle_timeout;
         let result: Result<()> = async {
@@ -878,11 +893,17 @@ impl Executor {
                         file.write_all(&chunk)
                             .await
                             .map_err(|e| Error::io(tmp, e))?;
+                        if let Some(progress) = self.progress() {
+                            progress.downloaded(path, size.total(), total);
+                        }
                     }
                 }
             }
         }
         .await;
+        if let Some(progress) = self.progress() {
+            progress.finished(path);
+        }
         result?;
         file.flush().await.map_err(|e| Error::io(tmp, e))?;
         drop(file);

@@ -720,10 +720,33 @@ pub(super) async fn poll(
             dry_run,
             on_event: None,
         }))
-        .await?;
+        .await;
+        let out = match out {
+            Ok(out) => out,
+            Err(e) => {
+                if let Some(progress) = exec.progress() {
+                    progress.finished(t.name);
+                }
+                return Err(e);
+            }
+        };
         polls += 1;
         let reached = out.value.pointer(&poll.until_pointer);
-        if dry_run || reached.is_some_and(|v| poll.until_values.contains(v)) {
+        let done = dry_run || reached.is_some_and(|v| poll.until_values.contains(v));
+        if let Some(progress) = exec.progress() {
+            if done || Instant::now() >= deadline {
+                progress.finished(t.name);
+            } else {
+                progress.polled(
+                    t.name,
+                    polls,
+                    reached,
+                    started.elapsed(),
+                    deadline.duration_since(started),
+                );
+            }
+        }
+        if done {
             return Ok(CallOutput {
                 function: t.name.to_string(),
                 class: t.f.class,

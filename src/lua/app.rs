@@ -43,7 +43,7 @@ use serde_json::{Map, Value as Json, json};
 use crate::error::{Error, closest};
 use crate::exec::{EventSink, RowStream};
 use crate::manifest::Function as ManifestFn;
-use crate::session::{CallMeta, CallRecord, PageWalk, Request as SessionRequest};
+use crate::session::{CallMeta, CallRecord, PageWalk, Pending, Request as SessionRequest};
 
 use super::json::{self as lj, Mode as JsonMode, Nulls};
 use super::{HostError, HostResult, Shared, clean_message, error_table, lift, lift_async, sandbox};
@@ -218,6 +218,7 @@ fn index_integration(lua: &Lua, shared: &Shared, args: MultiValue) -> HostResult
         ));
     }
     shared.session.log().record(CallRecord {
+        id: None,
         meta: CallMeta {
             path: format!("{prefix}.{key}"),
             function: key.clone(),
@@ -435,6 +436,17 @@ fn prepare(
     }
 }
 
+/// The session's checks of a prepared call (counted as host work); a refusal is raised.
+async fn start<'s>(lua: &Lua, shared: &'s Shared, p: &Prepared) -> HostResult<Pending<'s>> {
+    match shared.limits.host(shared.session.start(p.request())).await {
+        Ok(pending) => Ok(pending),
+        Err(e) => {
+            let account = p.account_name(shared);
+            Err(call_error(lua, shared, &e, &p.function, &account))
+        }
+    }
+}
+
 async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<Value> {
     let mut it = args.into_iter();
     let integration = str_arg(it.next());
@@ -444,13 +456,7 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
     let session = &shared.session;
-    let pending = match shared.limits.host(session.start(p.request())).await {
-        Ok(pending) => pending,
-        Err(e) => {
-            let account = p.account_name(&shared);
-            return Err(call_error(&lua, &shared, &e, &p.function, &account));
-        }
-    };
+    let pending = start(&lua, &shared, &p).await?;
     let (function, account) = (
         pending.function().to_string(),
         pending.account().to_string(),
@@ -501,7 +507,7 @@ async fn invoke(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult<V
     let id = call_id.load(std::sync::atomic::Ordering::SeqCst);
     if let Some(e) = shared.limits.lua_error() {
         let err = shared.limits.error_json().unwrap_or(Json::Null);
-        session.log().finish(id, None, None, Some(err));
+        session.log().fail(id, err);
         return Err(HostError::Lua(e));
     }
     if let Some(failure) = handler_failed {
@@ -721,7 +727,7 @@ fn handler_error(
     let log = shared.session.log();
     match failure {
         HandlerFailure::Lua(e) => {
-            log.finish(id, None, None, Some(super::lua_error_json(&e)));
+            log.fail(id, super::lua_error_json(&e));
             HostError::Lua(e)
         }
         HandlerFailure::Raised(v @ Value::Table(_)) => {
@@ -733,7 +739,7 @@ fn handler_error(
             if let Some(m) = j.get("message") {
                 rec["message"] = m.clone();
             }
-            log.finish(id, None, None, Some(rec));
+            log.fail(id, rec);
             HostError::Value(v)
         }
         HandlerFailure::Raised(v) => {
@@ -745,7 +751,7 @@ fn handler_error(
                 message: format!("on_event: {msg}"),
             }
             .to_json();
-            log.finish(id, None, None, Some(j.clone()));
+            log.fail(id, j.clone());
             raise(lua, &j, Some(function), Some(account))
         }
     }
@@ -804,13 +810,7 @@ async fn open_rows(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResul
     let (integration, account, fname, path) = rows_target(&info)?;
     let rest: Vec<Value> = it.collect();
     let p = prepare(&lua, &shared, integration, account, fname, path, &rest)?;
-    let pending = match shared.limits.host(shared.session.start(p.request())).await {
-        Ok(pending) => pending,
-        Err(e) => {
-            let account = p.account_name(&shared);
-            return Err(call_error(&lua, &shared, &e, &p.function, &account));
-        }
-    };
+    let pending = start(&lua, &shared, &p).await?;
     let (function, account) = (
         pending.function().to_string(),
         pending.account().to_string(),

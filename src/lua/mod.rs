@@ -20,6 +20,7 @@ use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 use serde_json::{Value as Json, json};
 
 use crate::error::Error;
+use crate::exec::progress::ProgressHandle;
 use crate::session::{Hooks, Session, SessionOptions};
 use crate::simulator::OfflineOptions;
 
@@ -72,6 +73,8 @@ pub struct Options {
     pub allow_paths: Vec<PathBuf>,
     /// Settings of the simulators of an offline run.
     pub simulator: OfflineOptions,
+    /// Where long waits (polls, downloads) report progress; the front end draws it.
+    pub progress: Option<ProgressHandle>,
 }
 
 impl Options {
@@ -107,6 +110,7 @@ impl Default for Options {
             allow_prompt: false,
             allow_paths: Vec::new(),
             simulator: OfflineOptions::default(),
+            progress: None,
         }
     }
 }
@@ -210,6 +214,7 @@ impl Shared {
                     None
                 }
             })),
+            progress: options.progress.as_ref().map(|p| p.0.clone()),
         };
         let session = Session::new(options.session()).with_hooks(hooks);
         Arc::new(Shared {

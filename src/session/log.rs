@@ -28,6 +28,8 @@ pub struct CallMeta {
 /// One finished call.
 #[derive(Debug, Clone)]
 pub struct CallRecord {
+    /// The id [`CallLog::begin`] gave it (`None` for a call refused before it was sent).
+    pub id: Option<u64>,
     pub meta: CallMeta,
     pub duration_ms: f64,
     pub http_status: Option<u16>,
@@ -79,6 +81,7 @@ impl CallLog {
     /// refused by the permissions or the file policy).
     pub fn record_failure(&self, meta: CallMeta, err: &Error) {
         self.record(CallRecord {
+            id: None,
             meta,
             duration_ms: 0.0,
             http_status: err.status(),
@@ -109,6 +112,7 @@ impl CallLog {
             return false;
         };
         self.record(CallRecord {
+            id: Some(id),
             meta,
             duration_ms: millis(started),
             http_status,
@@ -116,6 +120,20 @@ impl CallLog {
             error,
         });
         true
+    }
+
+    /// The call `id` failed with `error` after all, whether it is still in flight or already
+    /// recorded as a success (a streamed call whose event handler raised after the last event).
+    pub fn fail(&self, id: u64, error: Json) {
+        if self.finish(id, None, None, Some(error.clone())) {
+            return;
+        }
+        if let Ok(mut done) = self.done.lock()
+            && let Some(rec) = done.iter_mut().rev().find(|r| r.id == Some(id))
+            && rec.error.is_none()
+        {
+            rec.error = Some(error);
+        }
     }
 
     /// [`CallLog::finish`] with a call's result.
@@ -138,12 +156,13 @@ impl CallLog {
 
     /// Record every call still in flight as failed with `err` (what stopped the run).
     pub fn flush_in_flight(&self, err: &Json) {
-        let cut: Vec<(CallMeta, Instant)> = match self.in_flight.lock() {
-            Ok(mut m) => std::mem::take(&mut *m).into_values().collect(),
+        let cut: Vec<(u64, (CallMeta, Instant))> = match self.in_flight.lock() {
+            Ok(mut m) => std::mem::take(&mut *m).into_iter().collect(),
             Err(_) => Vec::new(),
         };
-        for (meta, started) in cut {
+        for (id, (meta, started)) in cut {
             self.record(CallRecord {
+                id: Some(id),
                 meta,
                 duration_ms: millis(started),
                 http_status: None,
@@ -215,5 +234,13 @@ mod tests {
         assert_eq!(e[1]["status"], "error");
         assert_eq!(e[1]["error"]["code"], "limit_exceeded");
         assert!(!log.has_in_flight());
+        // A success can still turn into a failure (its event handler raised).
+        let c = log.begin(meta("c"));
+        log.finish(c, Some(200), None, None);
+        log.fail(c, json!({"code": "my_stop"}));
+        let e = log.entries();
+        assert_eq!(e[2]["status"], "error");
+        assert_eq!(e[2]["error"]["code"], "my_stop");
+        assert_eq!(e[2]["http_status"], 200);
     }
 }

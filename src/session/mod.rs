@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use crate::credentials::{Credentials, DEFAULT_ACCOUNT};
 use crate::docs::Docs;
 use crate::error::{Error, Result};
-use crate::exec::{Call, RowStream};
+use crate::exec::{Call, Progress, RowStream};
 use crate::exec::{CallOutput, Checked, EventSink, ExecConfig, Executor, PageOut, PageStream};
 use crate::permissions::{self, Answer, Decision, Flags, Permissions};
 use crate::registry::{Registry, RegistryOptions};
@@ -66,6 +66,8 @@ pub struct Hooks {
     pub count_call: Option<CountHook>,
     /// Without one, an `ask` permission is refused with the command that allows it.
     pub prompt: Option<PromptHook>,
+    /// Shown how long waits (polls, downloads) are going.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 /// One call, as a front end asks for it.
@@ -233,7 +235,11 @@ impl Session {
                     .clone()
                     .unwrap_or_else(crate::credentials::config_dir);
                 let config = ExecConfig::load(&dir)?;
-                Executor::new(registry, creds, config)
+                let exec = Executor::new(registry, creds, config)?;
+                Ok(match &self.hooks.progress {
+                    Some(p) => exec.with_progress(p.clone()),
+                    None => exec,
+                })
             })
             .await
             .as_ref()

@@ -11,7 +11,7 @@
 //! function's `simulator.behaviour` gives. A manifest with no behaviours still gets a working
 //! simulator from its declarations alone. Mock mode (`mock`) answers every well-formed request.
 
-pub mod anthropic;
+pub(crate) mod anthropic;
 pub mod auth;
 pub mod behaviours;
 pub mod faults;

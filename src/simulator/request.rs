@@ -452,6 +452,16 @@ pub async fn build<'a>(
                     }
                 }
             }
+        } else if let Some(p) = f.params.iter().find(|p| p.raw) {
+            // `body: raw`: the whole body is the one raw parameter, as the caller passed it.
+            let v = match std::str::from_utf8(&bytes) {
+                Ok(text) => json!(text),
+                Err(_) => {
+                    use base64::Engine as _;
+                    json!({"base64": base64::engine::general_purpose::STANDARD.encode(&bytes)})
+                }
+            };
+            args.insert(p.name.clone(), v);
         } else if !bytes.iter().all(u8::is_ascii_whitespace) {
             let body: Value = serde_json::from_slice(&bytes)
                 .map_err(|e| Reply::invalid(format!("The request body is not valid JSON: {e}")))?;

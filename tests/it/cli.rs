@@ -163,7 +163,7 @@ fn call_and_lua_give_the_same_result_and_the_same_error() {
     assert_eq!(call["error"]["code"], "validation_error", "{call}");
     assert_eq!(call["error"]["errors"], lua["error"]["errors"]);
 
-    // Writes need permission, like in Lua.
+    // Writes need permission, like in Lua: the same error and the same call record.
     let (code, _) = stdout_of(
         &dir,
         &[
@@ -177,6 +177,36 @@ fn call_and_lua_give_the_same_result_and_the_same_error() {
         ],
     );
     assert_eq!(code, 1);
+    let call = envelope(&[
+        "integrations:call",
+        "anthropic.create_message",
+        "{\"model\": \"m\", \"max_tokens\": 5, \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}",
+        "--offline",
+        "--json",
+    ]);
+    let lua = envelope(&[
+        "integrations:lua",
+        "--offline",
+        "--json",
+        "--eval",
+        "return app.integrations.anthropic.create_message{model = 'm', max_tokens = 5, \
+         messages = {{role = 'user', content = 'hi'}}}",
+    ]);
+    assert_eq!(call["error"]["code"], "permission_denied", "{call}");
+    for key in ["message", "function", "account"] {
+        assert_eq!(call["error"][key], lua["error"][key], "{key}");
+    }
+    let record = |v: &Value| {
+        let c = &v["integration_calls"][0];
+        (
+            c["path"].clone(),
+            c["function"].clone(),
+            c["class"].clone(),
+            c["status"].clone(),
+            c["error"]["code"].clone(),
+        )
+    };
+    assert_eq!(record(&call), record(&lua));
 }
 
 #[test]
@@ -244,4 +274,158 @@ fn call_types_values_by_the_schema_and_prints_rows_one_per_line() {
     let (code, out) = stdout_of(&dir, &["integrations:lsit", "--json"]);
     assert_eq!(code, 2);
     assert!(out.contains("integrations:list"), "{out}");
+}
+
+#[test]
+fn a_misspelt_integration_raises_with_a_suggestion_and_an_unknown_one_is_nil() {
+    let dir = TempDir::new().unwrap();
+    let (code, out) = stdout_of(
+        &dir,
+        &[
+            "integrations:lua",
+            "--json",
+            "--eval",
+            "return app.integrations.antropic.list_models{}",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let env: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(env["error"]["code"], "unknown_integration", "{env}");
+    assert_eq!(env["error"]["suggestions"][0], "anthropic", "{env}");
+    // pcall catches it as a structured error.
+    let (code, out) = stdout_of(
+        &dir,
+        &[
+            "integrations:lua",
+            "--eval",
+            "local ok, e = pcall(function() return app.integrations.antropic end) \
+             return ok, e.code, app.integrations.no_such_thing_here == nil",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["false", "unknown_integration", "true"]
+    );
+}
+
+#[test]
+fn offline_runs_take_simulator_settings() {
+    let dir = TempDir::new().unwrap();
+    // A batch that stays in progress until the delay passes: rehearse a slow batch.
+    let script = "local b = app.integrations.anthropic.create_message_batch{requests = {{custom_id = 'a', \
+                  params = {model = 'claude-sonnet-4-5', max_tokens = 5, messages = {{role = 'user', content = 'hi'}}}}}} \
+                  return app.integrations.anthropic.get_message_batch{id = b.id}.processing_status";
+    let status_with = |setting: &str| {
+        let (code, out) = stdout_of(
+            &dir,
+            &[
+                "integrations:lua",
+                "--offline",
+                "--force",
+                "--sim-set",
+                setting,
+                "--eval",
+                script,
+            ],
+        );
+        (code, out.trim().to_string())
+    };
+    assert_eq!(
+        status_with("anthropic.batch_delay_ms=60000"),
+        (0, "in_progress".to_string())
+    );
+    assert_eq!(status_with("batch_delay_ms=0"), (0, "ended".to_string()));
+    // A typo is an error that lists the known options, never a setting silently ignored.
+    let (code, out) = stdout_of(
+        &dir,
+        &[
+            "integrations:lua",
+            "--offline",
+            "--json",
+            "--sim-set",
+            "batch_dealy_ms=5",
+            "--eval",
+            "return app.integrations.anthropic.list_models{}",
+        ],
+    );
+    assert_eq!(code, 1, "{out}");
+    let env: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("batch_delay_ms"),
+        "{env}"
+    );
+    // Only with --offline.
+    let (code, _) = stdout_of(
+        &dir,
+        &[
+            "integrations:lua",
+            "--sim-set",
+            "batch_delay_ms=0",
+            "--eval",
+            "return 1",
+        ],
+    );
+    assert_eq!(code, 2);
+}
+
+/// A script that waits on a slow batch.
+const SLOW_BATCH: &str = "local b = app.integrations.anthropic.create_message_batch{requests = {{custom_id = 'a', \
+    params = {model = 'claude-sonnet-4-5', max_tokens = 5, messages = {{role = 'user', content = 'hi'}}}}}} \
+    return app.integrations.anthropic.wait_for_message_batch{id = b.id, interval_seconds = 0.1}.processing_status";
+
+#[test]
+fn long_waits_show_progress_on_a_terminal_only() {
+    let dir = TempDir::new().unwrap();
+    let args = [
+        "integrations:lua",
+        "--offline",
+        "--force",
+        "--sim-set",
+        "batch_delay_ms=1500",
+        "--eval",
+        SLOW_BATCH,
+    ];
+    // Piped: stdout has the result alone, stderr stays quiet.
+    let out = kosmo(dir.path()).args(args).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ended");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("wait_for_message_batch"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // On a terminal (a pseudo-terminal from util-linux `script`), a spinner names the wait.
+    let Ok(script) = which("script") else {
+        eprintln!("SKIPPED: no `script` command to allocate a terminal");
+        return;
+    };
+    let bin = assert_cmd::cargo::cargo_bin("kosmo");
+    let quoted: Vec<String> = std::iter::once(bin.display().to_string())
+        .chain(args.iter().map(|a| a.to_string()))
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let out = std::process::Command::new(script)
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .env("KOSMO_CONFIG_DIR", dir.path())
+        .env_remove("KOSMO_PROGRESS")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("wait_for_message_batch: in_progress"),
+        "{text}"
+    );
+    assert!(text.contains("ended"), "{text}");
+}
+
+fn which(name: &str) -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
 }

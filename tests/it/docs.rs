@@ -72,7 +72,7 @@ pub fn lua_blocks(md: &str) -> Vec<(String, bool)> {
 fn committed_reference_matches_the_manifests() {
     let files = docs().generate().unwrap();
     let dir = root().join("docs/reference");
-    let problems = kosmo::cli::docs_cmd::check_dir(&dir, &files);
+    let problems = kosmo::docs::tree::check_dir(&dir, &files);
     assert!(
         problems.is_empty(),
         "docs/reference is stale; run `cargo run -- docs:generate`:\n{}",

@@ -26,7 +26,6 @@ use super::wire;
 
 /// State that changes while the server runs; kept for its whole life.
 pub struct Store {
-    pub seed: u64,
     /// How long a Message Batch stays in progress (`--set batch_delay_ms=N`).
     pub batch_delay: Duration,
     pub batches: batches::Batches,
@@ -37,7 +36,6 @@ pub struct Store {
 impl Store {
     pub fn seeded(seed: u64) -> Self {
         Store {
-            seed,
             batch_delay: Duration::from_millis(DEFAULT_BATCH_DELAY_MS),
             batches: batches::Batches::seeded(),
             files: files::Files::seeded(),
