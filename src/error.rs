@@ -18,6 +18,37 @@ pub enum TransportKind {
     Other,
 }
 
+/// What went wrong with an MCP server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpErrorKind {
+    /// No server of that name is configured.
+    UnknownServer,
+    /// The server has no tool (prompt, resource) of that name.
+    UnknownTool,
+    /// The server could not be started or initialized, or it exited.
+    ServerFailed,
+    /// A call took longer than the server's timeout.
+    Timeout,
+    /// The server answered with a JSON-RPC error, or broke the protocol.
+    Protocol,
+    /// The tool ran and reported a failure (`isError: true`).
+    ToolError,
+}
+
+impl McpErrorKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            McpErrorKind::UnknownServer => "mcp_unknown_server",
+            McpErrorKind::UnknownTool => "mcp_unknown_tool",
+            McpErrorKind::ServerFailed => "mcp_server_failed",
+            McpErrorKind::Timeout => "mcp_timeout",
+            McpErrorKind::Protocol => "mcp_protocol_error",
+            McpErrorKind::ToolError => "mcp_tool_error",
+        }
+    }
+}
+
 /// All errors that kosmo's library reports. `Clone`, so a failure to load a shared service (the
 /// registry, the credentials) can be kept and handed to every call that needs it.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -138,6 +169,17 @@ pub enum Error {
     Import { message: String },
 
     /// A local file could not be read or written.
+    /// An MCP server (a configured one, or a tool it serves) failed; `kind` is the code.
+    #[error("{message}")]
+    Mcp {
+        kind: McpErrorKind,
+        server: String,
+        /// The tool, for tool calls.
+        tool: Option<String>,
+        message: String,
+        /// What the server sent with a tool error: `{content, structured_content}`.
+        detail: Option<Box<Value>>,
+    },
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -222,6 +264,7 @@ impl Error {
             Error::Lua { .. } => "lua_error",
             Error::Import { .. } => "import_error",
             Error::Io { .. } => "io_error",
+            Error::Mcp { kind, .. } => kind.code(),
         }
     }
 
@@ -279,6 +322,22 @@ impl Error {
             }
             Error::Limit { limit, .. } => {
                 map.insert("limit".into(), json!(limit));
+            }
+            Error::Mcp {
+                server,
+                tool,
+                detail,
+                ..
+            } => {
+                map.insert("server".into(), json!(server));
+                if let Some(t) = tool {
+                    map.insert("tool".into(), json!(t));
+                }
+                if let Some(Value::Object(d)) = detail.as_deref() {
+                    for (k, v) in d {
+                        map.insert(k.clone(), v.clone());
+                    }
+                }
             }
             Error::Transport { kind, .. } => {
                 map.insert("transport".into(), json!(kind));

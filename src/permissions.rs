@@ -77,7 +77,25 @@ struct IntegrationConfig {
 struct ConfigFile {
     #[serde(default)]
     integrations: HashMap<String, IntegrationConfig>,
+    #[serde(default)]
+    mcp: Option<McpSection>,
 }
+
+/// The part of `mcp.servers.NAME` that is policy (the rest belongs to [`crate::mcp::config`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+struct McpSection {
+    #[serde(default)]
+    servers: Option<HashMap<String, McpServerPolicy>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct McpServerPolicy {
+    #[serde(default)]
+    permissions: PolicyPair,
+}
+
+/// Tools of MCP server `NAME` are decided as integration `mcp.NAME`.
+pub const MCP_PREFIX: &str = "mcp.";
 
 /// The permission settings of every integration.
 #[derive(Debug, Clone, Default)]
@@ -154,9 +172,20 @@ impl Permissions {
                 "invalid permissions ({e}); use allow, ask or deny, e.g. permissions: {{read: allow, write: ask}}"
             ))
         })?;
-        Ok(Permissions {
-            integrations: file.integrations,
-        })
+        let mut integrations = file.integrations;
+        // MCP servers' settings (`mcp.servers.NAME.permissions`) apply to integration `mcp.NAME`.
+        if let Some(servers) = file.mcp.and_then(|m| m.servers) {
+            for (name, s) in servers {
+                integrations.insert(
+                    format!("{MCP_PREFIX}{name}"),
+                    IntegrationConfig {
+                        permissions: s.permissions,
+                        accounts: HashMap::new(),
+                    },
+                );
+            }
+        }
+        Ok(Permissions { integrations })
     }
 
     /// The policy that applies: account override, then integration, then the default.
@@ -259,6 +288,13 @@ impl Permissions {
 
 /// The command that allows a class of calls for good.
 pub fn configure_hint(integration: &str, account: &str, class: Class) -> String {
+    if let Some(server) = integration.strip_prefix(MCP_PREFIX) {
+        return format!(
+            "set mcp.servers.{server}.permissions.{}: allow in {}",
+            class.as_str(),
+            crate::credentials::CONFIG_FILE
+        );
+    }
     let acct = if account == "default" {
         String::new()
     } else {
@@ -387,6 +423,24 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code(), "config_error");
+    }
+
+    #[test]
+    fn mcp_server_policies() {
+        let p = Permissions::from_yaml(
+            "mcp:\n  servers:\n    files: {command: x, permissions: {write: allow, read: deny}}\n    other: {command: y}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            p.policy("mcp.files", "default", Class::Write),
+            Policy::Allow
+        );
+        assert_eq!(p.policy("mcp.files", "default", Class::Read), Policy::Deny);
+        assert_eq!(p.policy("mcp.other", "default", Class::Write), Policy::Ask);
+        assert_eq!(
+            configure_hint("mcp.other", "default", Class::Write),
+            "set mcp.servers.other.permissions.write: allow in config.yaml"
+        );
     }
 
     #[test]

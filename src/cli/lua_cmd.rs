@@ -276,12 +276,26 @@ fn spawn_watchdog(shared: Arc<Shared>, json: bool) {
                     let code = emit(&outcome, json);
                     let _ = code;
                     crate::exec::partial::remove_all();
+                    kill_mcp_servers(&shared);
                     std::process::exit(1);
                 }
             }
         });
     if let Err(e) = spawned {
         tracing::warn!("cannot start the watchdog thread: {e}");
+    }
+}
+
+/// On an abrupt exit (no clean shutdown is possible any more): SIGTERM to every MCP server
+/// process this run started, so none outlives kosmo.
+fn kill_mcp_servers(shared: &Shared) {
+    for pid in shared.mcp.pids() {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -310,6 +324,7 @@ fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
             let outcome = shared.emergency_outcome(kind);
             let _ = emit(&outcome, json);
             crate::exec::partial::remove_all();
+            kill_mcp_servers(&shared);
             std::process::exit(i32::from(outcome.exit_code()));
         }
     });
@@ -381,10 +396,16 @@ pub async fn run(ctx: &Context, args: LuaArgs, mode: Mode) -> ExitCode {
             spawn_watchdog(rt.shared().clone(), json);
             spawn_signal_handler(rt.shared().clone(), json);
             let outcome = rt.run_bytes(&code, &name).await;
+            // The run is over (the watchdog stands down), then its MCP servers are shut down.
             rt.shared().limits.finish();
+            rt.shared().mcp.shutdown().await;
             emit(&outcome, json)
         }
-        Source::Repl => repl(&rt, json, interactive).await,
+        Source::Repl => {
+            let code = repl(&rt, json, interactive).await;
+            rt.shared().mcp.shutdown().await;
+            code
+        }
     }
 }
 

@@ -20,6 +20,7 @@ pub mod import_cmd;
 pub mod integrations;
 pub mod lua_cmd;
 pub mod manifests_cmd;
+pub mod mcp_cmd;
 pub mod progress;
 pub mod simulator_cmd;
 
@@ -112,6 +113,18 @@ pub enum Command {
         after_help = "Examples:\n  kosmo mcp:lua --eval 'dump(mcp.servers())' --json"
     )]
     McpLua(lua_cmd::LuaArgs),
+    /// List the configured MCP servers and where each is configured (starts none).
+    #[command(
+        name = "mcp:list",
+        after_help = "Examples:\n  kosmo mcp:list\n  kosmo mcp:list --json"
+    )]
+    McpList(mcp_cmd::ListArgs),
+    /// Serve kosmo's integration functions as MCP tools (stdio, or --http ADDR).
+    #[command(
+        name = "mcp:serve",
+        after_help = "Examples:\n  kosmo mcp:serve\n  kosmo mcp:serve --integration NAME --account work --read-only\n  kosmo mcp:serve --offline --http 127.0.0.1:8765"
+    )]
+    McpServe(mcp_cmd::ServeArgs),
     /// Show the rendered docs of an integration, a function or a guide page.
     #[command(
         name = "integrations:docs",
@@ -251,6 +264,8 @@ pub fn main() -> ExitCode {
             Command::IntegrationsDoctor(a) => doctor_cmd::run(&ctx, a).await,
             Command::IntegrationsLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::Integrations).await,
             Command::McpLua(a) => lua_cmd::run(&ctx, a, lua_cmd::Mode::McpOnly).await,
+            Command::McpList(a) => mcp_cmd::list(&ctx, a),
+            Command::McpServe(a) => mcp_cmd::serve(&ctx, a).await,
             Command::IntegrationsDocs(a) => docs_cmd::show(&ctx, a),
             Command::DocsGenerate(a) => docs_cmd::generate(&ctx, a),
             Command::SimulatorServe(a) => simulator_cmd::serve(&ctx, a).await,
@@ -294,6 +309,12 @@ async fn external(ctx: &Context, mut argv: Vec<String>) -> ExitCode {
     } else {
         eprintln!("error: {message}");
     }
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// A usage error found after parsing (a bad flag value), on stderr.
+pub(crate) fn usage_message(message: &str) -> ExitCode {
+    eprintln!("error: {message}");
     ExitCode::from(EXIT_USAGE)
 }
 

@@ -102,6 +102,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/examples.md.j2"),
     ),
     ("index.md.j2", include_str!("../../templates/index.md.j2")),
+    ("mcp.md.j2", include_str!("../../templates/mcp.md.j2")),
     ("kosmo.lua.j2", include_str!("../../templates/kosmo.lua.j2")),
 ];
 
@@ -773,6 +774,77 @@ impl Docs {
         }
         Ok(files)
     }
+}
+
+/// The page of an MCP server (`tool` `None`: every tool) or of one of its tools, rendered from
+/// the tools' descriptions and input schemas (`{name, title?, description?, inputSchema,
+/// annotations?}` as the server lists them) through the same macros as integration functions.
+pub fn render_mcp(
+    server: &str,
+    source: &str,
+    tools: &[serde_json::Value],
+    tool: Option<&str>,
+) -> Result<String> {
+    use serde_json::Value;
+    let views: Vec<Value> = tools
+        .iter()
+        .filter(|t| tool.is_none_or(|n| t["name"] == n))
+        .map(|t| {
+            let name = t["name"].as_str().unwrap_or("").to_string();
+            let description = t["description"].as_str().unwrap_or("").trim().to_string();
+            let (summary, rest) = match description.split_once("\n\n") {
+                Some((a, b)) => (a.trim().to_string(), b.trim().to_string()),
+                None => (description.clone(), String::new()),
+            };
+            let access = |k: &str| {
+                if lua::is_identifier(k) {
+                    format!(".{k}")
+                } else {
+                    format!("[{}]", lua::quote(k))
+                }
+            };
+            let lua_path = format!("app.mcp{}{}", access(server), access(&name));
+            let read_only = t["annotations"]["readOnlyHint"] == Value::Bool(true);
+            serde_json::json!({
+                "name": name,
+                "title": t["title"].as_str().or(t["annotations"]["title"].as_str()).unwrap_or(""),
+                "summary": summary,
+                "description": rest,
+                "class": if read_only { "read" } else { "write" },
+                "lua_path": lua_path,
+                "rows": view::schema_rows(&t["inputSchema"]),
+                "options": [],
+                "passthrough": false,
+                "annotations": t["annotations"].as_object().map(|m| m.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>()).unwrap_or_default(),
+            })
+        })
+        .collect();
+    if let Some(n) = tool
+        && views.is_empty()
+    {
+        let names: Vec<&str> = tools.iter().filter_map(|t| t["name"].as_str()).collect();
+        let close = crate::error::closest(n, names.iter().copied());
+        return Err(Error::UnknownPage {
+            message: format!(
+                "MCP server '{server}' has no tool '{n}'{}; its tools: {}",
+                if close.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean: {}?)", close.join(", "))
+                },
+                names.join(", ")
+            ),
+        });
+    }
+    render(
+        "mcp.md.j2",
+        context! {
+            server => server,
+            source => source,
+            single => tool.is_some(),
+            tools => minijinja::Value::from(Serde(&views)),
+        },
+    )
 }
 
 #[cfg(test)]

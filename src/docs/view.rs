@@ -692,6 +692,30 @@ fn param_rows(f: &Function) -> (Vec<Row>, Vec<String>, Vec<String>) {
     (rows, required, optional)
 }
 
+/// Rows for a plain JSON Schema object (an MCP tool's input schema): its properties, and their
+/// nested fields.
+pub fn schema_rows(schema: &Value) -> Vec<Row> {
+    let mut rows = Vec::new();
+    let required = required_names(schema);
+    if let Some(Value::Object(props)) = schema.get("properties") {
+        for (k, s) in props {
+            let empty = Map::new();
+            let obj = s.as_object().unwrap_or(&empty);
+            rows.push(Row {
+                name: k.clone(),
+                r#type: type_name(s),
+                required: required.contains(k),
+                default: s.get("default").map(lua::inline),
+                description: describe(&str_of(s, "description"), obj),
+                kind: "param".into(),
+                depth: 0,
+            });
+            nested_rows(s, k, 1, &mut rows);
+        }
+    }
+    rows
+}
+
 fn required_names(schema: &Value) -> Vec<String> {
     let mut out = Vec::new();
     for key in ["required", "required_properties"] {

@@ -1,12 +1,13 @@
 //! `docs.read(page)`, `docs.list([namespace])`, `docs.search(query[, limit])` and the agent
 //! tool name `lua_read_doc(page)`, all answered by [`crate::docs::Docs`] (pages such as
-//! `<name>`, `<name>.<function>`, `integrations.<name>`, `app.`-prefixed names).
+//! `<name>`, `<name>.<function>`, `integrations.<name>`, `app.`-prefixed names). `mcp.<server>`
+//! and `mcp.<server>.<tool>` render a configured MCP server's tools (starting the server).
 
 use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Value};
 
-use super::{HostError, HostResult, Shared, error_table, json, lift};
+use super::{HostError, HostResult, Shared, error_table, json, lift, lift_async};
 
 fn docs_of(lua: &Lua, shared: &Shared) -> HostResult<crate::docs::Docs> {
     shared.session.docs().map_err(
@@ -37,18 +38,75 @@ fn read(lua: &Lua, shared: &Shared, args: MultiValue, func: &str) -> HostResult<
         })
 }
 
+/// `mcp.<server>` or `mcp.<server>.<tool>` (also under `app.`): the page of a configured MCP
+/// server, rendered from its tools (which starts it).
+async fn read_mcp(lua: &Lua, shared: &Shared, page: &str, func: &str) -> HostResult<String> {
+    let fail =
+        |lua: &Lua, e: &crate::error::Error| match error_table(lua, &e.to_json(), Some(func), None)
+        {
+            Ok(t) => HostError::Value(Value::Table(t)),
+            Err(e) => HostError::Lua(e),
+        };
+    let rest = page.trim_start_matches("app.").trim_start_matches("mcp.");
+    let (server, tool) = match rest.split_once('.') {
+        Some((s, t)) => (s, Some(t)),
+        None => (rest, None),
+    };
+    let conn = shared
+        .limits
+        .host(shared.mcp.connect(server))
+        .await
+        .map_err(|e| fail(lua, &e))?;
+    let tools = shared
+        .limits
+        .host(conn.tools(None))
+        .await
+        .map_err(|e| fail(lua, &e))?;
+    crate::docs::render_mcp(server, &conn.server.source.describe(), tools, tool)
+        .map_err(|e| fail(lua, &e))
+}
+
+/// Whether a page names a configured MCP server (`mcp.<server>[.<tool>]`).
+fn mcp_page(shared: &Shared, page: &str) -> bool {
+    let rest = page.strip_prefix("app.").unwrap_or(page);
+    match rest.strip_prefix("mcp.") {
+        Some(r) => {
+            let server = r.split_once('.').map(|(s, _)| s).unwrap_or(r);
+            shared.mcp.server(server).is_ok()
+        }
+        None => false,
+    }
+}
+
+async fn read_any(
+    lua: Lua,
+    shared: Arc<Shared>,
+    args: MultiValue,
+    func: &str,
+) -> HostResult<String> {
+    let page = page_arg(&args, func)?;
+    if mcp_page(&shared, &page) {
+        return read_mcp(&lua, &shared, &page, func).await;
+    }
+    read(&lua, &shared, args, func)
+}
+
 pub fn install(lua: &Lua, shared: &Arc<Shared>) -> mlua::Result<()> {
     let docs = lua.create_table()?;
 
     let sh = shared.clone();
     docs.raw_set(
         "read",
-        lift(lua, move |lua, args| read(lua, &sh, args, "docs.read"))?,
+        lift_async(lua, move |lua, args| {
+            read_any(lua, sh.clone(), args, "docs.read")
+        })?,
     )?;
     let sh = shared.clone();
     lua.globals().raw_set(
         "lua_read_doc",
-        lift(lua, move |lua, args| read(lua, &sh, args, "lua_read_doc"))?,
+        lift_async(lua, move |lua, args| {
+            read_any(lua, sh.clone(), args, "lua_read_doc")
+        })?,
     )?;
 
     let sh = shared.clone();

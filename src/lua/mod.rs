@@ -195,6 +195,8 @@ pub struct Shared {
     pub output: output::Output,
     /// The call path: services, permissions, file policy and the record of calls.
     pub session: Arc<Session>,
+    /// Configured MCP servers, each started on first use and shut down with the run.
+    pub mcp: crate::mcp::Clients,
 }
 
 impl Shared {
@@ -217,7 +219,11 @@ impl Shared {
             progress: options.progress.as_ref().map(|p| p.0.clone()),
         };
         let session = Session::new(options.session()).with_hooks(hooks);
+        let mcp = crate::mcp::Clients::new(crate::mcp::Locations::standard(
+            options.config_dir.as_deref(),
+        ));
         Arc::new(Shared {
+            mcp,
             output: output::Output::new(options.capture_output, limits.clone()),
             limits,
             options,
@@ -300,10 +306,10 @@ impl Runtime {
             Mode::Integrations => {
                 docs::install(&lua, shared)?;
                 app::install(&lua, shared)?;
-                mcp::install(&lua)?;
+                mcp::install(&lua, shared)?;
             }
             Mode::McpOnly => {
-                mcp::install(&lua)?;
+                mcp::install(&lua, shared)?;
                 mcp::install_app(&lua)?;
             }
         }

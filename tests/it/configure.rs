@@ -1,11 +1,19 @@
 //! `integrations:configure` as a provisioning script uses it: concurrent runs, secrets from
 //! standard input, and mistakes that must not echo a secret.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
 use tempfile::TempDir;
 
-use crate::support::kosmo;
+use serde_json::{Value, json};
+
+use crate::support::{Kosmo, Sim, as_refs, kosmo, sim_env};
 
 const KEY: &str = "sk-ant-api03-configure-test-secret-0123456789abcdef";
+const API_KEY: &str = "sk-ant-api03-QAACCEPTANCEapi0000SECRET";
+const ADMIN_KEY: &str = "sk-ant-admin01-QAACCEPTANCEadmin000SECRET";
+const WORK_KEY: &str = "sk-ant-api03-QAACCEPTANCEwork0000SECRET";
 
 fn credentials(dir: &TempDir) -> String {
     std::fs::read_to_string(dir.path().join("credentials.yaml")).unwrap_or_default()
@@ -339,4 +347,316 @@ fn doctor_offline_rehearses_every_declared_check() {
         assert_eq!(f["status"], "failed");
         assert_eq!(f["fix"], format!("chmod 600 {}", path.display()));
     }
+}
+
+#[test]
+fn named_accounts_configured_from_the_cli() {
+    let sim = Sim::start(&[]);
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let o = Kosmo::cmd(&[
+        "integrations:configure",
+        "anthropic",
+        "--account",
+        "work",
+        "--set",
+        &format!("api_key={WORK_KEY}"),
+        "--set",
+        &format!("url={}/v1", sim.url),
+    ])
+    .dir(d)
+    .run();
+    assert_eq!(o.code, 0, "{}", o.show());
+    assert!(!o.stdout.contains(WORK_KEY) && !o.stderr.contains(WORK_KEY));
+    let creds = d.join("credentials.yaml");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    let code = r#"
+local w = app.integrations.anthropic.work.get_model("claude-sonnet-4-0").id
+local x = app.integrations["anthropic"]["work"].list_models({limit = 2})
+return w, #x.data, app.integrations.anthropic.default.get_model({id = "claude-sonnet-4-0"}).id"#;
+    let envs = sim_env(&sim, API_KEY);
+    let o = Kosmo::lua_args(&["--eval", code])
+        .dir(d)
+        .envs(&as_refs(&envs))
+        .run();
+    assert_eq!(o.code, 0, "{}", o.show());
+    let accounts: Vec<&str> = o.env["integration_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["account"].as_str().unwrap())
+        .collect();
+    assert_eq!(accounts, ["work", "work", "default"]);
+
+    // --account makes the un-named namespace use that account.
+    let o = Kosmo::lua_args(&[
+        "--account",
+        "work",
+        "--eval",
+        "return app.integrations.anthropic.get_model('claude-sonnet-4-0').id",
+    ])
+    .dir(d)
+    .run();
+    assert_eq!(
+        o.env["result"],
+        json!(["claude-sonnet-4-20250514"]),
+        "{}",
+        o.show()
+    );
+    assert_eq!(o.env["integration_calls"][0]["account"], "work");
+
+    // An admin function on an account with only an API key: fails before any request.
+    let o = Kosmo::lua_args(&[
+        "--eval",
+        "return app.integrations.anthropic.work.get_organization({})",
+    ])
+    .dir(d)
+    .run();
+    assert_eq!(o.err_code(), "missing_credential", "{}", o.show());
+    assert!(o.err_message().contains("'work'") && o.err_message().contains("admin_key"));
+    assert!(o.env["integration_calls"][0]["http_status"].is_null());
+
+    // An account that does not exist is named in the error.
+    let o = Kosmo::lua_args(&[
+        "--account",
+        "nosuch",
+        "--eval",
+        "return app.integrations.anthropic.get_model('claude-sonnet-4-0')",
+    ])
+    .dir(d)
+    .run();
+    assert_eq!(o.code, 1);
+    assert!(o.err_message().contains("nosuch"), "{}", o.show());
+    let o = Kosmo::lua_args(&[
+        "--eval",
+        "return app.integrations.anthropic.nosuch.get_model('x')",
+    ])
+    .dir(d)
+    .run();
+    assert_eq!(o.code, 1);
+    assert!(
+        o.err_message().contains("work"),
+        "lists accounts: {}",
+        o.show()
+    );
+
+    // Bad configure input is a usage error.
+    for bad in [
+        &["--set", "nosuch=1"][..],
+        &["--account", "bad name!", "--set", "api_key=x"][..],
+        &["--write", "maybe"][..],
+    ] {
+        let mut args = vec!["integrations:configure", "anthropic"];
+        args.extend_from_slice(bad);
+        let o = Kosmo::cmd(&args).dir(d).run();
+        assert_eq!(o.code, 2, "{bad:?}: {}", o.show());
+    }
+}
+
+#[test]
+fn missing_credentials_say_what_to_set() {
+    let dir = TempDir::new().unwrap();
+    let sim = Sim::start(&[]);
+    let envs = sim_env(&sim, API_KEY);
+    let o = Kosmo::lua_args(&[
+        "--eval",
+        "return app.integrations.anthropic.get_organization({})",
+    ])
+    .dir(dir.path())
+    .envs(&as_refs(&envs))
+    .run();
+    assert_eq!(o.err_code(), "missing_credential", "{}", o.show());
+    let msg = o.err_message();
+    assert!(
+        msg.contains("admin_key") && msg.contains("ANTHROPIC_ADMIN_KEY"),
+        "{msg}"
+    );
+    assert!(msg.contains("'default'"), "{msg}");
+
+    let o = Kosmo::lua_args(&["--eval", "return app.integrations.anthropic.get_model('x')"])
+        .dir(dir.path())
+        .run();
+    assert_eq!(o.err_code(), "missing_credential", "{}", o.show());
+    assert!(
+        o.err_message().contains("ANTHROPIC_API_KEY"),
+        "{}",
+        o.show()
+    );
+
+    // With both keys the admin call goes through.
+    let mut both = as_refs(&envs);
+    both.push(("ANTHROPIC_ADMIN_KEY", ADMIN_KEY));
+    let o = Kosmo::lua_args(&[
+        "--eval",
+        "return app.integrations.anthropic.get_organization({}).type",
+    ])
+    .dir(dir.path())
+    .envs(&both)
+    .run();
+    assert_eq!(o.env["result"], json!(["organization"]), "{}", o.show());
+}
+
+/// `kosmo integrations:configure anthropic ARGS` with `stdin`: (exit code, stdout, stderr).
+pub fn configure_anthropic(dir: &Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    let r = Kosmo::cmd(&["integrations:configure", "anthropic"])
+        .flags(args)
+        .dir(dir)
+        .stdin(stdin)
+        .run();
+    (r.code, r.stdout, r.stderr)
+}
+
+/// `integrations:lua --json --eval CODE` with `envs`: (exit code, envelope, stderr).
+fn lua_with_env(dir: &Path, envs: &[(&str, &str)], code: &str) -> (i32, Value, String) {
+    let r = Kosmo::lua(code).dir(dir).envs(envs).run();
+    (r.code, r.env, r.stderr)
+}
+
+const STDIN_KEY: &str = "sk-ant-api03-QA3stdinSECRET0000";
+const GET: &str = "return app.integrations.anthropic.work.get_model('claude-sonnet-4-0').id";
+
+#[test]
+fn configure_from_stdin_modes_permissions_and_secret_sources() {
+    let sim = Sim::start(&[]);
+    let dir = TempDir::new().unwrap();
+    let d = dir.path();
+    let (code, stdout, stderr) = configure_anthropic(
+        d,
+        &[
+            "--account",
+            "work",
+            "--set",
+            "api_key=-",
+            "--set",
+            &format!("url={}", sim.url),
+            "--json",
+        ],
+        &format!("{STDIN_KEY}\n"),
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.contains(STDIN_KEY) && !stderr.contains(STDIN_KEY));
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["result"]["fields"]["api_key"], "[set]");
+    let creds = d.join("credentials.yaml");
+    assert_eq!(
+        std::fs::metadata(&creds).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(std::fs::read_to_string(&creds).unwrap().contains(STDIN_KEY));
+    let (code, env, _) = lua_with_env(d, &[], GET);
+    assert_eq!(
+        (code, &env["result"][0]),
+        (0, &Value::from("claude-sonnet-4-20250514"))
+    );
+
+    // An empty stdin value and an unknown --unset field are usage errors.
+    assert_eq!(configure_anthropic(d, &["--set", "api_key=-"], "").0, 2);
+    assert_eq!(
+        configure_anthropic(d, &["--account", "work", "--unset", "nosuch"], "").0,
+        2
+    );
+
+    // A group-readable file is used, with a warning that says how to fix it.
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (code, _, stderr) = lua_with_env(d, &[], GET);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("chmod 600"), "{stderr}");
+    std::fs::set_permissions(&creds, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // Per-account permissions: deny read, then ask write with no terminal.
+    assert_eq!(
+        configure_anthropic(d, &["--account", "work", "--read", "deny"], "").0,
+        0
+    );
+    let (code, env, _) = lua_with_env(d, &[], GET);
+    assert_eq!(code, 1);
+    assert_eq!(env["error"]["code"], "permission_denied");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--account work --read allow")
+    );
+    assert!(env["integration_calls"][0]["http_status"].is_null());
+    assert_eq!(
+        configure_anthropic(d, &["--account", "work", "--read", "allow"], "").0,
+        0
+    );
+    let write = "return app.integrations.anthropic.work.create_message{model='claude-sonnet-4-0', \
+                 max_tokens=5, messages={{role='user', content='hi'}}}.type";
+    let (code, env, _) = lua_with_env(d, &[], write);
+    assert_eq!(code, 1);
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--write allow"),
+        "{env}"
+    );
+    assert_eq!(
+        configure_anthropic(d, &["--account", "work", "--write", "allow"], "").0,
+        0
+    );
+    let (code, env, _) = lua_with_env(d, &[], write);
+    assert_eq!((code, &env["result"][0]), (0, &Value::from("message")));
+
+    // api_key_env and api_key_cmd.
+    assert_eq!(
+        configure_anthropic(
+            d,
+            &[
+                "--account",
+                "work",
+                "--unset",
+                "api_key",
+                "--set",
+                "api_key_env=QA3_KEY"
+            ],
+            ""
+        )
+        .0,
+        0
+    );
+    let (code, env, _) = lua_with_env(d, &[("QA3_KEY", STDIN_KEY)], GET);
+    assert_eq!(code, 0, "{env}");
+    let (code, env, _) = lua_with_env(d, &[], GET);
+    assert_eq!(env["error"]["code"], "missing_credential");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("QA3_KEY")
+    );
+    assert_eq!(code, 1);
+    let cmd = format!("api_key_cmd=printf '%s\\n' {STDIN_KEY}");
+    assert_eq!(
+        configure_anthropic(
+            d,
+            &["--account", "work", "--unset", "api_key_env", "--set", &cmd],
+            ""
+        )
+        .0,
+        0
+    );
+    let (code, env, _) = lua_with_env(d, &[], GET);
+    assert_eq!(code, 0, "{env}");
+    let bad = format!("api_key_cmd=echo {STDIN_KEY}; exit 3");
+    assert_eq!(
+        configure_anthropic(d, &["--account", "work", "--set", &bad], "").0,
+        0
+    );
+    let (code, env, stderr) = lua_with_env(d, &[], GET);
+    assert_eq!(
+        (code, &env["error"]["code"]),
+        (1, &Value::from("config_error"))
+    );
+    assert!(
+        !env.to_string().contains(STDIN_KEY) && !stderr.contains(STDIN_KEY),
+        "secret leaked"
+    );
 }

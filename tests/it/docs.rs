@@ -12,6 +12,7 @@ use kosmo::registry::{Integration, Registry, Source};
 
 use crate::support::kosmo;
 
+mod commands;
 mod examples;
 
 fn root() -> PathBuf {

@@ -3,14 +3,12 @@
 //! the binary prints. The worked example is docs/examples/todoist.yaml (+ todoist.lua).
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::support::kosmo;
+use crate::support::{Sim, kosmo};
 
 const TOKEN: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -87,52 +85,15 @@ fn run(mut c: assert_cmd::Command, args: &[&str]) -> Out {
 }
 
 /// `kosmo simulator:serve todoist --manifests docs/examples ...` as a child; killed when dropped.
-struct Sim {
-    child: Child,
-    url: String,
-    _cfg: TempDir,
-}
-
-impl Sim {
-    fn start(extra: &[&str]) -> Sim {
-        let cfg = TempDir::new().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_kosmo"))
-            .current_dir(root())
-            .args([
-                "simulator:serve",
-                "todoist",
-                "--manifests",
-                "docs/examples",
-                "--port",
-                "0",
-            ])
-            .args(extra)
-            .env("KOSMO_CONFIG_DIR", cfg.path())
-            .env_remove("KOSMO_MANIFEST_PATH")
-            .env_remove("KOSMO_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("simulator:serve starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line.trim().to_string();
-        assert!(url.starts_with("http://127.0.0.1:"), "first line: {line:?}");
-        Sim {
-            child,
-            url,
-            _cfg: cfg,
-        }
-    }
-}
-
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_sim(extra: &[&str]) -> Sim {
+    let examples = root().join("docs/examples");
+    let mut args = vec![
+        "todoist",
+        "--manifests",
+        examples.to_str().expect("a UTF-8 path"),
+    ];
+    args.extend_from_slice(extra);
+    Sim::start_bare(&args)
 }
 
 #[test]
@@ -324,7 +285,7 @@ fn guide_dry_run_shows_the_request_with_the_token_redacted() {
 
 #[test]
 fn guide_simulator_serves_a_configured_account() {
-    let sim = Sim::start(&[]);
+    let sim = start_sim(&[]);
     let cfg = TempDir::new().unwrap();
     let mut c = cmd(cfg.path(), &root());
     c.write_stdin(format!("{TOKEN}\n"));
@@ -400,7 +361,7 @@ fn guide_simulator_serves_a_configured_account() {
 
 #[test]
 fn guide_mock_mode_answers_any_id_and_pins_the_bearer_token() {
-    let sim = Sim::start(&["--mock", "--key", "token=secret-1"]);
+    let sim = start_sim(&["--mock", "--key", "token=secret-1"]);
     let cfg = TempDir::new().unwrap();
     for (account, token) in [("mock", "secret-1"), ("wrong", "secret-2")] {
         let mut c = cmd(cfg.path(), &root());
@@ -514,7 +475,7 @@ fn guide_docs_commands_render_the_manifest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn guide_curl_answers_and_a_scripted_fault() {
-    let sim = Sim::start(&["--faults", "get_task=429,ok"]);
+    let sim = start_sim(&["--faults", "get_task=429,ok"]);
     let client = reqwest::Client::new();
     let get = |path: &str| {
         client

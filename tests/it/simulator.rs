@@ -6,6 +6,7 @@ mod faults;
 mod generic;
 mod mock;
 mod resources;
+mod serve;
 mod validation;
 
 use std::sync::Arc;

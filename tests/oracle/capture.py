@@ -43,10 +43,17 @@ def normalize_body(content_type, body):
 
 
 class CaptureServer:
-    """Records requests; `respond(method, path, body, base) -> (bytes, content_type)`."""
+    """Records requests; `respond(method, path, body, base) -> (bytes, content_type)`.
 
-    def __init__(self, compared_headers, respond, request_id_header):
+    By default each request is recorded normalized: {method, path, query (pairs), body (decoded),
+    headers (only `compared_headers`)}. With `raw=True` it is recorded as sent: {method, path,
+    raw_query, body (bytes), headers (all, lower-cased)}, for harnesses that compare more
+    (tests/sdk/wire_diff.py). `take()` returns and clears what was recorded.
+    """
+
+    def __init__(self, compared_headers, respond, request_id_header, raw=False):
         self.captured = []
+        self.lock = threading.Lock()
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,17 +67,27 @@ class CaptureServer:
                 body = self.rfile.read(length) if length else b""
                 target = urllib.parse.urlsplit(self.path)
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                outer.captured.append(
-                    {
+                if raw:
+                    raw_path, _, raw_query = self.path.partition("?")
+                    req = {
+                        "method": self.command,
+                        "path": raw_path,
+                        "raw_query": raw_query,
+                        "body": body,
+                        "headers": headers,
+                    }
+                else:
+                    req = {
                         "method": self.command,
                         "path": target.path,
                         "query": urllib.parse.parse_qsl(target.query, keep_blank_values=True),
                         "body": normalize_body(headers.get("content-type"), body),
                         "headers": {h: headers.get(h) for h in compared_headers},
                     }
-                )
+                with outer.lock:
+                    outer.captured.append(req)
                 base = f"http://127.0.0.1:{self.server.server_address[1]}"
-                out, ctype = respond(self.command, target.path, body, base)
+                out, ctype = respond(self.command, self.path.partition("?")[0] if raw else target.path, body, base)
                 self.send_response(200)
                 self.send_header("content-type", ctype)
                 self.send_header("content-length", str(len(out)))
@@ -83,6 +100,16 @@ class CaptureServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def take(self):
+        """What was recorded since the last `take`, in order; clears it."""
+        with self.lock:
+            out = list(self.captured)
+            self.captured.clear()
+        return out
+
+    def shutdown(self):
+        self.server.shutdown()
 
     def run_operations(self, ops, call):
         """`call(op)` makes one SDK call; prints the last request of each operation as JSON."""

@@ -23,18 +23,17 @@ raw Lua (`lua_code`) for shapes only Lua has (empty tables, `json.null`, `json.a
 the default set must pass: exit status 0 when no case FAILs, 1 otherwise.
 """
 
-import email.parser
-import email.policy
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import anthropic
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "oracle"))
+from capture import CaptureServer, multipart_summary  # noqa: E402
+
+import anthropic  # noqa: E402
 
 API_KEY = "sk-ant-api03-wirediff-key"
 ADMIN_KEY = "sk-ant-admin01-wirediff-key"
@@ -56,49 +55,28 @@ SSE = (
     'event: message_stop\ndata: {"type":"message_stop"}\n\n'
 )
 
-captured = []
-lock = threading.Lock()
+def respond(method, raw_path, body, base):
+    """What the capture server answers: a plausible body for every endpoint the cases call."""
+    ctype = "application/json"
+    if raw_path == "/v1/messages" and body and b'"stream"' in body and json.loads(body).get("stream"):
+        out, ctype = SSE.encode(), "text/event-stream"
+    elif raw_path.endswith("/results"):
+        out, ctype = b"", "application/x-jsonl"
+    elif raw_path.endswith("/content"):
+        out, ctype = b"\x00\x01", "application/octet-stream"
+    elif raw_path.startswith("/v1/messages/batches/") and method == "GET":
+        out = json.dumps(
+            {"id": "msgbatch_x", "type": "message_batch", "processing_status": "ended", "results_url": f"{base}{raw_path}/results"}
+        ).encode()
+    else:
+        out = json.dumps(
+            {"id": "x", "data": [], "has_more": False, "first_id": None, "last_id": None, "next_page": None, "input_tokens": 1}
+        ).encode()
+    return out, ctype
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def handle_any(self):
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
-        raw_path, _, raw_query = self.path.partition("?")
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        with lock:
-            captured.append(
-                {"method": self.command, "path": raw_path, "raw_query": raw_query, "body": body, "headers": headers}
-            )
-        ctype = "application/json"
-        if raw_path == "/v1/messages" and body and b'"stream"' in body and json.loads(body).get("stream"):
-            out, ctype = SSE.encode(), "text/event-stream"
-        elif raw_path.endswith("/results"):
-            out, ctype = b"", "application/x-jsonl"
-        elif raw_path.endswith("/content"):
-            out, ctype = b"\x00\x01", "application/octet-stream"
-        elif raw_path.startswith("/v1/messages/batches/") and self.command == "GET":
-            base = f"http://127.0.0.1:{self.server.server_address[1]}"
-            out = json.dumps(
-                {"id": "msgbatch_x", "type": "message_batch", "processing_status": "ended", "results_url": f"{base}{raw_path}/results"}
-            ).encode()
-        else:
-            out = json.dumps(
-                {"id": "x", "data": [], "has_more": False, "first_id": None, "last_id": None, "next_page": None, "input_tokens": 1}
-            ).encode()
-        self.send_response(200)
-        self.send_header("content-type", ctype)
-        self.send_header("content-length", str(len(out)))
-        self.send_header("request-id", "req_wirediff")
-        self.end_headers()
-        self.wfile.write(out)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+# The one capture harness the Python oracles share (tests/oracle/capture.py), recording raw.
+SERVER = None
 
 
 # ----------------------------------------------------------------------------- Lua literals
@@ -524,10 +502,7 @@ KNOWN_FAILING_NAMES = {c["name"] for c in KNOWN_FAILING}
 
 
 def take():
-    with lock:
-        out = list(captured)
-        captured.clear()
-    return out
+    return SERVER.take()
 
 
 def run_sdk(c, base_url):
@@ -562,18 +537,7 @@ def parse_body(req):
         return None
     ct = req["headers"].get("content-type", "")
     if ct.startswith("multipart/form-data"):
-        msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(b"Content-Type: " + ct.encode() + b"\r\n\r\n" + b)
-        return {
-            "multipart": [
-                {
-                    "name": p.get_param("name", header="content-disposition"),
-                    "filename": p.get_filename(),
-                    "content_type": p.get_content_type() if p.get("content-type") else None,
-                    "content": p.get_payload(decode=True).decode("utf-8", "replace"),
-                }
-                for p in msg.iter_parts()
-            ]
-        }
+        return {"multipart": multipart_summary(ct, b)}
     try:
         return json.loads(b)
     except ValueError:
@@ -658,9 +622,9 @@ def main():
     if "--only" in argv:
         names = set(argv[argv.index("--only") + 1 :]) - {"-v", "--known-failing"}
         cases = [c for c in CASES + KNOWN_FAILING if c["name"] in names]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    global SERVER
+    SERVER = CaptureServer(None, respond, "request-id", raw=True)
+    base_url = SERVER.base_url
     failed = 0
     with tempfile.TemporaryDirectory() as cfg:
         upload_dir = os.path.join(cfg, "uploads")
@@ -704,7 +668,7 @@ def main():
         if "--known-failing" not in argv and "--only" not in argv:
             failed += check_no_request(kosmo, base_url, cfg)
             cases = cases + [None]
-    server.shutdown()
+    SERVER.shutdown()
     print(f"{len(cases) - failed}/{len(cases)} cases match")
     sys.exit(1 if failed else 0)
 

@@ -6,9 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tempfile::TempDir;
 
 use super::server::{self, Action};
-use crate::support::kosmo;
+use crate::support::{Kosmo, kosmo};
 
 /// A chat-completions API in the style most LLM providers copy, declared only in YAML.
 const CHATTY: &str = r#"
@@ -185,21 +186,17 @@ fn run(dir: &Path, envs: &[(&str, &str)], extra: &[&str], code: &str) -> Value {
     let manifests = dir.join("manifests");
     std::fs::create_dir_all(&manifests).unwrap();
     std::fs::write(manifests.join("chatty.yaml"), CHATTY).unwrap();
-    let mut cmd = kosmo(dir);
-    cmd.env("KOSMO_MANIFEST_PATH", &manifests)
-        .args(["integrations:lua", "--json", "--force"])
-        .args(extra)
-        .args(["--eval", code])
-        .timeout(Duration::from_secs(60))
-        .write_stdin(Vec::new());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("no envelope: {stdout}\n{stderr}"))
+    Kosmo::lua(code)
+        .flag("--force")
+        .flags(extra)
+        .env(
+            "KOSMO_MANIFEST_PATH",
+            manifests.to_str().expect("a UTF-8 path"),
+        )
+        .envs(envs)
+        .dir(dir)
+        .run()
+        .env
 }
 
 fn live_env(url: &str) -> Vec<(&'static str, String)> {
@@ -897,4 +894,43 @@ async fn scripted_stream_faults_apply_to_derived_streams() {
     assert!(!cut.contains("story_end"), "the fault ends it early: {cut}");
     let whole = get().await;
     assert!(whole.contains("event: story_end"), "{whole}");
+}
+
+#[test]
+fn streaming_through_lua() {
+    let dir = TempDir::new().unwrap();
+    let code = r#"
+local kinds = {}
+local r = app.integrations.anthropic.create_message{model = "m", max_tokens = 64,
+  messages = {{role = "user", content = "stream this"}}, stream = true,
+  on_event = function(e) kinds[#kinds + 1] = e.type end}
+local plain = app.integrations.anthropic.create_message{model = "m", max_tokens = 64,
+  messages = {{role = "user", content = "stream this"}}}
+return r.type, r.stop_reason, r.content[1].text == plain.content[1].text, kinds[1], kinds[#kinds],
+  r.usage.output_tokens == plain.usage.output_tokens"#;
+    let o = Kosmo::lua_args(&["--offline", "--force", "--eval", code])
+        .dir(dir.path())
+        .run();
+    assert_eq!(
+        o.env["result"],
+        json!([
+            "message",
+            "end_turn",
+            true,
+            "message_start",
+            "message_stop",
+            true
+        ]),
+        "{}",
+        o.show()
+    );
+    // An error raised in on_event stops the call and is reported for that function.
+    let o = Kosmo::lua_args(&[
+            "--offline",
+            "--force",
+            "--eval",
+            "return app.integrations.anthropic.create_message{model = 'm', messages = {{role = 'user', content = 'x'}}, stream = true, on_event = function(e) error('stop here') end}",
+        ]).dir(dir.path()).run();
+    assert!(o.err_message().contains("stop here"), "{}", o.show());
+    assert_eq!(o.env["error"]["function"], "create_message");
 }

@@ -1,5 +1,5 @@
 """Drive the official `stripe` Python SDK against `kosmo simulator:serve stripeish` (the QA
-manifest tests/it/registry_qa/stripeish.yaml): the SDK's own form encoding, bearer key,
+manifest tests/it/api_shapes/stripeish.yaml): the SDK's own form encoding, bearer key,
 idempotency keys and auto-paging must work against the simulator built from YAML alone.
 
 Usage: python sdk_against_simulator.py BASE_URL. Exits non-zero on the first mismatch.

@@ -4,51 +4,31 @@ Prints one JSON list: [{name, method, path, query, headers, body}] (headers lowe
 only the ones the QA test compares). Run with a python that has `stripe` installed.
 """
 import json
+import pathlib
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import stripe
+# The one capture harness the Python oracles share, recording raw.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from capture import CaptureServer  # noqa: E402
 
-CAPTURED = []
+import stripe  # noqa: E402
+
 KEEP = ("authorization", "content-type", "idempotency-key", "stripe-version")
 
 
-class Handler(BaseHTTPRequestHandler):
-    def _handle(self):
-        n = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(n).decode() if n else ""
-        path, _, query = self.path.partition("?")
-        CAPTURED.append({
-            "method": self.command,
-            "path": path,
-            "query": query,
-            "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() in KEEP},
-            "body": body,
-        })
-        if path.startswith("/v1/customers") and self.command == "GET" and path.count("/") == 2:
-            out = {"object": "list", "url": "/v1/customers", "has_more": False, "data": []}
-        else:
-            out = {"id": "cus_1", "object": "customer"}
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_DELETE = _handle
-
-    def log_message(self, *a):
-        pass
+def respond(method, path, body, base):
+    if path.startswith("/v1/customers") and method == "GET" and path.count("/") == 2:
+        out = {"object": "list", "url": "/v1/customers", "has_more": False, "data": []}
+    else:
+        out = {"id": "cus_1", "object": "customer"}
+    return json.dumps(out).encode(), "application/json"
 
 
 def main():
-    srv = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    srv = CaptureServer(None, respond, "request-id", raw=True)
     client = stripe.StripeClient(
         "sk_test_oracle123",
-        base_addresses={"api": f"http://127.0.0.1:{srv.server_port}"},
+        base_addresses={"api": srv.base_url},
         max_network_retries=0,
     )
     names = []
@@ -95,9 +75,19 @@ def main():
     names.append("delete_customer")
     client.v1.subscriptions.update("sub_1", params={"cancel_at_period_end": True, "proration_behavior": "none"})
     names.append("update_subscription")
-    for name, req in zip(names, CAPTURED):
+    captured = [
+        {
+            "method": r["method"],
+            "path": r["path"],
+            "query": r["raw_query"],
+            "headers": {k: v for k, v in r["headers"].items() if k in KEEP},
+            "body": r["body"].decode(),
+        }
+        for r in srv.take()
+    ]
+    for name, req in zip(names, captured):
         req["name"] = name
-    json.dump(CAPTURED, sys.stdout, indent=1)
+    json.dump(captured, sys.stdout, indent=1)
     srv.shutdown()
 
 

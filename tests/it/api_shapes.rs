@@ -1,5 +1,5 @@
-//! Independent QA of issue 9: manifests for four unseen API shapes, written from
-//! docs/manifest-format.md alone (tests/it/registry_qa/*.yaml), driven through the real binary
+//! API shapes beyond the built-in manifests: manifests for four unseen API shapes, written from
+//! docs/manifest-format.md alone (tests/it/api_shapes/*.yaml), driven through the real binary
 //! against small servers that imitate each API's wire format on 127.0.0.1.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use super::support::kosmo;
+use super::support::{Kosmo, kosmo};
 
 /// One request as the server saw it.
 #[derive(Clone, Debug)]
@@ -154,7 +154,7 @@ pub struct Env {
 
 pub fn env() -> Env {
     let config = tempfile::tempdir().unwrap();
-    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/registry_qa");
+    let manifests = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/api_shapes");
     Env { config, manifests }
 }
 
@@ -172,27 +172,12 @@ impl Env {
 
     /// Run Lua; returns the JSON envelope.
     pub fn lua(&self, code: &str) -> Value {
-        let out = kosmo(self.config.path())
-            .arg("--manifests")
-            .arg(&self.manifests)
-            .args([
-                "integrations:lua",
-                "--json",
-                "--force",
-                "--timeout",
-                "60",
-                "--eval",
-                code,
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!(
-                "no JSON envelope ({e}): {text}\nstderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        })
+        let manifests = self.manifests.to_str().expect("a UTF-8 path");
+        Kosmo::lua(code)
+            .flags(&["--force", "--timeout", "60", "--manifests", manifests])
+            .dir(self.config.path())
+            .run()
+            .env
     }
 
     /// Run Lua that must succeed; returns its first result.
@@ -203,11 +188,11 @@ impl Env {
     }
 }
 
-mod offsets;
-mod pager;
+mod form_bodies;
+mod offset_pagination;
+mod page_pagination;
 mod simulator;
-mod stripe;
-mod ticker;
+mod sse_dialect;
 
 /// The QA manifests pass `manifests:check`, and every example passes `manifests:test` against
 /// the simulator (Basic and query credentials, form bodies, empty pages, a data-typed stream).

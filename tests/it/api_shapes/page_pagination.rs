@@ -92,7 +92,7 @@ fn the_total_count_header_is_reachable_from_lua_while_paging_lazily() {
 }
 
 #[test]
-fn page_numbers_stop_on_a_short_page() {
+fn page_numbers_of_the_link_api_stop_on_a_short_page() {
     let srv = pager_server(false);
     let e = configured(&srv.url);
     let r = e.ok("return app.integrations.pager.list_gadgets{per_page = 10, fetch_all = true}");
