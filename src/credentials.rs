@@ -118,64 +118,50 @@ impl std::fmt::Debug for Account {
     }
 }
 
-/// Replace the password of every `scheme://user:password@host` in `text` with `[redacted]`
-/// (`user:[redacted]@host`), and a lone user name, which is how tokens travel in URLs, with
-/// `[redacted]@host`. A base URL may carry a proxy's or gateway's secret, and URLs are shown in
-/// errors, dry runs and logs; a user name beside a password stays, to say which login was used.
-/// Works on free text, so it can scrub a message that merely contains a URL.
+/// Replace URL credentials in `text` (every spelling the URL parser accepts): see
+/// [`crate::redact::redact_url`].
 pub fn redact_url(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find("://") {
-        let (head, tail) = rest.split_at(i + 3);
-        out.push_str(head);
-        // The authority ends at the first of these; its userinfo ends at the last `@` in it.
-        let end = tail
-            .find(|c: char| {
-                matches!(c, '/' | '?' | '#' | ')' | '"' | '\'' | '<' | '>') || c.is_whitespace()
-            })
-            .unwrap_or(tail.len());
-        let authority = &tail[..end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _password)) => {
-                        out.push_str(user);
-                        out.push_str(":[redacted]");
-                    }
-                    // A lone user name is how tokens travel in URLs (`https://TOKEN@host`).
-                    None => out.push_str("[redacted]"),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[end..];
-    }
-    out.push_str(rest);
-    out
+    crate::redact::redact_url(text)
 }
 
 /// The password in a URL's userinfo, raw and percent-decoded, for scrubbing text that echoes
 /// it outside a URL (a server's error message, say).
 pub fn url_password(url: &str) -> Vec<String> {
-    let Some((_, tail)) = url.split_once("://") else {
-        return Vec::new();
-    };
-    let authority = tail.split(['/', '?', '#']).next().unwrap_or("");
-    let Some((userinfo, _)) = authority.rsplit_once('@') else {
-        return Vec::new();
-    };
-    // With no `:`, the lone user name is the secret (a token).
-    let password = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
-    let mut out = vec![password.to_string()];
-    if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8()
-        && decoded != password
-    {
-        out.push(decoded.into_owned());
+    let mut raw: Vec<String> = Vec::new();
+    // As written (`scheme://user:pw@host`)...
+    if let Some((_, tail)) = url.split_once("://") {
+        let authority = tail.split(['/', '?', '#']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            // With no `:`, the lone user name is the secret (a token).
+            raw.push(
+                userinfo
+                    .split_once(':')
+                    .map_or(userinfo, |(_, p)| p)
+                    .to_string(),
+            );
+        }
+    }
+    // ...and as the URL parser reads it, which also accepts `http:/user:pw@host`, backslashes,
+    // and spaces or quotes in the password (it percent-encodes them).
+    if let Ok(u) = reqwest::Url::parse(url) {
+        match u.password() {
+            Some(p) => raw.push(p.to_string()),
+            None if !u.username().is_empty() => raw.push(u.username().to_string()),
+            None => {}
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for password in raw {
+        if let Ok(decoded) = percent_encoding::percent_decode_str(&password).decode_utf8()
+            && decoded != password.as_str()
+        {
+            out.push(decoded.into_owned());
+        }
+        out.push(password);
     }
     out.retain(|p| !p.is_empty());
+    out.sort();
+    out.dedup();
     out
 }
 
@@ -571,14 +557,34 @@ impl Credentials {
                 .lines()
                 .map(|l| l.trim().to_string())
                 .collect();
-            if let Some(entry) = self.file.get(&manifest.name).and_then(|a| a.get(account)) {
+            // Every secret value this manifest's accounts hold (a helper may print another
+            // account's key), from the file, the environment and earlier helpers.
+            for entry in self
+                .file
+                .get(&manifest.name)
+                .into_iter()
+                .flat_map(|a| a.values())
+            {
                 for (k, v) in entry {
+                    let env_named = k
+                        .strip_suffix("_env")
+                        .is_some_and(|c| manifest.credentials.contains_key(c));
                     if manifest.credentials.contains_key(k) {
                         known.push(v.clone());
                     } else if k == "url" {
                         known.extend(url_password(v));
+                    } else if env_named && let Some(val) = self.env.get(v) {
+                        known.push(val);
                     }
                 }
+            }
+            for cred in manifest.credentials.values() {
+                if let Some(val) = cred.env.as_deref().and_then(|v| self.env.get(v)) {
+                    known.push(val);
+                }
+            }
+            if let Ok(cache) = self.cmd_cache.lock() {
+                known.extend(cache.values().cloned());
             }
             let prefixes: Vec<&str> = manifest
                 .credentials
@@ -672,17 +678,9 @@ impl Credentials {
 fn first_line_scrubbed(stderr: &[u8], secrets: &[String], prefixes: &[&str]) -> Option<String> {
     let text = String::from_utf8_lossy(stderr);
     let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
-    let mut line = redact_url(line);
-    let mut secrets: Vec<&str> = secrets
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| s.len() >= 4)
-        .collect();
-    // Longest first, so a secret that contains another is replaced whole.
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    for s in secrets {
-        line = line.replace(s, "[redacted]");
-    }
+    let secrets: Vec<&str> = secrets.iter().map(|s| s.trim()).collect();
+    // Whole secrets and their long fragments (crate::redact's rules), and URL credentials.
+    let mut line = crate::redact::Redactor::new(&secrets).redact(line);
     for prefix in prefixes.iter().filter(|p| p.len() >= 4) {
         line = redact_prefixed(&line, prefix);
     }
@@ -930,6 +928,31 @@ functions:
     }
 
     #[test]
+    fn a_helpers_stderr_is_scrubbed_of_every_known_secret_and_its_fragments() {
+        let m = manifest();
+        let env_key = "sk-env-0123456789abcdefghijklmnop";
+        let other = "sk-other-ZYXWVUTSRQPONMLKJIHGFEDCBA";
+        let yaml = format!(
+            "credtest:\n  other:\n    api_key: {other}\n  work:\n    admin_key_cmd: \"echo 'failed: {} and {} ok' >&2; exit 3\"\n",
+            &env_key[..env_key.len() - 4],
+            &other[6..]
+        );
+        let c = creds(&yaml).with_env(EnvSource::fixed(HashMap::from([(
+            "KOSMO_CREDTEST_API_KEY".to_string(),
+            env_key.to_string(),
+        )])));
+        let msg = c.secret(&m, "work", "admin_key").unwrap_err().to_string();
+        assert!(
+            msg.contains("failed: [redacted] and [redacted] ok"),
+            "{msg}"
+        );
+        assert!(
+            !msg.contains("0123456789") && !msg.contains("ONMLKJ"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn failing_helpers_report_status_and_a_scrubbed_stderr_line() {
         let m = manifest();
         let c = creds(
@@ -978,6 +1001,8 @@ functions:
         assert_eq!(redact_url("no url here"), "no url here");
         assert_eq!(redact_url("tail://"), "tail://");
         assert_eq!(url_password("http://u:p%40ss@h/x"), ["p%40ss", "p@ss"]);
+        assert_eq!(url_password("http:/u:PW1@h/x"), ["PW1"]);
+        assert_eq!(url_password("http://u:pa ss@h/x"), ["pa ss", "pa%20ss"]);
         assert!(url_password("http://h/x@y").is_empty());
         let acct = Account {
             integration: "i".into(),

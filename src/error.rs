@@ -128,6 +128,17 @@ pub enum Error {
         detail: Option<Box<ApiDetail>>,
     },
 
+    /// A server sent more than one of the size caps of the `http:` settings allows (a body, an
+    /// error body, a stream, one line, a whole `fetch_all`, a download). `cap` is the setting's
+    /// name (`max_response_bytes`, ...), `limit_bytes` its value.
+    #[error("{message}")]
+    ResponseTooLarge {
+        cap: String,
+        limit_bytes: u64,
+        status: Option<u16>,
+        message: String,
+    },
+
     /// A page walk reached the manifest's `max_pages` with pages remaining, and the caller set
     /// no limit of their own.
     #[error("{message}")]
@@ -244,6 +255,7 @@ impl Error {
             Error::Transport { .. } => "transport_error",
             Error::BadResponse { .. } => "bad_response",
             Error::PaginationLimit { .. } => "pagination_limit",
+            Error::ResponseTooLarge { .. } => "response_too_large",
             Error::Api { error_type, .. } => error_type.as_str(),
             Error::Config { .. } => "config_error",
             Error::Limit { .. } => "limit_exceeded",
@@ -260,6 +272,7 @@ impl Error {
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Api { status, .. } | Error::BadResponse { status, .. } => Some(*status),
+            Error::ResponseTooLarge { status, .. } => *status,
             _ => None,
         }
     }
@@ -328,6 +341,12 @@ impl Error {
             }
             Error::Transport { kind, .. } => {
                 map.insert("transport".into(), json!(kind));
+            }
+            Error::ResponseTooLarge {
+                cap, limit_bytes, ..
+            } => {
+                map.insert("cap".into(), json!(cap));
+                map.insert("limit_bytes".into(), json!(limit_bytes));
             }
             Error::Api {
                 detail: Some(d), ..

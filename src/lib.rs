@@ -40,12 +40,15 @@ pub mod credentials;
 pub mod docs;
 pub mod error;
 pub mod exec;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod import;
 pub mod lua;
 pub mod manifest;
 pub mod manifest_check;
 pub mod mcp;
 pub mod permissions;
+pub mod redact;
 pub mod registry;
 pub mod session;
 pub mod simulator;

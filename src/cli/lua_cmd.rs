@@ -288,6 +288,7 @@ fn spawn_watchdog(shared: Arc<Shared>, json: bool) {
                     let outcome = shared.emergency_outcome(kind);
                     let code = emit(&outcome, json);
                     let _ = code;
+                    crate::exec::partial::remove_all();
                     kill_mcp_servers(&shared);
                     std::process::exit(1);
                 }
@@ -357,6 +358,7 @@ fn spawn_signal_handler(shared: Arc<Shared>, json: bool) {
             if !shared.limits.is_finished() {
                 let outcome = shared.emergency_outcome(kind);
                 let _ = emit(&outcome, json);
+                crate::exec::partial::remove_all();
                 kill_mcp_servers(&shared);
                 std::process::exit(i32::from(outcome.exit_code()));
             }

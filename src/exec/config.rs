@@ -1,5 +1,7 @@
 //! Transport settings from `config.yaml` (`http: {max_retries, connect_timeout, timeout,
-//! stream_idle_timeout, retry_non_idempotent}`; durations in seconds).
+//! stream_idle_timeout, retry_non_idempotent}`; durations in seconds), and the size caps
+//! (`max_response_bytes`, `max_error_body_bytes`, `max_stream_bytes`, `max_line_bytes`,
+//! `max_fetch_all_bytes`, `max_download_bytes`; bytes, see [`super::caps`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -40,8 +42,26 @@ impl ExecConfig {
                     format!("{k}: expected a positive number of seconds (at most a year)")
                 })
         };
+        let bytes = |k: &str, v: &Value| -> std::result::Result<u64, String> {
+            v.as_u64()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{k}: expected a positive whole number of bytes"))
+        };
         for (k, v) in m {
             match k.as_str() {
+                "max_response_bytes" => c.caps.response = bytes(k, v)?,
+                "max_error_body_bytes" => c.caps.error_body = bytes(k, v)?,
+                "max_stream_bytes" => c.caps.stream = bytes(k, v)?,
+                "max_line_bytes" => c.caps.line = bytes(k, v)?,
+                "max_fetch_all_bytes" => c.caps.fetch_all = bytes(k, v)?,
+                // `null` (the default): a download is written to disk as it arrives, uncapped.
+                "max_download_bytes" => {
+                    c.caps.download = if v.is_null() {
+                        None
+                    } else {
+                        Some(bytes(k, v)?)
+                    }
+                }
                 "max_retries" => {
                     c.max_retries = v
                         .as_u64()
@@ -67,6 +87,7 @@ impl ExecConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn reads_the_http_section() {
@@ -89,6 +110,29 @@ mod tests {
                 ExecConfig::from_value(&serde_json::json!({"timeout": huge}))
                     .unwrap_err()
                     .contains("at most a year")
+            );
+        }
+        let c = ExecConfig::from_value(&serde_json::json!({
+            "max_response_bytes": 1000, "max_stream_bytes": 2000, "max_line_bytes": 30,
+            "max_error_body_bytes": 40, "max_fetch_all_bytes": 50, "max_download_bytes": 60
+        }))
+        .unwrap();
+        assert_eq!(
+            c.caps,
+            crate::exec::caps::Caps {
+                response: 1000,
+                error_body: 40,
+                stream: 2000,
+                line: 30,
+                fetch_all: 50,
+                download: Some(60)
+            }
+        );
+        for bad in [json!(0), json!(-1), json!("64M"), json!(1.5)] {
+            assert!(
+                ExecConfig::from_value(&json!({"max_response_bytes": bad}))
+                    .unwrap_err()
+                    .contains("max_response_bytes")
             );
         }
         let dir = tempfile::tempdir().unwrap();

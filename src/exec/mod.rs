@@ -6,9 +6,11 @@
 //! JSONL in constant memory, [`paginate`] follows cursors and polls, [`dry_run`] shows a request
 //! without sending it, and [`config`] reads the transport settings.
 
+pub mod caps;
 pub mod config;
 pub mod dry_run;
 pub mod paginate;
+pub mod partial;
 pub mod progress;
 pub mod request;
 pub mod response;
@@ -45,6 +47,8 @@ pub struct ExecConfig {
     pub stream_idle_timeout: Duration,
     /// Retry writes not marked idempotent even after the request may have reached the server.
     pub retry_non_idempotent: bool,
+    /// Size caps on what servers send.
+    pub caps: caps::Caps,
 }
 
 impl Default for ExecConfig {
@@ -55,6 +59,7 @@ impl Default for ExecConfig {
             timeout: Duration::from_secs(600),
             stream_idle_timeout: Duration::from_secs(90),
             retry_non_idempotent: false,
+            caps: caps::Caps::default(),
         }
     }
 }
@@ -255,6 +260,8 @@ pub(crate) struct Fetched {
     pub status: u16,
     pub request_id: Option<String>,
     pub headers: HeaderMap,
+    /// The bytes of the body as sent.
+    pub size: usize,
 }
 
 /// What the retry loop hands back.
@@ -420,7 +427,15 @@ impl Executor {
             Ok(out)
         }
         .await;
-        result.map_err(|e| response::redact_error(e, &secrets))
+        match result {
+            // A server may echo a secret (an auth header, a URL) into a success body too.
+            Ok(mut out) => {
+                crate::redact::Redactor::for_secrets(&secrets)
+                    .redact_value_in_place(&mut out.value);
+                Ok(out)
+            }
+            Err(e) => Err(response::redact_error(e, &secrets)),
+        }
     }
 
     /// Every local path `call` would read or write (see [`Checked::local_files`]). Fails
@@ -471,6 +486,7 @@ impl Executor {
                     resp,
                     rid,
                     self.config.stream_idle_timeout,
+                    self.config.caps.line,
                     secrets,
                 ))
             }
@@ -602,6 +618,7 @@ impl Executor {
             status,
             request_id: rid,
             headers,
+            size: body.len(),
         })
     }
 
@@ -642,11 +659,13 @@ impl Executor {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
+                    let mut resp = resp;
                     if resp.status().is_success() {
                         if mode == Mode::Open {
                             return Ok(Sent::Open(resp));
                         }
-                        match resp.bytes().await {
+                        let cap = caps::Cap::Response;
+                        match caps::read_body(&mut resp, cap, self.config.caps.response).await {
                             Ok(body) => {
                                 return Ok(Sent::Full {
                                     status,
@@ -654,7 +673,8 @@ impl Executor {
                                     body,
                                 });
                             }
-                            Err(e) => {
+                            Err(caps::ReadError::TooLarge(e)) => return Err(e),
+                            Err(caps::ReadError::Transport(e)) => {
                                 let (err, _) = response::transport_error(
                                     &e,
                                     &format!("{what}: reading the response"),
@@ -663,13 +683,16 @@ impl Executor {
                             }
                         }
                     } else {
+                        // An error body is small; an endless one stops at its cap, not retried.
+                        let cap = caps::Cap::ErrorBody;
                         let body = match tokio::time::timeout(
                             self.config.stream_idle_timeout,
-                            resp.bytes(),
+                            caps::read_body(&mut resp, cap, self.config.caps.error_body),
                         )
                         .await
                         {
                             Ok(Ok(b)) => b,
+                            Ok(Err(caps::ReadError::TooLarge(e))) => return Err(e),
                             _ => Bytes::new(),
                         };
                         let spec = &manifest.retry;
@@ -752,32 +775,47 @@ impl Executor {
         if !ctype.contains("event-stream") {
             // Some proxies answer a stream request with a plain JSON body.
             let headers = resp.headers().clone();
-            let body = tokio::time::timeout(self.config.timeout, resp.bytes())
-                .await
-                .map_err(|_| Error::Transport {
-                    kind: TransportKind::Timeout,
-                    message: "timed out reading the response".into(),
-                })?
-                .map_err(|e| response::transport_error(&e, "reading the response").0)?;
+            let mut resp = resp;
+            let limit = self.config.caps.response;
+            let body = tokio::time::timeout(
+                self.config.timeout,
+                caps::read_body(&mut resp, caps::Cap::Response, limit),
+            )
+            .await
+            .map_err(|_| Error::Transport {
+                kind: TransportKind::Timeout,
+                message: "timed out reading the response".into(),
+            })?
+            .map_err(|e| match e {
+                caps::ReadError::TooLarge(e) => e,
+                caps::ReadError::Transport(e) => {
+                    response::transport_error(&e, "reading the response").0
+                }
+            })?;
             let v = response::decode_json(status, &headers, &body, rid.clone(), &p.secrets())?;
             let mut out = t.output(v, Some(status), rid);
             out.headers = resp_headers;
             return Ok(out);
         }
         let idle = self.config.stream_idle_timeout;
+        fold.set_max_line(self.config.caps.line);
+        let mut wire = caps::Counter::new(caps::Cap::Stream, &self.config.caps, Some(status));
         let mut body = resp.bytes_stream();
         let mut deadline = tokio::time::Instant::now() + idle;
         let stream_err = |message: String| Error::Transport {
             kind: TransportKind::Stream,
             message,
         };
+        let redactor = crate::redact::Redactor::for_secrets(&p.secrets());
         let mut handle = |fold: &mut sse::StreamFold,
-                          ev: sse::Event,
+                          mut ev: sse::Event,
                           deadline: &mut tokio::time::Instant|
          -> Result<()> {
             if fold.is_keepalive(&ev) {
                 return Ok(());
             }
+            // What a script sees of an event (and the assembled result) never shows a secret.
+            redactor.redact_value_in_place(&mut ev.data);
             *deadline = tokio::time::Instant::now() + idle;
             if fold.is_error(&ev) {
                 // An error event with no type is still an error: the server's own fault.
@@ -822,6 +860,9 @@ impl Executor {
                     return Err(stream_err(err.to_string()));
                 }
                 Ok(Some(Ok(chunk))) => {
+                    // Every byte counts, keep-alives too: the assembled result and the parser's
+                    // buffer are built from these bytes, so they stay within the cap.
+                    wire.add(chunk.len())?;
                     for ev in fold.push(&chunk)? {
                         handle(&mut fold, ev, &mut deadline)?;
                     }
@@ -882,7 +923,10 @@ impl Executor {
             .open(&tmp)
             .await
             .map_err(|e| Error::io(&tmp, e))?;
-        let mut size: u64 = 0;
+        // Removed on every way out but the rename: an error, a cap, this future dropped.
+        let part = partial::PartFile::new(tmp);
+        let tmp = part.path();
+        let mut size = caps::Counter::new(caps::Cap::Download, &self.config.caps, Some(status));
         let total = resp.content_length();
         let mut body = resp.bytes_stream();
         let idle = self.config.stream_idle_timeout;
@@ -900,12 +944,12 @@ impl Executor {
                         return Err(response::transport_error(&e, "reading the download").0);
                     }
                     Ok(Some(Ok(chunk))) => {
-                        size += chunk.len() as u64;
+                        size.add(chunk.len())?;
                         file.write_all(&chunk)
                             .await
-                            .map_err(|e| Error::io(&tmp, e))?;
+                            .map_err(|e| Error::io(tmp, e))?;
                         if let Some(progress) = self.progress() {
-                            progress.downloaded(path, size, total);
+                            progress.downloaded(path, size.total(), total);
                         }
                     }
                 }
@@ -915,17 +959,15 @@ impl Executor {
         if let Some(progress) = self.progress() {
             progress.finished(path);
         }
-        if let Err(e) = result {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e);
-        }
-        file.flush().await.map_err(|e| Error::io(&tmp, e))?;
+        result?;
+        file.flush().await.map_err(|e| Error::io(tmp, e))?;
         drop(file);
-        tokio::fs::rename(&tmp, path)
+        tokio::fs::rename(tmp, path)
             .await
             .map_err(|e| Error::io(path, e))?;
+        part.keep();
         let mut out = t.output(
-            json!({"content_type": ctype, "path": path, "size_bytes": size}),
+            json!({"content_type": ctype, "path": path, "size_bytes": size.total()}),
             Some(status),
             rid,
         );

@@ -92,6 +92,8 @@ pub struct Page {
     pub headers: HeaderMap,
     /// The cursor (or page number, offset, link) that fetched this page; `None` for the first.
     pub cursor_used: Option<String>,
+    /// The bytes of the page's body as sent.
+    pub size: usize,
 }
 
 /// Moves a request from page to page.
@@ -215,6 +217,7 @@ impl Walker {
             status,
             request_id,
             headers,
+            size,
         } = exec.fetch(t, &self.p).await?;
         self.pages += 1;
         let pointer = self.spec.items_pointer();
@@ -260,6 +263,7 @@ impl Walker {
             request_id,
             headers,
             cursor_used,
+            size,
         }))
     }
 
@@ -433,7 +437,10 @@ pub(super) async fn fetch_all(
     let mut first_page: Option<Value> = None;
     let mut last: Option<Page> = None;
     let mut truncated = false;
+    // The collected pages may not add up past `http.max_fetch_all_bytes`.
+    let mut held = super::caps::Counter::new(super::caps::Cap::FetchAll, &exec.config().caps, None);
     while let Some(page) = walker.next(exec, t).await? {
+        held.add(page.size)?;
         let mut cut = false;
         for item in &page.items {
             if items.len() >= max {
@@ -625,7 +632,12 @@ impl PageStream {
                     .next(&self.exec, &t)
                     .await
                     .map_err(|e| super::response::redact_error(e, &self.secrets))?;
-                Ok(page.map(|page| {
+                Ok(page.map(|mut page| {
+                    let redactor = crate::redact::Redactor::for_secrets(&self.secrets);
+                    redactor.redact_value_in_place(&mut page.body);
+                    for item in &mut page.items {
+                        redactor.redact_value_in_place(item);
+                    }
                     let mut output = t.output(page.body, Some(page.status), page.request_id);
                     output.headers = super::response::header_pairs(&page.headers, &self.secrets);
                     PageOut {

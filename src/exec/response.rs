@@ -12,15 +12,10 @@ use serde_json::{Value, json};
 use crate::error::{ApiDetail, Error, Result, TransportKind};
 use crate::manifest::Manifest;
 
-/// Replace every occurrence of a secret with `[redacted]`.
+/// Replace every secret, every long fragment of one and every URL credential with
+/// `[redacted]` (the rules of [`crate::redact`]).
 pub fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = crate::credentials::redact_url(text);
-    for s in secrets {
-        if s.len() >= 4 && out.contains(s.as_str()) {
-            out = out.replace(s.as_str(), "[redacted]");
-        }
-    }
-    out
+    crate::redact::Redactor::for_secrets(secrets).redact(text)
 }
 
 /// Scrub secrets from every string of an error (used for whatever leaves the executor).
@@ -81,18 +76,10 @@ pub fn redact_error(err: Error, secrets: &[String]) -> Error {
     }
 }
 
-/// Scrub secrets from every string of a JSON value.
-pub fn redact_value(v: Value, secrets: &[String]) -> Value {
-    match v {
-        Value::String(s) => Value::String(redact(&s, secrets)),
-        Value::Array(a) => Value::Array(a.into_iter().map(|v| redact_value(v, secrets)).collect()),
-        Value::Object(m) => Value::Object(
-            m.into_iter()
-                .map(|(k, v)| (k, redact_value(v, secrets)))
-                .collect(),
-        ),
-        other => other,
-    }
+/// Scrub secrets from every string of a JSON value (keys included).
+pub fn redact_value(mut v: Value, secrets: &[String]) -> Value {
+    crate::redact::Redactor::for_secrets(secrets).redact_value_in_place(&mut v);
+    v
 }
 
 /// Response headers as `(lower-case name, value)` pairs, secrets redacted; a header whose

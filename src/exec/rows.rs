@@ -27,7 +27,8 @@ enum Inner {
 
 /// One JSONL line as it came, for a caller that decodes it itself ([`RowStream::next_line`]).
 pub struct Line<'a> {
-    pub bytes: &'a [u8],
+    /// The row's text, with any secret (or a long fragment of one) it echoes redacted.
+    pub bytes: std::borrow::Cow<'a, [u8]>,
     /// 1-based line number in the response.
     pub number: u64,
     secrets: &'a [String],
@@ -36,7 +37,7 @@ pub struct Line<'a> {
 impl Line<'_> {
     /// The error for a line that is not JSON: the same one [`RowStream::next`] reports.
     pub fn invalid(&self, reason: &str) -> Error {
-        invalid_line(self.bytes, self.number, reason, self.secrets)
+        invalid_line(&self.bytes, self.number, reason, self.secrets)
     }
 }
 
@@ -65,15 +66,15 @@ impl RowStream {
         resp: reqwest::Response,
         request_id: Option<String>,
         idle: Duration,
+        max_line: u64,
         secrets: Vec<String>,
     ) -> Self {
         let status = Some(resp.status().as_u16());
         RowStream {
-            inner: Inner::Lines(LineReader::new(
-                Box::pin(resp.bytes_stream()),
-                idle,
-                secrets,
-            )),
+            inner: Inner::Lines(
+                LineReader::new(Box::pin(resp.bytes_stream()) as ByteStream, idle, secrets)
+                    .with_max_line(max_line),
+            ),
             request_id,
             status,
         }
@@ -101,7 +102,7 @@ impl RowStream {
         }
         match &mut self.inner {
             Inner::Text(t) if fresh => Some(Ok(Line {
-                bytes: t,
+                bytes: std::borrow::Cow::Borrowed(t.as_slice()),
                 number: 1,
                 secrets: &[],
             })),
@@ -130,6 +131,9 @@ pub struct LineReader<S> {
     idle: Duration,
     eof: bool,
     secrets: Vec<String>,
+    /// The longest row accepted (`http.max_line_bytes`): a row that never ends cannot grow
+    /// memory without bound.
+    max_line: u64,
 }
 
 impl<S> LineReader<S>
@@ -145,7 +149,14 @@ where
             idle,
             eof: false,
             secrets,
+            max_line: super::caps::Caps::default().line,
         }
+    }
+
+    /// Cap the length of one row (`response_too_large` past it; the stream ends there).
+    pub fn with_max_line(mut self, bytes: u64) -> Self {
+        self.max_line = bytes;
+        self
     }
 
     pub async fn next(&mut self) -> Option<Result<Value>> {
@@ -153,7 +164,7 @@ where
             Ok(line) => line,
             Err(e) => return Some(Err(e)),
         };
-        Some(serde_json::from_slice(line.bytes).map_err(|e| line.invalid(&e.to_string())))
+        Some(serde_json::from_slice(&line.bytes).map_err(|e| line.invalid(&e.to_string())))
     }
 
     /// The next non-blank line (without its `\r\n`), or the transport error that ended the
@@ -163,8 +174,22 @@ where
             Ok(span) => span,
             Err(e) => return Some(Err(e)),
         };
+        let raw = &self.buf[start..end];
+        // A row may echo a secret like any response body. Secrets and their fragments are
+        // plain text inside JSON strings, so redacting the text keeps the row valid JSON.
+        let bytes = match std::str::from_utf8(raw) {
+            Ok(text) if !self.secrets.is_empty() => {
+                let redacted = crate::redact::Redactor::for_secrets(&self.secrets).redact(text);
+                if redacted == text {
+                    std::borrow::Cow::Borrowed(raw)
+                } else {
+                    std::borrow::Cow::Owned(redacted.into_bytes())
+                }
+            }
+            _ => std::borrow::Cow::Borrowed(raw),
+        };
         Some(Ok(Line {
-            bytes: &self.buf[start..end],
+            bytes,
             number: self.line,
             secrets: &self.secrets,
         }))
@@ -173,6 +198,9 @@ where
     async fn next_span(&mut self) -> Option<Result<(usize, usize)>> {
         loop {
             if let Some(nl) = self.buf[self.pos..].iter().position(|b| *b == b'\n') {
+                if nl as u64 > self.max_line {
+                    return Some(Err(self.too_long()));
+                }
                 let start = self.pos;
                 self.pos += nl + 1;
                 self.line += 1;
@@ -180,6 +208,9 @@ where
                     return Some(Ok(span));
                 }
                 continue;
+            }
+            if (self.buf.len() - self.pos) as u64 > self.max_line {
+                return Some(Err(self.too_long()));
             }
             if self.eof {
                 if self.pos < self.buf.len() {
@@ -224,6 +255,14 @@ where
                 Ok(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
             }
         }
+    }
+
+    /// The row after line `self.line` is over the cap: the stream ends here.
+    fn too_long(&mut self) -> Error {
+        self.eof = true;
+        self.buf = Vec::new();
+        self.pos = 0;
+        super::caps::Cap::Line.exceeded(self.max_line, Some(200))
     }
 
     /// The line's content without a `\r`; `None` for a blank line.
@@ -271,6 +310,22 @@ mod tests {
                 Ok(serde_json::json!({"c":3}))
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_row_longer_than_the_cap_ends_the_stream_with_response_too_large() {
+        let items: Vec<reqwest::Result<Bytes>> =
+            ["{\"a\":1}\n{\"b\":\"", "xxxxxxxxxxxx", "xxxxxxxx"]
+                .iter()
+                .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+                .collect();
+        let mut r = LineReader::new(futures::stream::iter(items), Duration::from_secs(5), vec![])
+            .with_max_line(16);
+        assert_eq!(r.next().await.unwrap().unwrap(), serde_json::json!({"a":1}));
+        let e = r.next().await.unwrap().unwrap_err();
+        assert_eq!(e.code(), "response_too_large");
+        assert_eq!(e.to_json()["cap"], "max_line_bytes");
+        assert!(r.next().await.is_none());
     }
 
     #[tokio::test]

@@ -55,6 +55,9 @@ pub struct SseParser {
     /// The start of the stream was checked for a UTF-8 byte order mark (skipped, as the SSE
     /// specification says).
     bom_checked: bool,
+    /// The longest line and the largest event data accepted (`http.max_line_bytes`); 0: the
+    /// default cap.
+    max_line: u64,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -70,6 +73,27 @@ impl SseParser {
     /// The `done` sentinel was seen: the stream ended successfully.
     pub fn is_done(&self) -> bool {
         self.done
+    }
+
+    /// Cap the length of one line and of one event's data (`response_too_large` past it).
+    pub fn set_max_line(&mut self, bytes: u64) {
+        self.max_line = bytes;
+    }
+
+    fn max_line(&self) -> u64 {
+        if self.max_line == 0 {
+            super::caps::Caps::default().line
+        } else {
+            self.max_line
+        }
+    }
+
+    fn too_long(&self, len: usize) -> Result<()> {
+        let limit = self.max_line();
+        if len as u64 > limit {
+            return Err(super::caps::Cap::Line.exceeded(limit, Some(200)));
+        }
+        Ok(())
     }
 
     /// Feed a chunk; returns the events completed by it.
@@ -100,6 +124,7 @@ impl SseParser {
         while i < self.buf.len() {
             let b = self.buf[i];
             if b == b'\n' || b == b'\r' {
+                self.too_long(i - start)?;
                 let line = std::str::from_utf8(&self.buf[start..i])
                     .map_err(|_| bad("an event stream line is not UTF-8"))?
                     .to_string();
@@ -124,6 +149,8 @@ impl SseParser {
             i += 1;
         }
         self.buf.drain(..start);
+        // What is left is one unfinished line: it may not grow past the cap.
+        self.too_long(self.buf.len())?;
         Ok(out)
     }
 
@@ -158,13 +185,18 @@ impl SseParser {
         };
         match field {
             "event" => self.event = Some(value.to_string()),
-            "data" => match &mut self.data {
-                Some(d) => {
-                    d.push('\n');
-                    d.push_str(value);
+            "data" => {
+                // Many `data:` lines make one event: its data is capped like a line.
+                let held = self.data.as_ref().map_or(0, |d| d.len() + 1);
+                self.too_long(held + value.len())?;
+                match &mut self.data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(value);
+                    }
+                    None => self.data = Some(value.to_string()),
                 }
-                None => self.data = Some(value.to_string()),
-            },
+            }
             _ => {}
         }
         Ok(None)
@@ -247,6 +279,11 @@ impl StreamFold {
             end_seen: false,
             assembler: Assembler::new(assemble)?,
         })
+    }
+
+    /// Cap one line and one event's data at `bytes` (`http.max_line_bytes`).
+    pub fn set_max_line(&mut self, bytes: u64) {
+        self.parser.set_max_line(bytes);
     }
 
     /// Parse a chunk into events (keep-alives included; see [`StreamFold::is_keepalive`]).

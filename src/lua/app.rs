@@ -878,7 +878,7 @@ async fn next_row(lua: Lua, shared: Arc<Shared>, args: MultiValue) -> HostResult
     // Each row goes from its text straight into Lua values (no JSON tree in between).
     let decoded = match next {
         None => None,
-        Some(Ok(line)) => Some(match lj::decode_row(&lua, line.bytes) {
+        Some(Ok(line)) => Some(match lj::decode_row(&lua, &line.bytes) {
             Ok(v) => Ok(v),
             Err(lj::RowError::Lua(e)) => return Err(HostError::Lua(e)),
             // A line that is not JSON is an error; the stream goes on with the next line.

@@ -226,6 +226,7 @@ pub fn fast_config() -> ExecConfig {
         timeout: Duration::from_millis(800),
         stream_idle_timeout: Duration::from_millis(500),
         retry_non_idempotent: false,
+        ..ExecConfig::default()
     }
 }
 

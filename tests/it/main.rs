@@ -3,6 +3,7 @@
 
 mod api_shapes;
 mod architecture;
+mod caps;
 mod cli;
 #[path = "cli/repl.rs"]
 mod cli_repl;
