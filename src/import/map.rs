@@ -1479,18 +1479,7 @@ impl<'a> Mapper<'a> {
     }
 
     fn is_array(&self, schema: &Value) -> bool {
-        let mut cur = schema;
-        for _ in 0..8 {
-            match cur
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| self.spec.pointer(r))
-            {
-                Some(next) => cur = next,
-                None => break,
-            }
-        }
-        match cur.get("type") {
+        match follow_refs(self.spec, schema, 8).get("type") {
             Some(Value::String(t)) => t == "array",
             Some(Value::Array(ts)) => ts.iter().any(|t| t == "array"),
             _ => false,
@@ -1499,18 +1488,7 @@ impl<'a> Mapper<'a> {
 
     /// Follow references of a schema to the schema itself.
     fn resolve(&self, schema: &'a Value) -> &'a Value {
-        let mut cur = schema;
-        for _ in 0..16 {
-            match cur
-                .get("$ref")
-                .and_then(Value::as_str)
-                .and_then(|r| self.spec.pointer(r))
-            {
-                Some(next) => cur = next,
-                None => break,
-            }
-        }
-        cur
+        follow_refs(self.spec, schema, 16)
     }
 
     /// A body schema's fields: an object's properties (allOf merged, oneOf alternatives merged
@@ -2004,6 +1982,22 @@ fn param_example(m: &mut Mapper<'_>, p: &Value) -> Option<Value> {
             .and_then(Value::as_array)
             .and_then(|a| a.first().cloned())
     })
+}
+
+/// Follow `$ref`s from `schema` through `spec`, at most `depth` hops (a cycle stops there).
+fn follow_refs<'v>(spec: &'v Spec, schema: &'v Value, depth: usize) -> &'v Value {
+    let mut cur = schema;
+    for _ in 0..depth {
+        match cur
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| spec.pointer(r))
+        {
+            Some(next) => cur = next,
+            None => break,
+        }
+    }
+    cur
 }
 
 #[cfg(test)]
