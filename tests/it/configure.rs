@@ -660,3 +660,35 @@ fn configure_from_stdin_modes_permissions_and_secret_sources() {
         "secret leaked"
     );
 }
+
+#[test]
+fn configure_refuses_a_url_that_cannot_work_and_keeps_new_dirs_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let cfg = root.path().join("new/cfg");
+    for bad in ["not-a-url", "ftp://x", "http://"] {
+        let out = crate::support::kosmo(&cfg)
+            .args(["integrations:configure", "anthropic", "--set"])
+            .arg(format!("url={bad}"))
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+    }
+    crate::support::kosmo(&cfg)
+        .args([
+            "integrations:configure",
+            "anthropic",
+            "--set",
+            "url=http://127.0.0.1:9",
+        ])
+        .assert()
+        .success();
+    let mode = std::fs::metadata(&cfg).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "config dir mode {mode:o}");
+    let mode = std::fs::metadata(cfg.join("credentials.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+}

@@ -15,7 +15,6 @@ mod envelope;
 mod exec;
 mod foundation;
 mod guide;
-mod hardening;
 mod import;
 mod integrations;
 mod lua;

@@ -459,3 +459,55 @@ fn the_builtin_manifest_examples_pass_manifests_test() {
         .collect();
     assert!(skipped.contains(&"list_messages"), "{skipped:?}");
 }
+
+#[test]
+fn two_manifests_with_one_name_in_a_directory_are_refused() {
+    let cfg = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/manifests/anthropic.yaml"
+    ))
+    .unwrap();
+    std::fs::write(dir.path().join("a.yaml"), &text).unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        text.replace("label: Anthropic (Claude)", "label: Other"),
+    )
+    .unwrap();
+    let out = crate::support::kosmo(cfg.path())
+        .arg("manifests:check")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("b.yaml: line ")
+            && stderr.contains(": /name: integration 'anthropic' is also declared by"),
+        "{stderr}"
+    );
+    // Loaded from the path, neither file wins by the accident of its name: both are skipped
+    // with a warning, and the built-in stays.
+    let out = crate::support::kosmo(cfg.path())
+        .env("KOSMO_MANIFEST_PATH", dir.path())
+        .args(["integrations:list", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("in the same directory"), "{stderr}");
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed["providers"]["anthropic"]["source"], "built-in");
+    let empty = tempfile::tempdir().unwrap();
+    let out = crate::support::kosmo(cfg.path())
+        .arg("manifests:check")
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an empty directory is not a passing check"
+    );
+}

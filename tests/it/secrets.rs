@@ -275,3 +275,93 @@ fn credential_helper_stderr_is_captured_and_scrubbed() {
     assert!(all.contains("exit status 7"), "{all}");
     assert!(all.contains("vault: denied for [redacted]"), "{all}");
 }
+
+/// A server that echoes the request's headers back in a 200 body, or the key minus its last four
+/// characters in an error: neither the key nor any 8-character fragment of its random part
+/// reaches stdout or stderr (the envelope, `dump`, the error).
+#[test]
+fn secrets_echoed_by_a_server_whole_or_in_fragments_never_reach_the_output() {
+    use std::io::{Read, Write};
+    const KEY: &str = "sk-ant-api03-Q7fR2kL9pX4mN8vB1cZ6wE3tY5uI0oHgJdSaKlMnBvCxZ";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut c) = conn else { return };
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && c.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let (status, body) = if head.starts_with("GET /v1/models/") {
+                let minus4 = &KEY[..KEY.len() - 4];
+                (
+                    "400 Bad Request",
+                    serde_json::json!({"type": "error", "error": {"type": "invalid_request_error",
+                        "message": format!("bad key {minus4} (half: {})", &KEY[30..])}})
+                    .to_string(),
+                )
+            } else {
+                let headers: Vec<&str> = head.lines().skip(1).collect();
+                (
+                    "200 OK",
+                    serde_json::json!({"data": [], "has_more": false, "echo": headers,
+                        "url": "http:/admin:Pass word\"1@internal/x"})
+                    .to_string(),
+                )
+            };
+            let _ = c.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let cfg = tempfile::tempdir().unwrap();
+    let out = crate::support::kosmo(cfg.path())
+        .env("ANTHROPIC_API_KEY", KEY)
+        .env("ANTHROPIC_BASE_URL", &url)
+        .args(["integrations:lua", "--json", "--eval"])
+        .arg(
+            r#"local r = app.integrations.anthropic.list_models{}
+dump(r)
+print(json.encode(r.echo))
+local ok, e = pcall(app.integrations.anthropic.get_model, {id = "x"})
+print(e.message)
+return r, e"#,
+        )
+        .write_stdin(Vec::new())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("{stdout}"));
+    assert_eq!(v["success"], true, "{v:#}");
+    // The header really was echoed (redacted), and the error really was the server's.
+    let echoed = v["result"][0]["echo"].as_array().unwrap();
+    assert!(
+        echoed
+            .iter()
+            .any(|h| h.as_str().unwrap().ends_with(": Bearer [redacted]")
+                || h.as_str().unwrap().ends_with("x-api-key: [redacted]")),
+        "{stdout}"
+    );
+    assert_eq!(v["result"][1]["code"], "invalid_request_error", "{v:#}");
+    assert!(stdout.contains("bad key [redacted]"), "{stdout}");
+    assert!(!stdout.contains("Pass word"), "{stdout}");
+    let random = &KEY["sk-ant-api03-".len()..];
+    for i in 0..=random.len() - 8 {
+        let frag = &random[i..i + 8];
+        assert!(
+            !stdout.contains(frag),
+            "fragment {frag} in stdout: {stdout}"
+        );
+        assert!(
+            !stderr.contains(frag),
+            "fragment {frag} in stderr: {stderr}"
+        );
+    }
+}

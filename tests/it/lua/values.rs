@@ -106,3 +106,25 @@ fn large_integers_round_trip_exactly() {
         ])
     );
 }
+
+#[test]
+fn empty_lua_tables_are_sent_as_empty_arrays_where_the_schema_wants_one() {
+    let cfg = tempfile::tempdir().unwrap();
+    let out = crate::support::kosmo(cfg.path())
+        .args(["integrations:lua", "--json", "--dry-run", "--eval"])
+        .arg(
+            r#"return app.integrations.anthropic.create_message{
+                model = "claude-sonnet-4-20250514", max_tokens = 4.0 * 4, betas = {},
+                stop_sequences = {}, messages = {{role = "user", content = "hi"}}}"#,
+        )
+        .env("ANTHROPIC_API_KEY", "sk-ant-api03-test")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["success"], true, "{v:#}");
+    let body = &v["result"][0]["body"];
+    assert_eq!(body["stop_sequences"], serde_json::json!([]), "{v:#}");
+    assert_eq!(body["max_tokens"], serde_json::json!(16), "{v:#}");
+    assert!(body["max_tokens"].is_u64(), "an integer on the wire: {v:#}");
+    assert!(body.get("betas").is_none(), "betas go in the header: {v:#}");
+}
