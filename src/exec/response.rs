@@ -506,7 +506,7 @@ mod tests {
         assert!(e.to_string().contains("truncated"), "{e}");
     }
 
-    fn stripe_like() -> Manifest {
+    fn code_and_param_envelope() -> Manifest {
         Manifest::from_yaml(
             "t.yaml",
             r#"
@@ -532,7 +532,7 @@ functions:
 
     #[test]
     fn pointers_status_types_and_the_whole_body() {
-        let m = stripe_like();
+        let m = code_and_param_envelope();
         let h = HeaderMap::new();
         let body = br#"{"error": {"type": "card_error", "code": "card_declined", "param": "source", "message": "declined", "request_log_url": "https://x/req_9"}}"#;
         let e = api_error(&m, 402, &h, body, &[], None, false);

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use indexmap::IndexMap;
 use kosmo::credentials::{CredentialFile, Credentials};
-use kosmo::exec::{Call, Executor};
+use kosmo::exec::{Call, Executor, FileAccess};
 use kosmo::registry::Registry;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::server::{self, Action};
 use super::{call, exec};
@@ -133,4 +133,79 @@ async fn bad_user_header_values_and_overlong_ids_are_validation_errors() {
         .await
         .unwrap();
     assert_eq!(srv.count(), 1);
+}
+
+/// Which arguments of the built-in functions name local files (what the file policy checks).
+fn builtin_executor() -> Executor {
+    Executor::new(
+        Arc::new(Registry::builtin().unwrap()),
+        Arc::new(Credentials::default()),
+        kosmo::exec::ExecConfig::default(),
+    )
+    .unwrap()
+}
+
+fn files(
+    ex: &Executor,
+    function: &str,
+    args: Value,
+) -> kosmo::Result<Vec<(String, FileAccess, String)>> {
+    let call = Call::new("anthropic", function, args);
+    Ok(ex
+        .local_files(&call)?
+        .into_iter()
+        .map(|f| (f.path.to_string_lossy().into_owned(), f.access, f.argument))
+        .collect())
+}
+
+#[test]
+fn local_files_lists_uploads_and_downloads() {
+    let ex = builtin_executor();
+    let got = files(&ex, "upload_file", json!({"file": "/etc/passwd"})).unwrap();
+    assert_eq!(
+        got,
+        [("/etc/passwd".into(), FileAccess::Read, "file".into())]
+    );
+    let got = files(&ex, "upload_file", json!({"file": {"path": "../x.pdf"}})).unwrap();
+    assert_eq!(
+        got,
+        [("../x.pdf".into(), FileAccess::Read, "file.path".into())]
+    );
+    // Inline bytes name no local file.
+    let got = files(
+        &ex,
+        "upload_file",
+        json!({"file": {"content": "hi", "filename": "/etc/passwd"}}),
+    )
+    .unwrap();
+    assert!(got.is_empty(), "{got:?}");
+    let got = files(
+        &ex,
+        "upload_file",
+        json!({"file": {"content_base64": "aGk=", "filename": "a.bin"}}),
+    )
+    .unwrap();
+    assert!(got.is_empty(), "{got:?}");
+    let got = files(
+        &ex,
+        "download_file",
+        json!({"id": "file_1", "save_to": "/tmp/out.bin"}),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        [("/tmp/out.bin".into(), FileAccess::Write, "save_to".into())]
+    );
+    // JSONL through the full name, arguments inside the `query` wrapper when it has one.
+    let got = files(
+        &ex,
+        "anthropic_get_message_batch_results",
+        json!({"id": "msgbatch_1", "save_to": "r.jsonl"}),
+    )
+    .unwrap();
+    assert_eq!(
+        got,
+        [("r.jsonl".into(), FileAccess::Write, "save_to".into())]
+    );
+    assert!(files(&ex, "list_models", json!({})).unwrap().is_empty());
 }
