@@ -131,6 +131,8 @@ pub struct LineReader<S> {
     idle: Duration,
     eof: bool,
     secrets: Vec<String>,
+    /// Built once for the stream (not per row): `None` when there is no secret to hide.
+    redactor: Option<std::sync::Arc<crate::redact::Redactor>>,
     /// The longest row accepted (`http.max_line_bytes`): a row that never ends cannot grow
     /// memory without bound.
     max_line: u64,
@@ -148,6 +150,7 @@ where
             line: 0,
             idle,
             eof: false,
+            redactor: (!secrets.is_empty()).then(|| crate::redact::Redactor::for_secrets(&secrets)),
             secrets,
             max_line: super::caps::Caps::default().line,
         }
@@ -177,9 +180,9 @@ where
         let raw = &self.buf[start..end];
         // A row may echo a secret like any response body. Secrets and their fragments are
         // plain text inside JSON strings, so redacting the text keeps the row valid JSON.
-        let bytes = match std::str::from_utf8(raw) {
-            Ok(text) if !self.secrets.is_empty() => {
-                let redacted = crate::redact::Redactor::for_secrets(&self.secrets).redact(text);
+        let bytes = match (&self.redactor, std::str::from_utf8(raw)) {
+            (Some(redactor), Ok(text)) => {
+                let redacted = redactor.redact(text);
                 if redacted == text {
                     std::borrow::Cow::Borrowed(raw)
                 } else {
